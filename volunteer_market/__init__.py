@@ -1,0 +1,133 @@
+"""Volunteer Market (志愿微项目积分平台): the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, request, session
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, logout_user
+
+from . import models  # noqa: F401  (registers every table)
+from .config import build_config
+from .database import configure_engine, engine_options
+from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
+from .services import passwords
+from .services.context import set_origin
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config, extensions, engine set-up, blueprints, errors, CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(build_config(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **engine_options(uri, app.config["SQLITE_BUSY_TIMEOUT_MS"]),
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+    }
+
+    register_extensions(app)
+    register_request_hooks(app)
+    register_blueprints(app)
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+    from .cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    passwords.configure(app.config["PASSWORD_HASH_MEMORY_KIB"], app.config["PASSWORD_HASH_TIME_COST"])
+
+    login_manager.init_app(app)
+    login_manager.session_protection = "strong"
+    login_manager.login_view = "web_auth.login"
+    login_manager.login_message = _l("请先登录。")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(session_id: str):  # type: ignore[no-untyped-def]
+        from .services.auth import load_session_user
+
+        return load_session_user(session_id)
+
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Shanghai")
+    smorest_api.init_app(app)
+
+
+def select_locale() -> str:
+    """Explicit choice (``?lang=``, then the session, then the user), then the header, then zh_CN."""
+    languages = ["zh_CN", "en"]
+    try:
+        choice = request.args.get("lang") or session.get("lang")
+    except RuntimeError:  # outside a request
+        return "zh_CN"
+    if choice in languages:
+        return choice
+    user = current_user if not request.path.startswith("/api/") else g.get("actor")
+    if user is not None and getattr(user, "is_authenticated", False) and getattr(user, "locale", None) in languages:
+        return user.locale
+    best = request.accept_languages.best_match(["zh_CN", "zh", "en"])
+    if best in ("en",):
+        return "en"
+    return "zh_CN"
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _origin_and_session_timeouts() -> None:
+        set_origin(request.remote_addr)
+        if request.path.startswith("/api/") or request.path.startswith("/static/"):
+            return
+        lang = request.args.get("lang")
+        if lang in ("zh_CN", "en"):
+            session["lang"] = lang
+        if not current_user.is_authenticated:
+            return
+        now = datetime.now(UTC).timestamp()
+        login_at = session.get("_login_at", now)
+        last_seen = session.get("_last_seen", now)
+        idle = app.config["SESSION_IDLE_TIMEOUT"].total_seconds()
+        absolute = app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
+        if now - last_seen > idle or now - login_at > absolute:
+            logout_user()
+            session.clear()
+            return
+        session["_last_seen"] = now
+
+    @app.after_request
+    def _security_headers(resp):  # type: ignore[no-untyped-def]
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        )
+        return resp
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import register_api
+    from .web import register_web
+
+    register_api(app)
+    register_web(app)

@@ -1,0 +1,98 @@
+"""Configuration: defaults, overridden by the environment.
+
+Settings read from the environment (see README):
+
+``DATABASE_URL``            default ``sqlite:///<instance>/volunteer_market.db``
+``SECRET_KEY``              required when ``VM_ENV=production``; in development a
+                            random key is generated once and kept in ``instance/secret_key``
+``RATELIMIT_STORAGE_URI``   default ``memory://``; use ``redis://...`` with several workers
+``VM_ENV``                  ``development`` (default) or ``production`` (set by gunicorn.conf.py)
+``PASSWORD_HASH_MEMORY_KIB`` / ``PASSWORD_HASH_TIME_COST``  Argon2id cost (defaults 19456 / 2)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment does not give a usable configuration."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with the driver this project uses (psycopg 3 for PostgreSQL)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _secret_key(instance_path: str, env: str) -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if env == "production":
+        raise ConfigError("SECRET_KEY must be set when VM_ENV=production")
+    # Development: one random key per instance folder, shared by every worker.
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def build_config(instance_path: str) -> dict:
+    """Return the configuration mapping for an app whose instance folder is ``instance_path``."""
+    env = os.environ.get("VM_ENV", "development")
+    default_db = "sqlite:///" + str(Path(instance_path) / "volunteer_market.db")
+    return {
+        "VM_ENV": env,
+        "SECRET_KEY": _secret_key(instance_path, env),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL", default_db)),
+        "SQLALCHEMY_RECORD_QUERIES": False,
+        "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
+        # Rate limits (Flask-Limiter). memory:// is per process: use redis:// with gunicorn.
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "vm"),
+        "LOGIN_FAILURES_PER_HOUR": int(os.environ.get("LOGIN_FAILURES_PER_HOUR", "100")),
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "600/minute"),
+        # Passwords: Argon2id, OWASP minimum (m=19 MiB, t=2, p=1).
+        "PASSWORD_HASH_MEMORY_KIB": int(os.environ.get("PASSWORD_HASH_MEMORY_KIB", "19456")),
+        "PASSWORD_HASH_TIME_COST": int(os.environ.get("PASSWORD_HASH_TIME_COST", "2")),
+        "API_TOKEN_TTL": timedelta(hours=int(os.environ.get("API_TOKEN_TTL_HOURS", "720"))),
+        # Page sessions.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=30),
+        "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+        # i18n
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "LANGUAGES": ["zh_CN", "en"],
+        # OpenAPI (flask-smorest)
+        "API_TITLE": "Volunteer Market API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"bearerAuth": []}],
+        },
+        "JSON_SORT_KEYS": False,
+    }

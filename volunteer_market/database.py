@@ -1,0 +1,110 @@
+"""Engine set-up and the one way to write: :func:`atomic`.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy
+timeout. Python's sqlite3 driver normally opens transactions lazily and lets
+reads happen outside them; we take over: the driver is put in autocommit mode
+and SQLAlchemy's ``begin`` event emits ``BEGIN`` ourselves -- ``BEGIN IMMEDIATE``
+inside :func:`atomic`, so a transaction that will write holds the write lock
+before it reads anything (no lost updates, no ``database is locked`` on
+upgrade from a read lock). Read-only requests use a plain deferred ``BEGIN``
+and never block writers in WAL mode.
+
+We prefer the ``pysqlite3`` wheel, which bundles a current SQLite (>= 3.51.3;
+Debian's 3.40 has the WAL-reset corruption bug) and fall back to the standard
+library with a logged warning.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+_write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=False)
+
+
+def sqlite_module() -> Any:
+    """Return the DB-API module to use for SQLite: pysqlite3 if installed, else stdlib."""
+    try:
+        from pysqlite3 import dbapi2  # type: ignore[import-untyped]
+
+        return dbapi2
+    except ImportError:  # pragma: no cover - depends on the installation
+        import sqlite3
+
+        log.warning(
+            "pysqlite3 is not installed; using the standard library's SQLite %s. "
+            "Install pysqlite3 for a SQLite without the WAL-reset bug.",
+            sqlite3.sqlite_version,
+        )
+        return sqlite3
+
+
+def engine_options(uri: str, busy_timeout_ms: int) -> dict[str, Any]:
+    """Return SQLAlchemy ``create_engine`` options for ``uri``."""
+    if uri.startswith("sqlite"):
+        return {
+            "module": sqlite_module(),
+            "connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        }
+    return {"pool_pre_ping": True}
+
+
+def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
+    """Install the per-connection pragmas and the explicit BEGIN for SQLite engines."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+def writing() -> bool:
+    """Return True inside :func:`atomic`."""
+    return _write_intent.get()
+
+
+@contextmanager
+def atomic(session: Session | None = None) -> Iterator[Session]:
+    """Run the block as one write transaction and commit it, or roll it all back.
+
+    Opened once at the edge (view, API handler, CLI command); services only flush.
+    A read transaction already open on the session (e.g. from loading the current
+    user) is ended first so the write transaction starts fresh with the write lock.
+    Nested calls join the outer transaction.
+    """
+    session = session or db.session()
+    if _write_intent.get() and session.in_transaction():
+        yield session
+        return
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("atomic() entered with unflushed changes outside a transaction")
+        session.commit()
+    token = _write_intent.set(True)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        _write_intent.reset(token)

@@ -1,0 +1,2 @@
+"""Business rules. Services take the acting user as an argument, flush and never commit;
+the caller (view, API handler, CLI) wraps them in :func:`volunteer_market.database.atomic`."""

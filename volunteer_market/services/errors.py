@@ -1,0 +1,47 @@
+"""Domain errors raised by services; the app maps each to one HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base class: a business rule refused the request."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra
+
+
+class AuthenticationFailed(DomainError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    """Wrong state, taken, duplicate, or not enough balance/stock."""
+
+    status = 409
+    title = "Conflict"
+
+
+class ValidationFailed(DomainError):
+    """Input that is well-formed but breaks a rule; carries field errors."""
+
+    status = 422
+    title = "Unprocessable entity"

@@ -1,0 +1,179 @@
+"""Users and role grants: create, grant, revoke, present with privacy masks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Area, Role, RoleGrant, User, utcnow
+from . import audit, passwords, permissions
+from .errors import Conflict, NotFound, ValidationFailed
+from .permissions import GRANTABLE_KINDS, GrantTarget
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def get_user(user_id: int) -> User:
+    """Return the user or raise :class:`NotFound`."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def find_by_username(username: str) -> User | None:
+    """Return the user with this username (case-insensitive), or None."""
+    return db.session.execute(
+        sa.select(User).where(sa.func.lower(User.username) == username.strip().lower())
+    ).scalar_one_or_none()
+
+
+def create_user(
+    actor: User | None,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    phone: str | None = None,
+    address: str | None = None,
+    household_tags: str | None = None,
+    home_unit: str | None = None,
+) -> User:
+    """Create a user account.
+
+    :raises Forbidden: unless the actor is an admin or a secretary (``None`` = CLI).
+    :raises Conflict: the username is taken.
+    """
+    if actor is not None:
+        permissions.require(actor, "user.create")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "Password too short.", errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]}
+        )
+    if find_by_username(username) is not None:
+        raise Conflict("This username is taken.", errors={"username": ["Taken."]})
+    user = User(
+        username=username.strip(),
+        password_hash=passwords.hash_password(password),
+        display_name=display_name.strip(),
+        phone=phone,
+        address=address,
+        household_tags=household_tags,
+        home_unit=home_unit,
+        created_by_id=actor.id if actor is not None else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record(actor, "user.create", "user", user.id)
+    return user
+
+
+def grant_role(actor: User | None, user: User, role: Role, area: Area | None) -> RoleGrant:
+    """Grant ``role`` on ``area`` to ``user`` (admin grants are global: ``area`` None).
+
+    :raises Forbidden: the actor may not grant this role on this area.
+    :raises ValidationFailed: the role cannot be held on this kind of area.
+    :raises Conflict: the user already holds it.
+    """
+    if role == Role.ADMIN:
+        if area is not None:
+            raise ValidationFailed("Admin is a global role.", errors={"area_id": ["Must be empty for admin."]})
+    else:
+        if area is None:
+            raise ValidationFailed("An area is required.", errors={"area_id": ["Required."]})
+        if area.kind not in GRANTABLE_KINDS[role]:
+            kinds = ", ".join(sorted(k.value for k in GRANTABLE_KINDS[role]))
+            raise ValidationFailed(
+                "This role cannot be held on this kind of area.",
+                errors={"area_id": [f"{role.value} is granted on: {kinds}."]},
+            )
+    if actor is not None:
+        permissions.require(actor, "role.grant", GrantTarget(role, area))
+    area_id = area.id if area is not None else None
+    existing = db.session.execute(
+        sa.select(RoleGrant.id).where(
+            RoleGrant.user_id == user.id,
+            RoleGrant.role == role,
+            RoleGrant.area_id.is_(None) if area_id is None else RoleGrant.area_id == area_id,
+            RoleGrant.revoked_at.is_(None),
+        )
+    ).first()
+    if existing is not None:
+        raise Conflict("The user already holds this role here.")
+    grant = RoleGrant(
+        user_id=user.id, role=role, area_id=area_id, granted_by_id=actor.id if actor else None
+    )
+    db.session.add(grant)
+    db.session.flush()
+    db.session.expire(user, ["grants"])
+    audit.record(
+        actor, "role.grant", "user", user.id, area_id=area_id, detail={"role": role.value, "grant_id": grant.id}
+    )
+    return grant
+
+
+def revoke_role(actor: User | None, grant: RoleGrant) -> RoleGrant:
+    """End a role grant (kept for history, never deleted).
+
+    :raises Conflict: already revoked.
+    """
+    if actor is not None:
+        permissions.require(actor, "role.revoke", GrantTarget(grant.role, grant.area))
+    if grant.revoked_at is not None:
+        raise Conflict("This role grant has already ended.")
+    grant.revoked_at = utcnow()
+    grant.revoked_by_id = actor.id if actor else None
+    db.session.flush()
+    user = db.session.get(User, grant.user_id)
+    if user is not None:
+        db.session.expire(user, ["grants"])
+    audit.record(
+        actor, "role.revoke", "user", grant.user_id, area_id=grant.area_id,
+        detail={"role": grant.role.value, "grant_id": grant.id},
+    )
+    return grant
+
+
+def set_password(actor: User | None, user: User, new_password: str) -> None:
+    """Change the password and end every existing session of ``user``."""
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "Password too short.", errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]}
+        )
+    user.password_hash = passwords.hash_password(new_password)
+    user.session_version += 1
+    audit.record(actor, "user.password", "user", user.id)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Return ``138****1234`` for ``13812341234``; short values are fully masked."""
+    if not phone:
+        return phone
+    if len(phone) >= 7:
+        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:] if len(phone) > 7 else phone[:3] + "****"
+    return "*" * len(phone)
+
+
+def mask_text(value: str | None) -> str | None:
+    """Return a masked stand-in for free-text personal data (address, household tags)."""
+    if not value:
+        return value
+    return value[:1] + "***"
+
+
+def present_user(viewer: User | None, user: User) -> dict[str, Any]:
+    """Return the user as ``viewer`` may see it: personal data masked unless allowed."""
+    full = viewer is not None and permissions.may(viewer, "user.view_personal", user)
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "phone": user.phone if full else mask_phone(user.phone),
+        "address": user.address if full else mask_text(user.address),
+        "household_tags": user.household_tags if full else mask_text(user.household_tags),
+        "home_unit": user.home_unit,
+        "is_active": user.is_active,
+        "roles": [{"id": g.id, "role": g.role.value, "area_id": g.area_id} for g in user.grants],
+    }

@@ -1,0 +1,61 @@
+"""Home and profile pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..database import atomic
+from ..services import passwords
+from ..services import users as user_service
+from ..services.errors import ValidationFailed
+
+bp = Blueprint("web_main", __name__)
+
+
+@bp.route("/")
+@login_required
+def home():  # type: ignore[no-untyped-def]
+    """Show the signed-in user's start page."""
+    return render_template("home.html", me=user_service.present_user(current_user, current_user))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():  # type: ignore[no-untyped-def]
+    """Show my profile; on POST change my language or password."""
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action == "language":
+            lang = request.form.get("locale")
+            if lang not in ("zh_CN", "en"):
+                errors["locale"] = [_("请选择一种语言。")]
+            else:
+                with atomic():
+                    current_user.locale = lang
+                session["lang"] = lang
+                flash(_("已保存。"), "success")
+                return redirect(url_for("web_main.profile"))
+        elif action == "password":
+            old = request.form.get("old_password", "")
+            new = request.form.get("new_password", "")
+            if not passwords.verify_password(current_user.password_hash, old):
+                errors["old_password"] = [_("原密码不正确。")]
+            else:
+                try:
+                    with atomic():
+                        user_service.set_password(current_user, current_user, new)
+                except ValidationFailed:
+                    errors["new_password"] = [_("新密码至少需要 8 个字符。")]
+                else:
+                    flash(_("密码已修改，请重新登录。"), "success")
+                    return redirect(url_for("web_auth.login"))
+        else:
+            errors["action"] = [_("未知操作。")]
+        status = 422
+    else:
+        status = 200
+    me = user_service.present_user(current_user, current_user)
+    return render_template("profile.html", me=me, errors=errors), status

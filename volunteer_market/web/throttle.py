@@ -1,0 +1,45 @@
+"""Login throttling shared by the page form and the API token endpoint.
+
+Only *failed* attempts count (``deduct_when``): at most ``LOGIN_FAILURES_PER_HOUR``
+per account name and per client IP, in the Flask-Limiter storage (``memory://``
+for one process; ``redis://`` so the limit holds across gunicorn workers).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_limiter.util import get_remote_address
+
+from ..extensions import limiter
+
+
+def _limit() -> str:
+    return f"{current_app.config['LOGIN_FAILURES_PER_HOUR']}/hour"
+
+
+def _account_key() -> str:
+    name = ""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("username"), str):
+            name = body["username"]
+    else:
+        name = request.form.get("username", "")
+    return "acct:" + name.strip().lower()[:64]
+
+
+def _failed(_response: object) -> bool:
+    return bool(g.get("login_failed"))
+
+
+_per_account = limiter.shared_limit(
+    _limit, scope="login-account", key_func=_account_key, deduct_when=_failed
+)
+_per_ip = limiter.shared_limit(
+    _limit, scope="login-ip", key_func=lambda: "ip:" + (get_remote_address() or ""), deduct_when=_failed
+)
+
+
+def login_throttle(fn):  # type: ignore[no-untyped-def]
+    """Apply both login limits to a view."""
+    return _per_ip(_per_account(fn))
