@@ -53,7 +53,9 @@ def postgres_url_for(name_suffix: str) -> str:
     name = f"{url.database}_{name_suffix}"
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": name}).first()
+        exists = conn.execute(
+            sa.text("select 1 from pg_database where datname = :n"), {"n": name}
+        ).first()
         if not exists:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
@@ -96,7 +98,9 @@ def _truncate_all(url: str) -> None:
     engine = sa.create_engine(normalise_database_url(url))
     with engine.begin() as conn:
         names = [t.name for t in db.metadata.sorted_tables]
-        conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql(
+            "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+        )
     engine.dispose()
 
 
@@ -157,7 +161,9 @@ def csrf_token(client, path: str = "/login") -> str:
 def login(client, username: str, password: str = "password123") -> None:
     """Sign ``client`` in through the login form (asserts success)."""
     token = csrf_token(client, "/login")
-    resp = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    resp = client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
 
 

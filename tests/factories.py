@@ -43,7 +43,9 @@ class World:
 
 def make_area(name: str, kind: AreaKind, parent: Area | None = None) -> Area:
     with atomic():
-        return area_service.create_area(None, name=name, kind=kind, parent_id=parent.id if parent else None)
+        return area_service.create_area(
+            None, name=name, kind=kind, parent_id=parent.id if parent else None
+        )
 
 
 def make_user(username: str, *grants: tuple[Role, Area | None], **personal) -> User:
@@ -86,19 +88,26 @@ def build_world() -> World:
     u["officer_district"] = make_user("officer_district", (Role.OFFICER, a["district"]))
     u["officer_street"] = make_user("officer_street", (Role.OFFICER, a["street"]))
     u["officer_other"] = make_user("officer_other", (Role.OFFICER, a["street2"]))
-    u["secretary_a"] = make_user("secretary_a", (Role.SECRETARY, a["community_a"]), phone="13800000001")
+    u["secretary_a"] = make_user(
+        "secretary_a", (Role.SECRETARY, a["community_a"]), phone="13800000001"
+    )
     u["secretary_b"] = make_user("secretary_b", (Role.SECRETARY, a["community_b"]))
     u["secretary_c"] = make_user("secretary_c", (Role.SECRETARY, a["community_c"]))
     u["grid_a1"] = make_user("grid_a1", (Role.GRID_WORKER, a["grid_a1"]))
     u["grid_b1"] = make_user("grid_b1", (Role.GRID_WORKER, a["grid_b1"]))
-    u["member_a"] = make_user("member_a", (Role.MEMBER, a["community_a"]), phone="13900000001", home_unit="区卫健局")
+    u["member_a"] = make_user(
+        "member_a", (Role.MEMBER, a["community_a"]), phone="13900000001", home_unit="区卫健局"
+    )
     u["member_a2"] = make_user("member_a2", (Role.MEMBER, a["community_a"]))
     u["member_a3"] = make_user("member_a3", (Role.MEMBER, a["community_a"]))
     u["member_b"] = make_user("member_b", (Role.MEMBER, a["community_b"]))
     u["member_c"] = make_user("member_c", (Role.MEMBER, a["community_c"]))
     u["resident_a"] = make_user(
-        "resident_a", (Role.RESIDENT, a["grid_a1"]),
-        phone="13712341234", address="龙湖东岸 3 栋 401", household_tags="空巢,独居",
+        "resident_a",
+        (Role.RESIDENT, a["grid_a1"]),
+        phone="13712341234",
+        address="龙湖东岸 3 栋 401",
+        household_tags="空巢,独居",
     )
     u["resident_a2"] = make_user("resident_a2", (Role.RESIDENT, a["grid_a2"]), phone="13712345678")
     u["resident_b"] = make_user("resident_b", (Role.RESIDENT, a["grid_b1"]), phone="13712349999")

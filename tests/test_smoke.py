@@ -8,4 +8,6 @@ def test_world_and_me(client, world):
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["user"]["username"] == "member_a"
-    assert body["roles"] == [{"id": body["roles"][0]["id"], "role": "member", "area_id": world.community_a.id}]
+    assert body["roles"] == [
+        {"id": body["roles"][0]["id"], "role": "member", "area_id": world.community_a.id}
+    ]

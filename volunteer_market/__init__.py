@@ -51,8 +51,12 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
-    passwords.configure(app.config["PASSWORD_HASH_MEMORY_KIB"], app.config["PASSWORD_HASH_TIME_COST"])
+    migrate.init_app(
+        app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+    )
+    passwords.configure(
+        app.config["PASSWORD_HASH_MEMORY_KIB"], app.config["PASSWORD_HASH_TIME_COST"]
+    )
 
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
@@ -82,7 +86,11 @@ def select_locale() -> str:
     if choice in languages:
         return choice
     user = current_user if not request.path.startswith("/api/") else g.get("actor")
-    if user is not None and getattr(user, "is_authenticated", False) and getattr(user, "locale", None) in languages:
+    if (
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "locale", None) in languages
+    ):
         return user.locale
     best = request.accept_languages.best_match(["zh_CN", "zh", "en"])
     if best in ("en",):

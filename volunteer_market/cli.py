@@ -56,13 +56,17 @@ def doctor() -> None:
         if engine.dialect.name == "sqlite":
             module = engine.dialect.dbapi
             click.echo(f"sqlite driver     {module.__name__}")
-            click.echo(f"sqlite version    {conn.exec_driver_sql('select sqlite_version()').scalar()}")
+            click.echo(
+                f"sqlite version    {conn.exec_driver_sql('select sqlite_version()').scalar()}"
+            )
             for pragma in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
                 value = conn.exec_driver_sql(f"PRAGMA {pragma}").scalar()
                 click.echo(f"  {pragma:<16}{value}")
         else:
             click.echo(f"server version    {conn.exec_driver_sql('show server_version').scalar()}")
-            click.echo(f"isolation         {conn.exec_driver_sql('show transaction_isolation').scalar()}")
+            click.echo(
+                f"isolation         {conn.exec_driver_sql('show transaction_isolation').scalar()}"
+            )
         try:
             rev = conn.execute(sa.text("select version_num from alembic_version")).scalar()
         except sa.exc.DBAPIError:
@@ -70,7 +74,9 @@ def doctor() -> None:
         click.echo(f"schema revision   {rev or 'none (run: flask --app wsgi db upgrade)'}")
     click.echo(f"environment       {cfg['VM_ENV']}")
     click.echo(f"rate-limit store  {cfg['RATELIMIT_STORAGE_URI']}")
-    click.echo(f"password hashing  argon2id m={cfg['PASSWORD_HASH_MEMORY_KIB']}KiB t={cfg['PASSWORD_HASH_TIME_COST']}")
+    click.echo(
+        f"password hashing  argon2id m={cfg['PASSWORD_HASH_MEMORY_KIB']}KiB t={cfg['PASSWORD_HASH_TIME_COST']}"
+    )
     click.echo(f"default locale    {cfg['BABEL_DEFAULT_LOCALE']}")
 
 

@@ -55,7 +55,9 @@ def build_config(instance_path: str) -> dict:
     return {
         "VM_ENV": env,
         "SECRET_KEY": _secret_key(instance_path, env),
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL", default_db)),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            os.environ.get("DATABASE_URL", default_db)
+        ),
         "SQLALCHEMY_RECORD_QUERIES": False,
         "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
         # Rate limits (Flask-Limiter). memory:// is per process: use redis:// with gunicorn.
@@ -89,9 +91,7 @@ def build_config(instance_path: str) -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "API_SPEC_OPTIONS": {
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
         },
         "JSON_SORT_KEYS": False,

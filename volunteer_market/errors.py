@@ -32,7 +32,9 @@ def _flatten_webargs(messages: Any) -> dict[str, list[str]]:
         return {"_schema": [str(messages)]}
     for _location, fields in messages.items():
         if not isinstance(fields, dict):
-            out.setdefault("_schema", []).extend(fields if isinstance(fields, list) else [str(fields)])
+            out.setdefault("_schema", []).extend(
+                fields if isinstance(fields, list) else [str(fields)]
+            )
             continue
         for name, msgs in fields.items():
             if isinstance(msgs, dict):  # nested: {index or subfield: [...]}
@@ -40,7 +42,9 @@ def _flatten_webargs(messages: Any) -> dict[str, list[str]]:
                 for sub, sub_msgs in flat.items():
                     out.setdefault(f"{name}.{sub}", []).extend(sub_msgs)
             else:
-                out.setdefault(str(name), []).extend(msgs if isinstance(msgs, list) else [str(msgs)])
+                out.setdefault(str(name), []).extend(
+                    msgs if isinstance(msgs, list) else [str(msgs)]
+                )
     return out
 
 
@@ -59,7 +63,12 @@ def problem(
     status: int, title: str, detail: str, errors: dict[str, list[str]] | None = None, **extra: Any
 ) -> Response:
     """Return a problem+json response."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = errors
     body.update(extra)

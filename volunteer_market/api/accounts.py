@@ -53,7 +53,9 @@ def list_areas(args: dict) -> dict:
     """List areas (filters: parent_id, kind, under = subtree of an area)."""
     permissions.require(actor(), "area.view")
     under = area_service.get_area(args["under"]) if args.get("under") else None
-    stmt = area_service.list_areas(parent_id=args.get("parent_id"), kind=args.get("kind"), under=under)
+    stmt = area_service.list_areas(
+        parent_id=args.get("parent_id"), kind=args.get("kind"), under=under
+    )
     return paginate(stmt, args["page"], args["per_page"])
 
 

@@ -71,7 +71,9 @@ def actor() -> User:
     return user
 
 
-def paginate(stmt: sa.Select[Any], page: int, per_page: int, *, scalars: bool = True) -> dict[str, Any]:
+def paginate(
+    stmt: sa.Select[Any], page: int, per_page: int, *, scalars: bool = True
+) -> dict[str, Any]:
     """Run ``stmt`` for one page and count the total; return ``{items, page, per_page, total}``."""
     total = db.session.execute(
         sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())

@@ -38,7 +38,9 @@ class Area(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     kind: Mapped[AreaKind] = mapped_column(str_enum(AreaKind, "area_kind"))
-    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id", ondelete="RESTRICT"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("areas.id", ondelete="RESTRICT"), index=True
+    )
     #: Materialized path of ids, e.g. ``/1/4/17/``; a subtree is ``path LIKE '/1/4/%'``.
     path: Mapped[str] = mapped_column(sa.String(255), unique=True, default="")
     depth: Mapped[int] = mapped_column(default=0)

@@ -98,7 +98,9 @@ class RoleGrant(Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id], back_populates="grants", lazy="raise_on_sql")
+    user: Mapped[User] = relationship(
+        foreign_keys=[user_id], back_populates="grants", lazy="raise_on_sql"
+    )
     area: Mapped[Area | None] = relationship(lazy="joined")
 
 

@@ -13,7 +13,9 @@ PHONE_RE = r"^\+?[0-9][0-9 \-]{5,20}$"
 
 class TokenIn(StrictSchema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+    password = fields.String(
+        required=True, validate=validate.Length(min=1, max=256), load_only=True
+    )
 
 
 class RoleGrantOut(StrictSchema):
@@ -54,7 +56,9 @@ class MeOut(StrictSchema):
 
 class UserIn(StrictSchema):
     username = fields.String(required=True, validate=validate.Regexp(USERNAME_RE))
-    password = fields.String(required=True, validate=validate.Length(min=8, max=256), load_only=True)
+    password = fields.String(
+        required=True, validate=validate.Length(min=8, max=256), load_only=True
+    )
     display_name = trimmed(100, required=True)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(PHONE_RE))
     address = trimmed(255, load_default=None, allow_none=True)

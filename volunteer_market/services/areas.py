@@ -19,7 +19,12 @@ def get_area(area_id: int) -> Area:
 
 
 def create_area(
-    actor: User | None, *, name: str, kind: AreaKind, parent_id: int | None, timezone: str | None = None
+    actor: User | None,
+    *,
+    name: str,
+    kind: AreaKind,
+    parent_id: int | None,
+    timezone: str | None = None,
 ) -> Area:
     """Create an area under ``parent_id``; the kind must be the next level down.
 
@@ -57,7 +62,9 @@ def create_area(
     db.session.flush()
     area.path = f"{parent.path if parent else '/'}{area.id}/"
     db.session.flush()
-    audit.record(actor, "area.create", "area", area.id, area_id=area.id, detail={"kind": kind.value})
+    audit.record(
+        actor, "area.create", "area", area.id, area_id=area.id, detail={"kind": kind.value}
+    )
     return area
 
 

@@ -50,7 +50,8 @@ def create_user(
         permissions.require(actor, "user.create")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
-            "Password too short.", errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]}
+            "Password too short.",
+            errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
         )
     if find_by_username(username) is not None:
         raise Conflict("This username is taken.", errors={"username": ["Taken."]})
@@ -79,7 +80,9 @@ def grant_role(actor: User | None, user: User, role: Role, area: Area | None) ->
     """
     if role == Role.ADMIN:
         if area is not None:
-            raise ValidationFailed("Admin is a global role.", errors={"area_id": ["Must be empty for admin."]})
+            raise ValidationFailed(
+                "Admin is a global role.", errors={"area_id": ["Must be empty for admin."]}
+            )
     else:
         if area is None:
             raise ValidationFailed("An area is required.", errors={"area_id": ["Required."]})
@@ -109,7 +112,12 @@ def grant_role(actor: User | None, user: User, role: Role, area: Area | None) ->
     db.session.flush()
     db.session.expire(user, ["grants"])
     audit.record(
-        actor, "role.grant", "user", user.id, area_id=area_id, detail={"role": role.value, "grant_id": grant.id}
+        actor,
+        "role.grant",
+        "user",
+        user.id,
+        area_id=area_id,
+        detail={"role": role.value, "grant_id": grant.id},
     )
     return grant
 
@@ -130,7 +138,11 @@ def revoke_role(actor: User | None, grant: RoleGrant) -> RoleGrant:
     if user is not None:
         db.session.expire(user, ["grants"])
     audit.record(
-        actor, "role.revoke", "user", grant.user_id, area_id=grant.area_id,
+        actor,
+        "role.revoke",
+        "user",
+        grant.user_id,
+        area_id=grant.area_id,
         detail={"role": grant.role.value, "grant_id": grant.id},
     )
     return grant
@@ -140,7 +152,8 @@ def set_password(actor: User | None, user: User, new_password: str) -> None:
     """Change the password and end every existing session of ``user``."""
     if len(new_password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
-            "Password too short.", errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]}
+            "Password too short.",
+            errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
         )
     user.password_hash = passwords.hash_password(new_password)
     user.session_version += 1
@@ -152,7 +165,11 @@ def mask_phone(phone: str | None) -> str | None:
     if not phone:
         return phone
     if len(phone) >= 7:
-        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:] if len(phone) > 7 else phone[:3] + "****"
+        return (
+            phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+            if len(phone) > 7
+            else phone[:3] + "****"
+        )
     return "*" * len(phone)
 
 

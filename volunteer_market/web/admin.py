@@ -51,7 +51,9 @@ def areas():  # type: ignore[no-untyped-def]
             flash(_("已添加区域：%(name)s", name=area.name), "success")
             return redirect(url_for("web_admin.areas"))
     all_areas = db.session.scalars(sa.select(Area).order_by(Area.path)).all()
-    return render_template("admin/areas.html", areas=all_areas, errors=errors, form=request.form), status
+    return render_template(
+        "admin/areas.html", areas=all_areas, errors=errors, form=request.form
+    ), status
 
 
 def _visible_users_stmt() -> sa.Select[tuple[User]]:
@@ -83,7 +85,15 @@ def users():  # type: ignore[no-untyped-def]
             data = UserIn().load(
                 form_data(
                     request.form,
-                    ["username", "password", "display_name", "phone", "address", "household_tags", "home_unit"],
+                    [
+                        "username",
+                        "password",
+                        "display_name",
+                        "phone",
+                        "address",
+                        "household_tags",
+                        "home_unit",
+                    ],
                 )
             )
             with atomic():
@@ -103,7 +113,13 @@ def users():  # type: ignore[no-untyped-def]
     people = [user_service.present_user(current_user, u) for u in rows]
     form = {k: v for k, v in request.form.items() if k != "password"}
     return render_template(
-        "admin/users.html", people=people, errors=errors, form=form, page=page, total=total, per_page=PER_PAGE
+        "admin/users.html",
+        people=people,
+        errors=errors,
+        form=form,
+        page=page,
+        total=total,
+        per_page=PER_PAGE,
     ), status
 
 
@@ -115,7 +131,9 @@ def _area_choices() -> list[Area]:
         return []
     return list(
         db.session.scalars(
-            sa.select(Area).where(sa.or_(*[Area.path.startswith(a.path) for a in communities])).order_by(Area.path)
+            sa.select(Area)
+            .where(sa.or_(*[Area.path.startswith(a.path) for a in communities]))
+            .order_by(Area.path)
         )
     )
 

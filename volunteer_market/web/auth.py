@@ -18,7 +18,12 @@ bp = Blueprint("web_auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("web_main.home")
 
@@ -38,7 +43,10 @@ def login():  # type: ignore[no-untyped-def]
     except AuthenticationFailed:
         g.login_failed = True
         return render_template(
-            "login.html", error=_("用户名或密码错误。"), username=username, next=request.form.get("next", "")
+            "login.html",
+            error=_("用户名或密码错误。"),
+            username=username,
+            next=request.form.get("next", ""),
         ), 401
     session.clear()
     login_user(user)

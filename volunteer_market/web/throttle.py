@@ -36,7 +36,10 @@ _per_account = limiter.shared_limit(
     _limit, scope="login-account", key_func=_account_key, deduct_when=_failed
 )
 _per_ip = limiter.shared_limit(
-    _limit, scope="login-ip", key_func=lambda: "ip:" + (get_remote_address() or ""), deduct_when=_failed
+    _limit,
+    scope="login-ip",
+    key_func=lambda: "ip:" + (get_remote_address() or ""),
+    deduct_when=_failed,
 )
 
 
