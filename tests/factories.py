@@ -113,3 +113,226 @@ def build_world() -> World:
     u["resident_b"] = make_user("resident_b", (Role.RESIDENT, a["grid_b1"]), phone="13712349999")
     u["resident_c"] = make_user("resident_c", (Role.RESIDENT, a["grid_c1"]), phone="13712340000")
     return w
+
+
+# --- marketplace (issue 3): projects, teams, needs, deliveries -------------------
+
+_PROJECT_PATHS: dict[str, list[str]] = {
+    "draft": [],
+    "submitted": ["submit"],
+    "changes_requested": ["submit", "request_changes"],
+    "approved": ["submit", "approve"],
+    "rejected": ["submit", "reject"],
+    "completed": ["submit", "approve", "complete"],
+    "cancelled": ["cancel"],
+}
+
+
+def secretary_of(community: Area) -> User:
+    """Return a secretary of ``community`` (the first granted)."""
+    import sqlalchemy as sa
+
+    from volunteer_market.extensions import db
+    from volunteer_market.models import RoleGrant
+
+    user_id = db.session.execute(
+        sa.select(RoleGrant.user_id)
+        .where(
+            RoleGrant.area_id == community.id,
+            RoleGrant.role == Role.SECRETARY,
+            RoleGrant.revoked_at.is_(None),
+        )
+        .order_by(RoleGrant.id)
+        .limit(1)
+    ).scalar_one()
+    return db.session.get(User, user_id)
+
+
+def make_project(
+    owner: User,
+    community: Area,
+    *,
+    status: str = "draft",
+    team: tuple[User, ...] | list[User] = (),
+    **fields,
+):
+    """Create a project through the services and walk it to ``status``.
+
+    ``team`` members join and are approved while the project is submitted/approved.
+    Fields default to a small event project (``title`` 义务理发, capacity 5, 2 h).
+    """
+    from volunteer_market.models import Category, ProjectAction, ProjectMode
+    from volunteer_market.services import projects as project_service
+
+    data = {
+        "title": "义务理发",
+        "description": "每月为老人免费理发。",
+        "category": Category.ELDERLY,
+        "mode": ProjectMode.EVENT,
+        "capacity": 5,
+        "planned_minutes": 120,
+        **fields,
+    }
+    with atomic():
+        project = project_service.create_project(owner, community_id=community.id, **data)
+    secretary = secretary_of(community)
+    pending_team = list(team)
+    for step in _PROJECT_PATHS[status]:
+        if step in ("approve", "reject", "request_changes"):
+            who, comment = secretary, "审核意见"
+        else:
+            who, comment = owner, None
+        with atomic():
+            project_service.transition(who, project, ProjectAction(step), comment)
+        if pending_team and project.status.value == "approved":
+            for member in pending_team:
+                add_team_member(project, member)
+            pending_team = []
+    if pending_team:
+        if project.status.value not in ("submitted", "changes_requested"):
+            raise ValueError(f"cannot form a team for a {status} project")
+        for member in pending_team:
+            add_team_member(project, member)
+    return project
+
+
+def add_team_member(project, member: User):
+    """Join ``member`` to ``project``'s team and approve them (as the owner)."""
+    from volunteer_market.extensions import db
+    from volunteer_market.services import projects as project_service
+
+    owner = db.session.get(User, project.owner_id)
+    with atomic():
+        project_service.request_join(member, project)
+    with atomic():
+        return project_service.approve_member(owner, project, member.id)
+
+
+def make_need(resident: User, community: Area, **fields):
+    """Post a need as ``resident`` (title 代买药, category errand)."""
+    from volunteer_market.models import Category
+    from volunteer_market.services import needs as need_service
+
+    data = {"title": "代买药", "description": "需要帮忙买降压药。", "category": Category.ERRAND}
+    data.update(fields)
+    with atomic():
+        return need_service.create_need(resident, community_id=community.id, **data)
+
+
+def make_delivery(
+    project,
+    recorder: User,
+    *,
+    participants: list[tuple[User, float]] | None = None,
+    beneficiaries: list[User] = (),
+    hours_ago: float = 3,
+    length_hours: float = 2,
+    need=None,
+    now=None,
+):
+    """Record a delivery through the service; return ``Recorded(delivery, rating_codes)``."""
+    from volunteer_market.models import utcnow
+    from volunteer_market.services import deliveries as delivery_service
+
+    now = now or utcnow()
+    started = now - timedelta(hours=hours_ago)
+    ended = started + timedelta(hours=length_hours)
+    parts = participants if participants is not None else [(recorder, length_hours)]
+    with atomic():
+        return delivery_service.record_delivery(
+            recorder,
+            project_id=project.id,
+            started_at=started,
+            ended_at=ended,
+            participants=[(u.id, round(h * 60)) for u, h in parts],
+            beneficiaries=[b.id for b in beneficiaries],
+            need_id=need.id if need is not None else None,
+            now=now,
+        )
+
+
+# --- ledger (issue 4): points ----------------------------------------------------
+
+
+def give_points(
+    member: User, amount: int, community: Area | None = None, *, reason: str = "测试积分"
+):
+    """Adjust ``member``'s wallet by ``amount`` as the system (no actor); return the
+    transaction. ``community`` defaults to the member's first community."""
+    from volunteer_market.services import ledger
+
+    with atomic():
+        return ledger.adjust(None, member, amount, reason, community)
+
+
+def post_earn(
+    member: User,
+    community: Area,
+    *,
+    delivery_id: int,
+    points: int,
+    minutes: int = 120,
+    actor: User | None = None,
+    policy_id: int | None = None,
+):
+    """Post an earn for ``member`` directly through the ledger (settlement's posting)."""
+    from volunteer_market.services import ledger
+
+    with atomic():
+        return ledger.earn(
+            actor,
+            member_id=member.id,
+            community_id=community.id,
+            delivery_id=delivery_id,
+            points=points,
+            minutes=minutes,
+            policy_id=policy_id,
+        )
+
+
+def points_of(user: User) -> dict[str, int]:
+    """Return ``{available, held, earned_total}`` of ``user`` (fresh from the database)."""
+    from volunteer_market.services import ledger
+
+    return ledger.balances(user)
+
+
+# --- ratings and settlement (issue 4) ----------------------------------------------
+
+
+def rate_delivery(user: User, delivery, score: int, comment: str | None = None, **kw):
+    """Rate ``delivery`` as ``user`` through the service (``on_behalf_of=``, ``now=``);
+    return ``Rated(rating, delivery, settlement)``."""
+    from volunteer_market.services import ratings
+
+    with atomic():
+        return ratings.rate(user, delivery, score, comment, **kw)
+
+
+def settle_delivery(secretary: User, delivery, *, confirm_unrated: bool = False, now=None):
+    """Settle ``delivery`` as ``secretary`` through the service; return the Settlement."""
+    from volunteer_market.services import settlement
+
+    with atomic():
+        return settlement.settle(secretary, delivery, confirm_unrated=confirm_unrated, now=now)
+
+
+# --- rewards (issue 6) -------------------------------------------------------------
+
+
+def make_reward(area: Area, *, by: User | None = None, **fields):
+    """Offer a reward on ``area`` through the service (default: 理发券, cost 10,
+    unlimited stock, no limit); ``by=None`` is the system."""
+    from volunteer_market.services import rewards as reward_service
+
+    data = {"name": "理发券", "cost": 10, "sponsor": "社区爱心理发室", **fields}
+    with atomic():
+        return reward_service.create_reward(by, area_id=area.id, **data)
+
+
+def redeem(member: User, reward, quantity: int = 1, **kw):
+    """Redeem as ``member`` through the service; return ``Issued(redemption, pickup_code)``."""
+    from volunteer_market.services import redemptions
+
+    with atomic():
+        return redemptions.request(member, reward, quantity, **kw)

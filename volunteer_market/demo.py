@@ -186,3 +186,50 @@ def demo_user(username: str) -> User:
 
 #: Later features append idempotent loaders here (each opens its own ``atomic()``).
 EXTENSIONS: list = []
+
+
+def _load_ledger_demo() -> None:
+    """The default points policy and two secretary adjustments (fixed keys: idempotent)."""
+    from .services import ledger, points_policy
+
+    with atomic():
+        points_policy.ensure_default_policy()
+        secretary = demo_user("secretary_lh")
+        for key, username, amount, reason in (
+            ("demo:adjust:1", "member_chen", 20, "补录：2026 年 10 月社区防汛值守"),
+            ("demo:adjust:2", "member_liu", 15, "补录：重阳节敬老活动组织工作"),
+        ):
+            ledger.adjust(secretary, demo_user(username), amount, reason, idempotency_key=key)
+
+
+EXTENSIONS.append(_load_ledger_demo)
+
+
+def _load_marketplace_demo() -> None:
+    """Projects in every state, teams, needs and deliveries (issue 3; see demo_marketplace)."""
+    from .demo_marketplace import load
+
+    load()
+
+
+EXTENSIONS.append(_load_marketplace_demo)
+
+
+def _load_ratings_demo() -> None:
+    """Ratings (own, proxy, reply) and settlements, including the 24-point example (issue 4)."""
+    from .demo_ratings import load
+
+    load()
+
+
+EXTENSIONS.append(_load_ratings_demo)
+
+
+def _load_rewards_demo() -> None:
+    """Rewards of the community and partner units, redemptions in every state (issue 6)."""
+    from .demo_rewards import load
+
+    load()
+
+
+EXTENSIONS.append(_load_rewards_demo)

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -78,14 +79,43 @@ def problem(
     return resp
 
 
-def _html(status: int, title: str, detail: str) -> tuple[str, int]:
-    return render_template("error.html", status=status, title=title, detail=detail), status
+#: Title and explanation of the HTML error page for each status, in the page language.
+#: (The API keeps its English problem+json texts; services' English details are not
+#: shown on pages.)
+_PAGE_TEXT: dict[int, tuple[Any, Any]] = {
+    400: (_l("请求有误"), _l("请求无法处理，请检查后重试。")),
+    401: (_l("需要登录"), _l("请先登录。")),
+    403: (_l("没有权限"), _l("您没有权限进行此操作。")),
+    404: (_l("页面不存在"), _l("您要找的页面不存在，或您无权查看。")),
+    405: (_l("不支持的请求方式"), _l("此页面不支持这种请求方式。")),
+    409: (_l("操作冲突"), _l("操作与当前状态冲突，请刷新后重试。")),
+    413: (_l("内容过大"), _l("提交的内容过大。")),
+    415: (_l("不支持的内容类型"), _l("不支持提交的内容类型。")),
+    422: (_l("提交的内容有误"), _l("请检查填写的内容后重试。")),
+    429: (_l("尝试次数过多"), _l("尝试次数过多，请稍后再试。")),
+    500: (_l("服务器出错了"), _l("服务器出错了，请稍后再试。")),
+}
+
+
+def _page_text(status: int) -> tuple[str, str]:
+    title, detail = _PAGE_TEXT.get(status) or _PAGE_TEXT[500 if status >= 500 else 400]
+    return str(title), str(detail)
+
+
+def _html(status: int, title: str | None = None, detail: str | None = None) -> tuple[str, int]:
+    default_title, default_detail = _page_text(status)
+    return render_template(
+        "error.html", status=status, title=title or default_title, detail=detail or default_detail
+    ), status
 
 
 def handle_domain_error(exc: DomainError) -> Any:
     if wants_problem_json():
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
-    return _html(exc.status, _(exc.title), _(exc.detail))
+        resp = problem(exc.status, exc.title, exc.detail, exc.errors)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    return _html(exc.status)
 
 
 _HTTP_TITLES = {
@@ -123,7 +153,7 @@ def handle_http_exception(exc: HTTPException) -> Any:
         if status == 401 and "WWW-Authenticate" not in resp.headers:
             resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
-    body, code = _html(status, _(title), _(detail) if detail == title else detail)
+    body, code = _html(status)
     resp = Response(body, status=code, mimetype="text/html")
     for name in ("Retry-After", "Allow"):
         if name in headers:
@@ -134,14 +164,14 @@ def handle_http_exception(exc: HTTPException) -> Any:
 def handle_csrf_error(exc: CSRFError) -> Any:
     if wants_problem_json():
         return problem(400, "Bad request", "CSRF token missing or invalid.")
-    return _html(400, _("Bad request"), _("表单已过期或无效，请刷新页面后重试。"))
+    return _html(400, detail=_("表单已过期或无效，请刷新页面后重试。"))
 
 
 def handle_unexpected(exc: Exception) -> Any:
     log.exception("unhandled error on %s %s", request.method, request.path)
     if wants_problem_json():
         return problem(500, "Internal server error", "Something went wrong on our side.")
-    return _html(500, _("Internal server error"), _("服务器出错了，请稍后再试。"))
+    return _html(500)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -14,4 +14,21 @@ def register_api(app: Flask) -> None:
 
     for blp in (auth.blp, accounts.me_blp, accounts.areas_blp, accounts.users_blp):
         smorest_api.register_blueprint(blp)
+    from . import ledger
+
+    smorest_api.register_blueprint(ledger.blp)
+    from . import deliveries, needs, notifications, projects  # marketplace (issue 3)
+
+    for blp in (projects.blp, needs.blp, deliveries.blp, notifications.blp):
+        smorest_api.register_blueprint(blp)
+    from . import ratings  # ratings and settlement (issue 4)
+
+    smorest_api.register_blueprint(ratings.blp)
+    from . import rankings  # rankings (issue 5)
+
+    smorest_api.register_blueprint(rankings.blp)
+    from . import rewards  # rewards and redemption (issue 6)
+
+    for blp in (rewards.rewards_blp, rewards.redemptions_blp, rewards.wallet_blp):
+        smorest_api.register_blueprint(blp)
     smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

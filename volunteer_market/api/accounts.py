@@ -98,7 +98,7 @@ def get_user(user_id: int) -> dict:
 def grant_role(data: dict, user_id: int):
     """Grant a role on an area (admin; a secretary may grant member/resident/grid_worker
     in their own community)."""
-    user = user_service.get_user(user_id)
+    user = _visible_user(user_id)
     role: Role = data["role"]
     area = None
     if data.get("area_id") is not None:
@@ -114,6 +114,7 @@ def grant_role(data: dict, user_id: int):
 @users_blp.response(204)
 def revoke_role(user_id: int, grant_id: int) -> None:
     """End a role grant (kept in history)."""
+    _visible_user(user_id)
     grant = db.session.get(RoleGrant, grant_id)
     if grant is None or grant.user_id != user_id:
         raise NotFound("Role grant not found.")

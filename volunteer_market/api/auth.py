@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app
 
 from ..database import atomic
 from ..schemas.accounts import TokenIn, TokenOut
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
 from ..services.users import present_user
-from ..web.throttle import login_throttle
+from ..web.throttle import login_throttle, mark_login_failed
 from .common import bearer_token, make_blueprint, public
 
 blp = make_blueprint("api_auth", "/auth", "Bearer tokens")
@@ -25,7 +25,7 @@ def create_token(data: dict) -> dict:
     try:
         user = auth_service.authenticate(data["username"], data["password"])
     except AuthenticationFailed:
-        g.login_failed = True
+        mark_login_failed()
         raise
     with atomic():
         raw, token = auth_service.issue_token(user, current_app.config["API_TOKEN_TTL"])

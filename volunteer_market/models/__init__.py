@@ -2,6 +2,57 @@
 
 from .areas import CHILD_KIND, Area, AreaKind
 from .audit import AuditEntry, Notification
+from .deliveries import (  # noqa: E402
+    MAX_PARTICIPANT_MINUTES,
+    Delivery,
+    DeliveryBeneficiary,
+    DeliveryNoShow,
+    DeliveryParticipant,
+    DeliveryStatus,
+)
+from .idempotency import IdempotencyKey  # noqa: E402
+from .ledger import (  # noqa: E402
+    GENESIS_HASH,
+    MEMBER_KINDS,
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerHead,
+    LedgerTransaction,
+    TransactionKind,
+    ledger_trigger_ddl,
+    ledger_trigger_drop_ddl,
+)
+from .needs import Need, NeedStatus  # noqa: E402
+from .points_policy import ExpiryRule, PointsPolicy  # noqa: E402  (ledger)
+from .projects import (  # noqa: E402  (marketplace)
+    MAX_CAPACITY,
+    Category,
+    Project,
+    ProjectAction,
+    ProjectMode,
+    ProjectStatus,
+    ProjectTransition,
+    TeamMembership,
+    TeamStatus,
+)
+from .rankings import (  # noqa: E402  (rankings)
+    Exposure,
+    RankingMember,
+    RankingScoreCount,
+    RankingSettings,
+    RankingTeam,
+)
+from .ratings import Rating, RatingReply, Settlement, SettlementPosting  # noqa: E402
+from .rewards import (  # noqa: E402  (rewards and redemption)
+    COUNTED_STATUSES,
+    LimitPeriod,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    StockChange,
+    StockChangeKind,
+)
 from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
@@ -17,4 +68,55 @@ __all__ = [
     "UTCDateTime",
     "User",
     "utcnow",
+    # marketplace
+    "MAX_CAPACITY",
+    "MAX_PARTICIPANT_MINUTES",
+    "Category",
+    "Delivery",
+    "DeliveryBeneficiary",
+    "DeliveryNoShow",
+    "DeliveryParticipant",
+    "DeliveryStatus",
+    "Need",
+    "NeedStatus",
+    "Project",
+    "ProjectAction",
+    "ProjectMode",
+    "ProjectStatus",
+    "ProjectTransition",
+    "TeamMembership",
+    "TeamStatus",
+    # ledger
+    "GENESIS_HASH",
+    "MEMBER_KINDS",
+    "AccountKind",
+    "ExpiryRule",
+    "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerHead",
+    "LedgerTransaction",
+    "PointsPolicy",
+    "TransactionKind",
+    "ledger_trigger_ddl",
+    "ledger_trigger_drop_ddl",
+    # ratings and settlement
+    "Rating",
+    "RatingReply",
+    "Settlement",
+    "SettlementPosting",
+    # rewards and redemption
+    "COUNTED_STATUSES",
+    "LimitPeriod",
+    "Redemption",
+    "RedemptionStatus",
+    "Reward",
+    "StockChange",
+    "StockChangeKind",
+    # rankings
+    "Exposure",
+    "RankingMember",
+    "RankingScoreCount",
+    "RankingSettings",
+    "RankingTeam",
 ]

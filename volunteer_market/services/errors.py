@@ -45,3 +45,11 @@ class ValidationFailed(DomainError):
 
     status = 422
     title = "Unprocessable entity"
+
+
+class InsufficientPoints(Conflict):
+    """A member's available or held balance would go below zero (409)."""
+
+
+class AlreadyReversed(Conflict):
+    """A ledger transaction can be reversed only once (409)."""

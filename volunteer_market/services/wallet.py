@@ -1,14 +1,16 @@
-"""A member's points as shown on /me: spendable wallet, held, and service record."""
+"""A member's points as shown on /me and the home page: wallet, held, service record."""
 
 from __future__ import annotations
 
 from ..models import User
+from . import ledger
 
 
 def points_summary(user: User) -> dict[str, int]:
-    """Return ``{available, held, earned_total}`` for ``user``.
+    """Return ``{available, held, earned_total}`` for ``user`` from the cached balances.
 
-    Until the points ledger exists nobody has any points, so every figure is 0;
-    the ledger replaces this with its cached balances.
+    ``available`` is the spendable wallet, ``held`` the points reserved for pending
+    redemptions, ``earned_total`` the service record (earn minus reversed earn;
+    never lowered by redemption or expiry). Zeros when the user has no accounts.
     """
-    return {"available": 0, "held": 0, "earned_total": 0}
+    return ledger.balances(user)

@@ -37,6 +37,24 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
+    from . import labels
+
+    labels.register(app)
+    from . import ledger
+
+    app.register_blueprint(ledger.bp)
+    from . import ratings  # ratings and settlement (issue 4)
+
+    app.register_blueprint(ratings.bp)
+    from . import rankings  # rankings (issue 5)
+
+    app.register_blueprint(rankings.bp)
+    from . import rewards  # rewards and redemption (issue 6)
+
+    app.register_blueprint(rewards.bp)
+    from . import marketplace  # projects, teams, needs, deliveries, notifications (issue 3)
+
+    app.register_blueprint(marketplace.bp)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

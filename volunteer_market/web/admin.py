@@ -33,11 +33,11 @@ def _page_arg() -> int:
 @bp.route("/areas", methods=["GET", "POST"])
 @login_required
 def areas():  # type: ignore[no-untyped-def]
-    """List the area tree; admins add areas."""
+    """List the area tree and add areas (admins: this page manages the tree)."""
+    permissions.require(current_user, "area.create")
     errors: dict[str, list[str]] = {}
     status = 200
     if request.method == "POST":
-        permissions.require(current_user, "area.create")
         try:
             data = AreaIn().load(form_data(request.form, ["name", "kind", "parent_id"]))
             with atomic():

@@ -5,23 +5,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..database import atomic
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
-from .throttle import login_throttle
+from .throttle import login_throttle, mark_login_failed
 
 bp = Blueprint("web_auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
+    """Return ``target`` if it is a path on this site, else the home page (no open redirect).
+
+    Control characters (CR/LF would break the Location header; browsers drop tabs) and
+    backslashes (browsers read ``/\\host`` as ``//host``) are refused outright.
+    """
     if (
         target
         and target.startswith("/")
         and not target.startswith("//")
+        and not any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in target)
         and not urlsplit(target).netloc
     ):
         return target
@@ -41,7 +47,7 @@ def login():  # type: ignore[no-untyped-def]
     try:
         user = auth_service.authenticate(username, password)
     except AuthenticationFailed:
-        g.login_failed = True
+        mark_login_failed()
         return render_template(
             "login.html",
             error=_("用户名或密码错误。"),

@@ -1,13 +1,13 @@
 """Login throttling shared by the page form and the API token endpoint.
 
-Only *failed* attempts count (``deduct_when``): at most ``LOGIN_FAILURES_PER_HOUR``
+Only *failed* attempts count (views call :func:`mark_login_failed`; ``deduct_when``): at most ``LOGIN_FAILURES_PER_HOUR``
 per account name and per client IP, in the Flask-Limiter storage (``memory://``
 for one process; ``redis://`` so the limit holds across gunicorn workers).
 """
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
 from ..extensions import limiter
@@ -28,8 +28,19 @@ def _account_key() -> str:
     return "acct:" + name.strip().lower()[:64]
 
 
+#: Kept in the WSGI environ, not in ``g``: ``g`` lives as long as the app context,
+#: which can span several requests (an app context pushed by a test or a script),
+#: and a stale flag would count later successful or harmless requests as failures.
+_FAILED_KEY = "volunteer_market.login_failed"
+
+
+def mark_login_failed() -> None:
+    """Count this request as a failed login attempt."""
+    request.environ[_FAILED_KEY] = True
+
+
 def _failed(_response: object) -> bool:
-    return bool(g.get("login_failed"))
+    return bool(request.environ.get(_FAILED_KEY))
 
 
 _per_account = limiter.shared_limit(

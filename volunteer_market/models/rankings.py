@@ -1,0 +1,179 @@
+"""Ranking rollups (排行榜) and the per-area exposure setting.
+
+Only ``services/rankings.py`` writes these tables, inside the ledger posting's
+transaction (``services.ledger._after_post``), so they are exact with no staleness;
+``rankings rebuild`` recomputes them from the ledger and ``ledger verify`` checks
+they agree. Design notes: ``docs/rankings.md``.
+
+* :class:`RankingMember` -- per (area, period, member): points earned (earn minus
+  reversed earn), service minutes, and ``reached_at`` (when the member reached the
+  current total: the tie order inside a rank). The top-N index walks one
+  (area, period) in display order; the primary key answers "my row".
+* :class:`RankingScoreCount` -- per (area, period, points): how many members have
+  exactly that total. "My rank" and "total" sum these buckets instead of counting
+  member rows, so their cost follows the number of distinct totals, not members.
+* :class:`RankingTeam` -- per (area, period, project): a team's points and minutes.
+* :class:`RankingSettings` -- how an area's rankings are shown to residents and
+  members (full list, top-N or tiers); the nearest setting up the tree applies.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import Model
+from .types import UTCDateTime, str_enum, utcnow
+from .users import RoleGrant, User
+
+#: ``all``, ``2026``, ``2026-Q4`` or ``2026-11``.
+PERIOD_KEY_LENGTH = 7
+
+
+class RankingMember(Model):
+    """A member's service record in one area (and its subtree) and one period."""
+
+    __tablename__ = "ranking_members"
+    __table_args__ = (
+        sa.CheckConstraint("points >= 0", name="points_nonnegative"),
+        sa.CheckConstraint("minutes >= 0", name="minutes_nonnegative"),
+    )
+
+    area_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"), primary_key=True)
+    #: ``all`` / ``YYYY`` / ``YYYY-Qn`` / ``YYYY-MM`` in the community's time zone.
+    period_key: Mapped[str] = mapped_column(sa.String(PERIOD_KEY_LENGTH), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    #: Earned points: + earn, - reversal of an earn; redemption and expiry never touch it.
+    points: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    #: Service minutes of those earns (reversals subtract the original's minutes).
+    minutes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    #: Time of the last posting that changed ``points`` (the latest contributing
+    #: transaction's ``created_at``): who reached a tied total first ranks first.
+    reached_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: Top-N in display order (points desc, reached first, user id) with the row data
+#: needed, and "rows with more points" as a range of the same index.
+sa.Index(
+    "ix_ranking_members_top",
+    RankingMember.area_id,
+    RankingMember.period_key,
+    RankingMember.points.desc(),
+    RankingMember.reached_at,
+    RankingMember.user_id,
+)
+#: A member's own rows (monthly chart; rebuild/verify by member range).
+sa.Index(
+    "ix_ranking_members_user",
+    RankingMember.user_id,
+    RankingMember.period_key,
+    RankingMember.area_id,
+)
+
+
+class RankingScoreCount(Model):
+    """How many members of an area have exactly ``points`` (> 0) in a period."""
+
+    __tablename__ = "ranking_score_counts"
+    __table_args__ = (
+        sa.CheckConstraint("points > 0", name="points_positive"),
+        sa.CheckConstraint("members >= 0", name="members_nonnegative"),
+        #: SQLite: the primary key is the table, so a range sum reads no second b-tree.
+        {"sqlite_with_rowid": False},
+    )
+
+    area_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"), primary_key=True)
+    period_key: Mapped[str] = mapped_column(sa.String(PERIOD_KEY_LENGTH), primary_key=True)
+    points: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+#: PostgreSQL: sums of a range of buckets as an index-only scan (SQLite stores the
+#: table itself in primary-key order, see ``sqlite_with_rowid`` above).
+sa.Index(
+    "ix_ranking_score_counts_cover",
+    RankingScoreCount.area_id,
+    RankingScoreCount.period_key,
+    RankingScoreCount.points,
+    postgresql_include=["members"],
+).ddl_if(dialect="postgresql")
+
+
+class RankingTeam(Model):
+    """A project team's points and minutes in one area (and its subtree) and period."""
+
+    __tablename__ = "ranking_teams"
+    __table_args__ = (
+        sa.CheckConstraint("points >= 0", name="points_nonnegative"),
+        sa.CheckConstraint("minutes >= 0", name="minutes_nonnegative"),
+    )
+
+    area_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"), primary_key=True)
+    period_key: Mapped[str] = mapped_column(sa.String(PERIOD_KEY_LENGTH), primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
+    points: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    minutes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reached_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+sa.Index(
+    "ix_ranking_teams_top",
+    RankingTeam.area_id,
+    RankingTeam.period_key,
+    RankingTeam.points.desc(),
+    RankingTeam.reached_at,
+    RankingTeam.project_id,
+)
+
+
+class Exposure(enum.StrEnum):
+    FULL = "full"  # the whole list (the default)
+    TOP_N = "top_n"  # only ranks 1..N
+    TIERS = "tiers"  # 金牌/银牌/铜牌 by percentile, no exact ranks or points
+
+
+class RankingSettings(Model):
+    """How rankings of an area's subtree are shown to residents and members.
+
+    Secretaries and officers over the area always see the full list. An area
+    without a row inherits its nearest ancestor's setting; none at all = full.
+    """
+
+    __tablename__ = "ranking_settings"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(exposure = 'top_n' AND top_n BETWEEN 1 AND 1000)"
+            " OR (exposure <> 'top_n' AND top_n IS NULL)",
+            name="top_n_shape",
+        ),
+        sa.CheckConstraint(
+            "0 < gold_pct AND gold_pct < silver_pct AND silver_pct < bronze_pct"
+            " AND bronze_pct <= 100",
+            name="tier_order",
+        ),
+    )
+
+    area_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"), primary_key=True)
+    exposure: Mapped[Exposure] = mapped_column(
+        str_enum(Exposure, "ranking_exposure"), default=Exposure.FULL
+    )
+    top_n: Mapped[int | None]
+    #: Cumulative percentiles by rank: 金牌 within the top ``gold_pct`` %, 银牌 within
+    #: ``silver_pct`` %, 铜牌 within ``bronze_pct`` %; the rest are not listed.
+    gold_pct: Mapped[int] = mapped_column(default=10)
+    silver_pct: Mapped[int] = mapped_column(default=30)
+    bronze_pct: Mapped[int] = mapped_column(default=60)
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- indexes the read-time exclusions need on other aggregates' tables -----------------
+#: Suspended users are few: found through this index, never by scanning users.
+sa.Index("ix_users_is_active", User.is_active)
+#: Ended member grants in an area subtree, without reading the area's active grants.
+sa.Index(
+    "ix_role_grants_area_role_revoked", RoleGrant.area_id, RoleGrant.role, RoleGrant.revoked_at
+)

@@ -1,0 +1,1271 @@
+"""Rankings (排行榜): rollups kept in the posting's transaction, read without the ledger.
+
+Design overview (details and the reasons in ``docs/rankings.md``)
+=================================================================
+
+Writing. :func:`apply_posting` runs from ``services.ledger._after_post`` inside every
+posting, after the head and account locks (lock order: head, accounts, rollups).
+An ``earn`` adds its member-available amount and ``minutes``; a ``reverse`` of an
+earn subtracts them. Rows touched, per posting:
+
+* areas: the transaction's community and its ancestors (street, district) from
+  ``Area.path`` -- no tree walking -- plus every grid of that community on which
+  the member held a *member* grant at the posting time (``granted_at <= t <
+  revoked_at``; usually none or one);
+* periods: ``all``, ``YYYY``, ``YYYY-Qn``, ``YYYY-MM`` of the posting time in the
+  community's time zone (``Area.timezone``). A reversal counts in the periods
+  (and grids) of the earn it reverses, so a month's ranking is that month's earns
+  minus their reversals and no row ever goes negative;
+* :class:`RankingMember` rows (one multi-row ``INSERT .. ON CONFLICT DO UPDATE SET
+  points = points + excluded.points ..`` on both engines, race-safe), the
+  :class:`RankingScoreCount` buckets they move between, and, when the earn's
+  delivery belongs to a project, :class:`RankingTeam` rows (community and ancestors).
+
+``reached_at`` of a row is the ``created_at`` of the latest posting counted in it.
+:func:`rebuild` recomputes every rollup from the ledger in member-id chunks and
+:func:`first_mismatch` (``ledger verify``) compares them with a fresh recomputation.
+
+Reading. A ranking reads only rollups, settings, users and role grants:
+
+* eligible members of area X: ``users.is_active`` and not "ended there" (a revoked
+  member grant on X's subtree or ancestors and no active one there). The ineligible
+  rows of (X, period) are found from the few suspended users and ended grants
+  (indexed) and subtracted; the page query skips them with ``NOT IN``;
+* the page walks ``ix_ranking_members_top`` (points desc, reached_at, user id) with
+  LIMIT/OFFSET; rank = 1 + eligible rows with more points = the score buckets above
+  minus the ineligible rows above (standard competition ranking 1, 2, 2, 4);
+* ``me`` is a primary-key lookup plus the same bucket sum, on or off the page.
+
+No caching: every read is a few index range scans, exact at the moment of reading.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from ..database import writing
+from ..extensions import db
+from ..models import (
+    AccountKind,
+    Area,
+    AreaKind,
+    Delivery,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Project,
+    Role,
+    RoleGrant,
+    TransactionKind,
+    User,
+    UTCDateTime,
+    utcnow,
+)
+from ..models.rankings import (
+    Exposure,
+    RankingMember,
+    RankingScoreCount,
+    RankingSettings,
+    RankingTeam,
+)
+from . import audit, permissions
+from .errors import NotFound, ValidationFailed
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+MAX_PER_PAGE = 100
+MAX_TOP_N = 1000
+#: Members per chunk in :func:`rebuild` and :func:`first_mismatch`.
+CHUNK = 500
+
+PERIOD_RE = re.compile(r"^(?:all|[1-9]\d{3}(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?)$")
+
+TIER_NAMES = ("gold", "silver", "bronze")
+
+_rm = RankingMember.__table__
+_rs = RankingScoreCount.__table__
+_rt = RankingTeam.__table__
+
+
+# --- periods ----------------------------------------------------------------------------
+
+
+def period_keys(moment: datetime, tz: str = DEFAULT_TIMEZONE) -> list[str]:
+    """Return the period keys of ``moment`` in time zone ``tz``:
+    ``["all", "2026", "2026-Q4", "2026-11"]``."""
+    local = moment.astimezone(_zone(tz))
+    quarter = (local.month - 1) // 3 + 1
+    return ["all", f"{local.year:04d}", f"{local.year:04d}-Q{quarter}", f"{local:%Y-%m}"]
+
+
+def parse_period(value: str | None) -> str:
+    """Return the validated period key (``None`` -> ``all``).
+
+    :raises ValidationFailed: not ``all``, ``YYYY``, ``YYYY-Qn`` or ``YYYY-MM``.
+    """
+    if value is None or value == "":
+        return "all"
+    if not isinstance(value, str) or not PERIOD_RE.match(value):
+        raise ValidationFailed(
+            "Unknown period.",
+            errors={
+                "period": ["Use all, a year (2026), a quarter (2026-Q4) or a month (2026-11)."]
+            },
+        )
+    return value
+
+
+def recent_months(months: int = 12, tz: str = DEFAULT_TIMEZONE, now: datetime | None = None):
+    """Return the last ``months`` month keys up to the current one, oldest first."""
+    local = (now or utcnow()).astimezone(_zone(tz))
+    year, month = local.year, local.month
+    out: list[str] = []
+    for _ in range(months):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return list(reversed(out))
+
+
+def current_periods(tz: str = DEFAULT_TIMEZONE, now: datetime | None = None) -> list[str]:
+    """Return ``[all, this year, this quarter, this month]`` keys for pickers."""
+    return period_keys(now or utcnow(), tz)
+
+
+def _zone(tz: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz or DEFAULT_TIMEZONE)
+    except (KeyError, ValueError):  # an unknown zone name: fall back, never fail a posting
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+# --- writing: the posting hook ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one earn or reversal adds to the rollups (negative for a reversal)."""
+
+    member_id: int
+    points: int
+    minutes: int
+    #: Time whose periods (and grid grants) count: the earn's (a reversal: its earn's).
+    effective_at: datetime
+    #: The posting's own time: the rows' new ``reached_at``.
+    posted_at: datetime
+    area_ids: tuple[int, ...]  # community and ancestors (root first)
+    grid_ids: tuple[int, ...]
+    timezone: str
+    project_id: int | None
+
+
+def _insert(table: sa.Table) -> Any:
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _member_points(legs: Iterable[tuple[LedgerAccount, int]]) -> int:
+    return sum(amount for account, amount in legs if account.kind == AccountKind.MEMBER_AVAILABLE)
+
+
+def _grid_ids(member_id: int, community_id: int, at: datetime) -> tuple[int, ...]:
+    """Return the grids of the community where the member held a member grant at ``at``."""
+    rows = db.session.execute(
+        sa.select(RoleGrant.area_id)
+        .join(Area, Area.id == RoleGrant.area_id)
+        .where(
+            RoleGrant.user_id == member_id,
+            RoleGrant.role == Role.MEMBER,
+            Area.parent_id == community_id,
+            Area.kind == AreaKind.GRID,
+            RoleGrant.granted_at <= at,
+            sa.or_(RoleGrant.revoked_at.is_(None), RoleGrant.revoked_at > at),
+        )
+        .distinct()
+    ).scalars()
+    return tuple(sorted(rows))
+
+
+def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, int]]):
+    """Return the :class:`Contribution` of a posting, or None if it does not count."""
+    if tx.member_id is None or tx.community_id is None:
+        return None
+    if tx.kind == TransactionKind.EARN:
+        effective_at = tx.created_at
+    elif tx.kind == TransactionKind.REVERSE and tx.reverses_id is not None:
+        original = db.session.execute(
+            sa.select(LedgerTransaction.kind, LedgerTransaction.created_at).where(
+                LedgerTransaction.id == tx.reverses_id
+            )
+        ).one()
+        if original.kind != TransactionKind.EARN:
+            return None
+        effective_at = original.created_at
+    else:
+        return None
+    points = _member_points(legs)
+    minutes = tx.minutes or 0
+    if tx.kind == TransactionKind.REVERSE:
+        minutes = -minutes
+    if points == 0 and minutes == 0:
+        return None
+    community = db.session.get(Area, tx.community_id)
+    if community is None:
+        return None
+    grids = (
+        _grid_ids(tx.member_id, community.id, effective_at)
+        if community.kind == AreaKind.COMMUNITY
+        else ()
+    )
+    project_id = None
+    if tx.delivery_id is not None:
+        project_id = db.session.execute(
+            sa.select(Delivery.project_id).where(Delivery.id == tx.delivery_id)
+        ).scalar_one_or_none()
+    return Contribution(
+        member_id=tx.member_id,
+        points=points,
+        minutes=minutes,
+        effective_at=effective_at,
+        posted_at=tx.created_at,
+        area_ids=tuple(community.ancestor_ids()),
+        grid_ids=grids,
+        timezone=community.timezone,
+        project_id=project_id,
+    )
+
+
+def apply_posting(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, int]]) -> None:
+    """Maintain the rollups for one posting (called by the ledger; same transaction).
+
+    Earns add, reversals of earns subtract; every other kind is ignored. Flushes only.
+    """
+    found = contribution_of(tx, legs)
+    if found is not None:
+        apply(found)
+
+
+def _later(column: Any, incoming: Any) -> Any:
+    return sa.case((incoming > column, incoming), else_=column)
+
+
+class RollupsOutOfSync(RuntimeError):
+    """A reversal found no rollup row to subtract from: run ``rankings rebuild``."""
+
+
+def apply(c: Contribution) -> None:
+    """Add (earn) or subtract (reversal) a contribution: member rows, the score buckets
+    they move between, team rows.
+
+    Additions are one multi-row ``INSERT .. ON CONFLICT DO UPDATE``; subtractions are
+    one ``UPDATE`` of rows the earn created (CHECK constraints are evaluated on the
+    proposed row before the conflict, so a negative insert could never be used).
+
+    :raises RollupsOutOfSync: a subtraction found fewer rows than the earn created.
+    """
+    keys = sorted(period_keys(c.effective_at, c.timezone))
+    areas = sorted({*c.area_ids, *c.grid_ids})
+    member_keys = [(a, k, c.member_id) for a in areas for k in keys]
+    changed = _add_or_subtract(_rm, "user_id", member_keys, c)
+    inc: list[tuple[int, str, int]] = []
+    dec: list[tuple[int, str, int]] = []
+    for area_id, key, new in changed:
+        new = int(new)
+        old = new - c.points
+        if old > 0:
+            dec.append((area_id, key, old))
+        if new > 0:
+            inc.append((area_id, key, new))
+    _move_buckets(inc, dec)
+    if c.project_id is not None:
+        team_keys = [(a, k, c.project_id) for a in sorted(c.area_ids) for k in keys]
+        _add_or_subtract(_rt, "project_id", team_keys, c)
+
+
+def _add_or_subtract(
+    table: sa.Table, owner: str, keys: list[tuple[int, str, int]], c: Contribution
+) -> list[Any]:
+    """Apply ``c``'s points and minutes to the rows ``keys`` of a rollup table; return
+    ``[(area_id, period_key, new points)]``."""
+    cols = table.c
+    if c.points >= 0 and c.minutes >= 0:
+        ins = _insert(table).values(
+            [
+                {
+                    "area_id": a,
+                    "period_key": k,
+                    owner: o,
+                    "points": c.points,
+                    "minutes": c.minutes,
+                    "reached_at": c.posted_at,
+                }
+                for a, k, o in keys
+            ]
+        )
+        ins = ins.on_conflict_do_update(
+            index_elements=[cols.area_id, cols.period_key, cols[owner]],
+            set_={
+                "points": cols.points + ins.excluded.points,
+                "minutes": cols.minutes + ins.excluded.minutes,
+                "reached_at": _later(cols.reached_at, ins.excluded.reached_at),
+            },
+        ).returning(cols.area_id, cols.period_key, cols.points)
+        return list(db.session.execute(ins).all())
+    stmt = (
+        table.update()
+        .where(sa.tuple_(cols.area_id, cols.period_key, cols[owner]).in_(keys))
+        .values(
+            points=cols.points + c.points,
+            minutes=cols.minutes + c.minutes,
+            reached_at=_later(cols.reached_at, sa.literal(c.posted_at, UTCDateTime())),
+        )
+        .returning(cols.area_id, cols.period_key, cols.points)
+    )
+    rows = list(db.session.execute(stmt).all())
+    if len(rows) != len(keys):
+        raise RollupsOutOfSync(
+            f"{table.name}: {len(keys) - len(rows)} rows missing for a reversal;"
+            " run: flask --app wsgi rankings rebuild"
+        )
+    return rows
+
+
+def _move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int]]) -> None:
+    """Count one member more at each ``inc`` bucket and one fewer at each ``dec``."""
+    if dec:
+        done = db.session.execute(
+            _rs.update()
+            .where(sa.tuple_(_rs.c.area_id, _rs.c.period_key, _rs.c.points).in_(sorted(dec)))
+            .values(members=_rs.c.members - 1)
+        ).rowcount
+        if done != len(dec):
+            raise RollupsOutOfSync(
+                "ranking_score_counts: a bucket is missing; run: flask --app wsgi rankings rebuild"
+            )
+    if inc:
+        ins = _insert(_rs).values(
+            [{"area_id": a, "period_key": k, "points": p, "members": 1} for a, k, p in sorted(inc)]
+        )
+        ins = ins.on_conflict_do_update(
+            index_elements=[_rs.c.area_id, _rs.c.period_key, _rs.c.points],
+            set_={"members": _rs.c.members + ins.excluded.members},
+        )
+        db.session.execute(ins)
+
+
+# --- rebuild and verify: recomputation from the ledger -----------------------------------
+
+Totals = dict[tuple[int, str, int], list[Any]]  # key -> [points, minutes, reached_at]
+
+
+def _earner_ids() -> list[int]:
+    t = LedgerTransaction
+    return list(
+        db.session.scalars(
+            sa.select(t.member_id)
+            .where(t.kind == TransactionKind.EARN, t.member_id.is_not(None))
+            .distinct()
+            .order_by(t.member_id)
+        )
+    )
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), CHUNK):
+        yield list(ids[i : i + CHUNK])
+
+
+def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
+    """Yield the contributions of the given members' earns and reversals of earns."""
+    t = LedgerTransaction
+    o = aliased(LedgerTransaction)
+    e, acc = LedgerEntry, LedgerAccount
+    points = (
+        sa.select(sa.func.coalesce(sa.func.sum(e.amount), 0))
+        .join(acc, acc.id == e.account_id)
+        .where(e.transaction_id == t.id, acc.kind == AccountKind.MEMBER_AVAILABLE)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.select(
+            t.id,
+            t.kind,
+            t.member_id,
+            t.community_id,
+            t.created_at,
+            t.minutes,
+            o.created_at.label("original_at"),
+            points.label("points"),
+            Area.path,
+            Area.kind.label("area_kind"),
+            Area.timezone,
+            Delivery.project_id,
+        )
+        .outerjoin(o, o.id == t.reverses_id)
+        .join(Area, Area.id == t.community_id)
+        .outerjoin(Delivery, Delivery.id == t.delivery_id)
+        .where(
+            t.member_id.in_(member_ids),
+            sa.or_(
+                t.kind == TransactionKind.EARN,
+                sa.and_(t.kind == TransactionKind.REVERSE, o.kind == TransactionKind.EARN),
+            ),
+        )
+        .order_by(t.member_id, t.id)
+    )
+    grants: dict[int, list[Any]] = defaultdict(list)
+    for g in db.session.execute(
+        sa.select(
+            RoleGrant.user_id,
+            RoleGrant.area_id,
+            Area.parent_id,
+            RoleGrant.granted_at,
+            RoleGrant.revoked_at,
+        )
+        .join(Area, Area.id == RoleGrant.area_id)
+        .where(
+            RoleGrant.user_id.in_(member_ids),
+            RoleGrant.role == Role.MEMBER,
+            Area.kind == AreaKind.GRID,
+        )
+    ):
+        grants[g.user_id].append(g)
+    for r in db.session.execute(stmt):
+        reverse = r.kind == TransactionKind.REVERSE
+        effective_at = r.original_at if reverse else r.created_at
+        minutes = -(r.minutes or 0) if reverse else (r.minutes or 0)
+        if int(r.points) == 0 and minutes == 0:
+            continue
+        grids: tuple[int, ...] = ()
+        if r.area_kind == AreaKind.COMMUNITY:
+            grids = tuple(
+                sorted(
+                    {
+                        g.area_id
+                        for g in grants.get(r.member_id, ())
+                        if g.parent_id == r.community_id
+                        and g.granted_at <= effective_at
+                        and (g.revoked_at is None or g.revoked_at > effective_at)
+                    }
+                )
+            )
+        yield Contribution(
+            member_id=r.member_id,
+            points=int(r.points),
+            minutes=minutes,
+            effective_at=effective_at,
+            posted_at=r.created_at,
+            area_ids=tuple(int(p) for p in r.path.strip("/").split("/") if p),
+            grid_ids=grids,
+            timezone=r.timezone,
+            project_id=r.project_id,
+        )
+
+
+def _add(totals: Totals, key: tuple[int, str, int], c: Contribution) -> None:
+    row = totals.get(key)
+    if row is None:
+        totals[key] = [c.points, c.minutes, c.posted_at]
+    else:
+        row[0] += c.points
+        row[1] += c.minutes
+        if c.posted_at > row[2]:
+            row[2] = c.posted_at
+
+
+def _recompute(member_ids: list[int], teams: Totals) -> Totals:
+    """Return the member rows of ``member_ids`` recomputed from the ledger; add the
+    team rows of their contributions to ``teams``."""
+    members: Totals = {}
+    for c in _contributions(member_ids):
+        keys = period_keys(c.effective_at, c.timezone)
+        for area_id in {*c.area_ids, *c.grid_ids}:
+            for key in keys:
+                _add(members, (area_id, key, c.member_id), c)
+        if c.project_id is not None:
+            for area_id in c.area_ids:
+                for key in keys:
+                    _add(teams, (area_id, key, c.project_id), c)
+    return members
+
+
+def rebuild() -> dict[str, int]:
+    """Recompute every rollup from the ledger; return row counts.
+
+    Runs inside ``atomic()`` and takes the ledger head lock first, so no posting
+    interleaves (lock order). Used by ``flask --app wsgi rankings rebuild``.
+    """
+    from .ledger import lock_head
+
+    if not writing():
+        raise RuntimeError("rankings.rebuild must run inside database.atomic()")
+    lock_head()
+    for table in (_rs, _rm, _rt):
+        db.session.execute(table.delete())
+    teams: Totals = {}
+    n_members = 0
+    for chunk in _chunks(_earner_ids()):
+        rows = [
+            {
+                "area_id": a,
+                "period_key": k,
+                "user_id": u,
+                "points": v[0],
+                "minutes": v[1],
+                "reached_at": v[2],
+            }
+            for (a, k, u), v in sorted(_recompute(chunk, teams).items())
+        ]
+        if rows:
+            db.session.execute(_rm.insert(), rows)
+            n_members += len(rows)
+    team_rows = [
+        {
+            "area_id": a,
+            "period_key": k,
+            "project_id": p,
+            "points": v[0],
+            "minutes": v[1],
+            "reached_at": v[2],
+        }
+        for (a, k, p), v in sorted(teams.items())
+    ]
+    if team_rows:
+        db.session.execute(_rt.insert(), team_rows)
+    db.session.execute(
+        _rs.insert().from_select(
+            ["area_id", "period_key", "points", "members"],
+            sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count())
+            .where(_rm.c.points > 0)
+            .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points),
+        )
+    )
+    n_buckets = db.session.scalar(sa.select(sa.func.count()).select_from(_rs)) or 0
+    return {"members": n_members, "teams": len(team_rows), "buckets": int(n_buckets)}
+
+
+def _describe(kind: str, key: tuple[int, str, int], expected: Any, actual: Any) -> str:
+    who = "project" if kind == "team" else "user"
+    return (
+        f"{kind} rollup area {key[0]} period {key[1]} {who} {key[2]}: "
+        f"expected {_fmt(expected)}, found {_fmt(actual)}"
+    )
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "no row"
+    return f"points={v[0]} minutes={v[1]} reached_at={v[2].isoformat()}"
+
+
+def _compare(kind: str, expected: Totals, actual: Totals) -> str | None:
+    for key in sorted(set(expected) | set(actual)):
+        e, a = expected.get(key), actual.get(key)
+        if e is None or a is None or list(e) != list(a):
+            return _describe(kind, key, e, a)
+    return None
+
+
+def first_mismatch() -> str | None:
+    """Return the first difference between the rollups and a fresh recomputation from
+    the ledger (member rows, team rows, score buckets), or None if they agree."""
+    teams: Totals = {}
+    earners = _earner_ids()
+    for chunk in _chunks(earners):
+        expected = _recompute(chunk, teams)
+        actual: Totals = {
+            (r.area_id, r.period_key, r.user_id): [int(r.points), int(r.minutes), r.reached_at]
+            for r in db.session.execute(sa.select(_rm).where(_rm.c.user_id.in_(chunk)))
+        }
+        found = _compare("member", expected, actual)
+        if found:
+            return found
+    stray = db.session.execute(
+        sa.select(
+            _rm.c.area_id,
+            _rm.c.period_key,
+            _rm.c.user_id,
+            _rm.c.points,
+            _rm.c.minutes,
+            _rm.c.reached_at,
+        )
+        .where(
+            ~sa.exists().where(
+                LedgerTransaction.member_id == _rm.c.user_id,
+                LedgerTransaction.kind == TransactionKind.EARN,
+            )
+        )
+        .order_by(_rm.c.area_id, _rm.c.period_key, _rm.c.user_id)
+        .limit(1)
+    ).first()
+    if stray is not None:
+        return _describe("member", tuple(stray[:3]), None, list(stray[3:]))
+    actual_teams: Totals = {
+        (r.area_id, r.period_key, r.project_id): [int(r.points), int(r.minutes), r.reached_at]
+        for r in db.session.execute(sa.select(_rt))
+    }
+    found = _compare("team", teams, actual_teams)
+    if found:
+        return found
+    return _bucket_mismatch()
+
+
+def _bucket_mismatch() -> str | None:
+    grouped = (
+        sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count().label("members"))
+        .where(_rm.c.points > 0)
+        .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points)
+    )
+    stored = sa.select(_rs.c.area_id, _rs.c.period_key, _rs.c.points, _rs.c.members).where(
+        _rs.c.members != 0
+    )
+    for left, right, label in ((grouped, stored, "missing"), (stored, grouped, "extra")):
+        diff = sa.except_(left, right).subquery()
+        row = db.session.execute(sa.select(diff).order_by(*diff.c).limit(1)).first()
+        if row is not None:
+            counted = "counted from member rows" if label == "missing" else "stored"
+            return (
+                f"score bucket area {row[0]} period {row[1]} points {row[2]}: "
+                f"{row[3]} members {counted}, the other side disagrees"
+            )
+    return None
+
+
+# --- settings (exposure) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExposureSetting:
+    mode: Exposure
+    top_n: int | None = None
+    gold_pct: int = 10
+    silver_pct: int = 30
+    bronze_pct: int = 60
+    #: The area whose setting applies (None: the default, full list).
+    area_id: int | None = None
+
+
+def exposure_for(area: Area) -> ExposureSetting:
+    """Return the setting that applies to ``area``: its own or its nearest ancestor's."""
+    ids = area.ancestor_ids()
+    rows = {s.area_id: s for s in db.session.scalars(_reads()["settings"], {"ancestors": ids})}
+    for area_id in reversed(ids):
+        s = rows.get(area_id)
+        if s is not None:
+            return ExposureSetting(
+                Exposure(s.exposure), s.top_n, s.gold_pct, s.silver_pct, s.bronze_pct, area_id
+            )
+    return ExposureSetting(Exposure.FULL)
+
+
+def set_exposure(
+    actor: User | None,
+    area: Area,
+    mode: Exposure | str,
+    *,
+    top_n: int | None = None,
+    gold_pct: int = 10,
+    silver_pct: int = 30,
+    bronze_pct: int = 60,
+) -> RankingSettings:
+    """Set how ``area``'s rankings are shown to residents and members. Audited.
+
+    :raises Forbidden: unless the actor is the community's secretary, an officer over
+        the area, or an admin (``actor=None`` is the CLI/demo).
+    :raises ValidationFailed: unknown mode, ``top_n`` outside 1..1000, tiers not increasing.
+    """
+    if actor is not None:
+        permissions.require(actor, "rankings.configure", area)
+    try:
+        mode = Exposure(mode)
+    except ValueError:
+        raise ValidationFailed(
+            "Unknown exposure.", errors={"exposure": ["Use full, top_n or tiers."]}
+        ) from None
+    if mode == Exposure.TOP_N:
+        if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= MAX_TOP_N:
+            raise ValidationFailed(
+                "N must be between 1 and 1000.", errors={"top_n": ["From 1 to 1000."]}
+            )
+    else:
+        top_n = None
+    if not 0 < gold_pct < silver_pct < bronze_pct <= 100:
+        raise ValidationFailed(
+            "Tier percentiles must increase: 0 < gold < silver < bronze <= 100.",
+            errors={"tiers": ["0 < gold < silver < bronze <= 100."]},
+        )
+    setting = db.session.get(RankingSettings, area.id)
+    if setting is None:
+        setting = RankingSettings(area_id=area.id)
+        db.session.add(setting)
+    setting.exposure = mode
+    setting.top_n = top_n
+    setting.gold_pct, setting.silver_pct, setting.bronze_pct = gold_pct, silver_pct, bronze_pct
+    setting.updated_by_id = actor.id if actor is not None else None
+    setting.updated_at = utcnow()
+    db.session.flush()
+    audit.record(
+        actor,
+        "rankings.configure",
+        "area",
+        area.id,
+        area_id=area.id,
+        detail={
+            "exposure": mode.value,
+            "top_n": top_n,
+            "tiers": [gold_pct, silver_pct, bronze_pct],
+        },
+    )
+    return setting
+
+
+# --- reading: member rankings --------------------------------------------------------------
+
+
+@functools.cache
+def _reads() -> dict[str, Any]:
+    """Build the read statements once, with bound parameters: a ranking request then
+    only binds values (building SQLAlchemy statements costs more than running them)."""
+    p = sa.bindparam
+    # Areas whose member grants decide whether a member still belongs to an area's
+    # ranking: its subtree and its ancestors (a community grant covers its grids).
+    related = sa.select(Area.id).where(
+        sa.or_(Area.path.like(p("prefix")), Area.id.in_(p("ancestors", expanding=True)))
+    )
+    ended_grant = aliased(RoleGrant, name="ended_grant")
+    active_grant = aliased(RoleGrant, name="active_grant")
+    inactive = sa.select(User.id.label("user_id")).where(User.is_active == sa.false())
+    ended = sa.select(ended_grant.user_id.label("user_id")).where(
+        ended_grant.area_id.in_(p("related", expanding=True)),
+        ended_grant.role == Role.MEMBER,
+        ended_grant.revoked_at.is_not(None),
+        ~sa.exists().where(
+            active_grant.user_id == ended_grant.user_id,
+            active_grant.role == Role.MEMBER,
+            active_grant.revoked_at.is_(None),
+            active_grant.area_id.in_(p("related", expanding=True)),
+        ),
+    )
+    on_board = sa.and_(
+        _rm.c.area_id == p("area_id"), _rm.c.period_key == p("period"), _rm.c.points > 0
+    )
+    eligible = sa.and_(on_board, _rm.c.user_id.not_in(p("excluded", expanding=True)))
+    display_order = (_rm.c.points.desc(), _rm.c.reached_at, _rm.c.user_id)
+    listed = (
+        sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes, _rm.c.reached_at, User.display_name)
+        .join(User, User.id == _rm.c.user_id)
+        .where(eligible, _rm.c.points >= p("floor"))
+    )
+    tier_order = sa.case((_rm.c.points >= p("gold"), 1), (_rm.c.points >= p("silver"), 2), else_=3)
+    return {
+        "settings": sa.select(RankingSettings).where(
+            RankingSettings.area_id.in_(p("ancestors", expanding=True))
+        ),
+        "related": related,
+        "candidates": sa.union(inactive, ended),
+        "ineligible": sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes).where(
+            on_board, _rm.c.user_id.in_(p("candidates", expanding=True))
+        ),
+        "bucket_sum": sa.select(sa.func.coalesce(sa.func.sum(_rs.c.members), 0)).where(
+            _rs.c.area_id == p("area_id"),
+            _rs.c.period_key == p("period"),
+            _rs.c.points > p("above"),
+        ),
+        "page": listed.order_by(*display_order).offset(p("offset")).limit(p("limit")),
+        "tiers_page": listed.order_by(tier_order, User.display_name, _rm.c.user_id)
+        .offset(p("offset"))
+        .limit(p("limit")),
+        "points_at": sa.select(_rm.c.points)
+        .where(eligible)
+        .order_by(*display_order)
+        .offset(p("offset"))
+        .limit(1),
+        "mine": sa.select(_rm.c.points, _rm.c.minutes).where(
+            _rm.c.area_id == p("area_id"),
+            _rm.c.period_key == p("period"),
+            _rm.c.user_id == p("user_id"),
+        ),
+    }
+
+
+def ineligible(area: Area, period: str) -> dict[int, tuple[int, int]]:
+    """Return ``{user_id: (points, minutes)}`` of the ranked rows of (area, period) whose
+    member is excluded: suspended, or whose member role there has ended (a revoked
+    member grant in the area's subtree or above it, and no active one there).
+
+    Starts from the few suspended users and ended grants (indexed), never from the
+    area's members.
+    """
+    reads = _reads()
+    # Three small statements rather than one: each has one obvious index plan on both
+    # engines (a single statement let SQLite's planner scan role grants instead).
+    related = list(
+        db.session.scalars(
+            # Paths hold digits and slashes only: no LIKE wildcards to escape.
+            reads["related"],
+            {"prefix": f"{area.path}%", "ancestors": area.ancestor_ids()},
+        )
+    )
+    candidates = list(db.session.scalars(reads["candidates"], {"related": related}))
+    if not candidates:
+        return {}
+    rows = db.session.execute(
+        reads["ineligible"],
+        {"area_id": area.id, "period": period, "candidates": candidates},
+    ).all()
+    return {r.user_id: (int(r.points), int(r.minutes)) for r in rows}
+
+
+def _bucket_sum(area_id: int, period: str, above: int) -> int:
+    """Members of (area, period) with more than ``above`` points (from the buckets)."""
+    return int(
+        db.session.scalar(
+            _reads()["bucket_sum"], {"area_id": area_id, "period": period, "above": above}
+        )
+    )
+
+
+@dataclass
+class _Board:
+    area: Area
+    period: str
+    excluded: dict[int, tuple[int, int]]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"area_id": self.area.id, "period": self.period, "excluded": sorted(self.excluded)}
+
+    def above(self, points: int) -> int:
+        """Eligible members with more than ``points`` points."""
+        base = _bucket_sum(self.area.id, self.period, max(points, 0))
+        return base - sum(1 for p, _m in self.excluded.values() if p > points)
+
+    def total(self) -> int:
+        return self.above(0)
+
+    def points_at(self, position: int) -> int | None:
+        """Points of the eligible row at 1-based ``position`` in display order."""
+        return db.session.scalar(_reads()["points_at"], {**self.params, "offset": position - 1})
+
+    def page(self, floor: int, offset: int, limit: int, cutoffs: dict[str, int] | None):
+        """Rows with at least ``floor`` points, in display order or (tiers) by tier
+        then display name."""
+        params = {**self.params, "floor": floor, "offset": offset, "limit": limit}
+        if cutoffs:
+            params.update(gold=cutoffs["gold"], silver=cutoffs["silver"])
+            return db.session.execute(_reads()["tiers_page"], params).all()
+        return db.session.execute(_reads()["page"], params).all()
+
+    def mine(self, user_id: int) -> Any:
+        return db.session.execute(
+            _reads()["mine"], {"area_id": self.area.id, "period": self.period, "user_id": user_id}
+        ).first()
+
+
+def hours(minutes: int) -> float:
+    """Return minutes as hours with one decimal."""
+    return round(minutes / 60, 1)
+
+
+def sees_full_list(viewer: User | None, area: Area) -> bool:
+    """Secretaries and officers over the area (and admins) always see the full list."""
+    return viewer is not None and permissions.may(viewer, "rankings.full_list", area)
+
+
+def _tier(points: int, cutoffs: dict[str, int]) -> str | None:
+    for name in TIER_NAMES:
+        if name in cutoffs and points >= cutoffs[name]:
+            return name
+    return None
+
+
+def ranking(
+    area: Area,
+    period: str = "all",
+    page: int = 1,
+    per_page: int = 20,
+    viewer: User | None = None,
+) -> dict[str, Any]:
+    """Return one page of the member ranking of ``area`` (its subtree) in ``period``.
+
+    ``{area, period, items: [{rank, user_id, display_name, points, hours, tier}], me,
+    page, per_page, total, exposure}``. Ranks are standard competition ranks among
+    eligible members; ties are listed by who reached the total first, then user id.
+    ``me`` is the viewer's ``{rank, points, hours, tier}`` (None without points there).
+    Reads rollups only (never the ledger).
+
+    :raises ValidationFailed: bad period or paging.
+    """
+    period = parse_period(period)
+    page, per_page = _paging(page, per_page)
+    board = _Board(area, period, ineligible(area, period))
+    setting = exposure_for(area)
+    mode = Exposure.FULL if sees_full_list(viewer, area) else setting.mode
+    total = board.total()
+
+    cutoffs: dict[str, int] = {}
+    visible_floor = 1  # rows with points >= floor are listed
+    if mode == Exposure.TOP_N and setting.top_n is not None and total > setting.top_n:
+        visible_floor = board.points_at(setting.top_n) or 1
+    elif mode == Exposure.TIERS and total:
+        for name, pct in zip(
+            TIER_NAMES, (setting.gold_pct, setting.silver_pct, setting.bronze_pct), strict=True
+        ):
+            position = max(1, math.ceil(total * pct / 100))
+            cutoffs[name] = board.points_at(position) or 1
+        visible_floor = cutoffs["bronze"]
+    visible = board.above(visible_floor - 1) if visible_floor > 1 else total
+
+    offset = (page - 1) * per_page
+    items: list[dict[str, Any]] = []
+    if offset < visible:
+        rows = board.page(
+            visible_floor, offset, per_page, cutoffs if mode == Exposure.TIERS else None
+        )
+        if mode == Exposure.TIERS:
+            items = [
+                {
+                    "rank": None,
+                    "user_id": r.user_id,
+                    "display_name": r.display_name,
+                    "points": None,
+                    "hours": None,
+                    "tier": _tier(int(r.points), cutoffs),
+                }
+                for r in rows
+            ]
+        else:
+            items = _ranked(rows, offset, board)
+
+    me = None
+    if viewer is not None and viewer.id not in board.excluded:
+        mine = board.mine(viewer.id)
+        if mine is not None and mine.points > 0:
+            me = {
+                "rank": 1 + board.above(int(mine.points)),
+                "points": int(mine.points),
+                "hours": hours(int(mine.minutes)),
+                "tier": _tier(int(mine.points), cutoffs) if mode == Exposure.TIERS else None,
+            }
+    if viewer is not None:
+        for item in items:
+            item["is_me"] = item["user_id"] == viewer.id
+    return {
+        "area": area,
+        "period": period,
+        "items": items,
+        "me": me,
+        "page": page,
+        "per_page": per_page,
+        "total": visible,
+        "exposure": {
+            "mode": mode.value,
+            "configured": setting.mode.value,
+            "top_n": setting.top_n if setting.mode == Exposure.TOP_N else None,
+            "tiers": (
+                {
+                    "gold": setting.gold_pct,
+                    "silver": setting.silver_pct,
+                    "bronze": setting.bronze_pct,
+                }
+                if setting.mode == Exposure.TIERS
+                else None
+            ),
+        },
+    }
+
+
+def _ranked(rows: Sequence[Any], offset: int, board: _Board | None) -> list[dict[str, Any]]:
+    """Attach competition ranks to rows in display order starting at ``offset``."""
+    items: list[dict[str, Any]] = []
+    prev_points: int | None = None
+    rank = 0
+    for i, r in enumerate(rows):
+        points = int(r.points)
+        if points != prev_points:
+            if i == 0 and offset > 0:
+                rank = 1 + (board.above(points) if board is not None else 0)
+            else:
+                rank = offset + i + 1
+        prev_points = points
+        items.append(
+            {
+                "rank": rank,
+                "user_id": r.user_id,
+                "display_name": r.display_name,
+                "points": points,
+                "hours": hours(int(r.minutes)),
+                "tier": None,
+            }
+        )
+    return items
+
+
+def _paging(page: int, per_page: int) -> tuple[int, int]:
+    errors: dict[str, list[str]] = {}
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1 or page > 1_000_000:
+        errors["page"] = ["From 1."]
+    if (
+        isinstance(per_page, bool)
+        or not isinstance(per_page, int)
+        or not 1 <= per_page <= MAX_PER_PAGE
+    ):
+        errors["per_page"] = [f"From 1 to {MAX_PER_PAGE}."]
+    if errors:
+        raise ValidationFailed("Bad paging.", errors=errors)
+    return page, per_page
+
+
+def get_area(area_id: int) -> Area:
+    """Return the area or raise :class:`NotFound`."""
+    area = db.session.get(Area, area_id)
+    if area is None:
+        raise NotFound("Area not found.")
+    return area
+
+
+def default_area(user: User) -> Area | None:
+    """Return the area a user's leaderboard opens on: their first community."""
+    ids = sorted(permissions.user_communities(user))
+    if ids:
+        return db.session.get(Area, ids[0])
+    areas = permissions.grant_areas(user, [r for r in Role if r != Role.ADMIN])
+    if areas:
+        return min(areas, key=lambda a: (a.depth, a.id))
+    # No area of their own (an admin): the first district.
+    return db.session.scalars(
+        sa.select(Area).where(Area.parent_id.is_(None)).order_by(Area.id).limit(1)
+    ).first()
+
+
+def scope_choices(user: User) -> list[Area]:
+    """Return the areas offered in the leaderboard's scope picker: the user's grant
+    areas and their ancestors (grid, community, street, district), plus the
+    communities under an officer's areas."""
+    ids: set[int] = set()
+    officer_paths: list[str] = []
+    for area in permissions.grant_areas(user, [r for r in Role if r != Role.ADMIN]):
+        ids.update(area.ancestor_ids())
+    for area in permissions.grant_areas(user, [Role.OFFICER]):
+        officer_paths.append(area.path)
+    if permissions.is_admin(user):
+        ids.update(db.session.scalars(sa.select(Area.id).where(Area.parent_id.is_(None))))
+        officer_paths.append("/")
+    stmt = sa.select(Area).where(Area.id.in_(ids))
+    if officer_paths:
+        stmt = sa.select(Area).where(
+            sa.or_(
+                Area.id.in_(ids),
+                sa.and_(
+                    Area.kind.in_([AreaKind.STREET, AreaKind.COMMUNITY]),
+                    sa.or_(*[Area.path.startswith(p, autoescape=True) for p in officer_paths]),
+                ),
+            )
+        )
+    return list(db.session.scalars(stmt.order_by(Area.path)))
+
+
+def monthly_points(
+    user: User | int, months: int = 12, tz: str = DEFAULT_TIMEZONE, now: datetime | None = None
+) -> list[tuple[str, int]]:
+    """Return ``[("2025-12", points), ...]`` for the last ``months`` months, oldest first,
+    from the member's month rollups at the top of the tree (every district summed)."""
+    user_id = user if isinstance(user, int) else user.id
+    labels = recent_months(months, tz, now)
+    roots = sa.select(Area.id).where(Area.parent_id.is_(None))
+    rows = dict(
+        db.session.execute(
+            sa.select(_rm.c.period_key, sa.func.sum(_rm.c.points))
+            .where(
+                _rm.c.user_id == user_id,
+                _rm.c.period_key.in_(labels),
+                _rm.c.area_id.in_(roots),
+            )
+            .group_by(_rm.c.period_key)
+        ).all()
+    )
+    return [(label, int(rows.get(label) or 0)) for label in labels]
+
+
+# --- reading: teams and communities (officers; secretaries for their community) ----------
+
+
+def team_ranking(
+    actor: User, area: Area, period: str = "all", page: int = 1, per_page: int = 20
+) -> dict[str, Any]:
+    """Return one page of the team (project) ranking of ``area`` in ``period``.
+
+    ``{items: [{rank, project_id, title, community_id, points, hours}], page, per_page,
+    total}``; ties by who reached the total first, then project id.
+
+    :raises Forbidden: not an officer over the area, its community's secretary or admin.
+    :raises ValidationFailed: bad period or paging.
+    """
+    permissions.require(actor, "rankings.teams", area)
+    period = parse_period(period)
+    page, per_page = _paging(page, per_page)
+    where = sa.and_(_rt.c.area_id == area.id, _rt.c.period_key == period, _rt.c.points > 0)
+    total = int(db.session.scalar(sa.select(sa.func.count()).select_from(_rt).where(where)) or 0)
+    offset = (page - 1) * per_page
+    rows = db.session.execute(
+        sa.select(
+            _rt.c.project_id,
+            _rt.c.points,
+            _rt.c.minutes,
+            Project.title,
+            Project.community_id,
+        )
+        .join(Project, Project.id == _rt.c.project_id)
+        .where(where)
+        .order_by(_rt.c.points.desc(), _rt.c.reached_at, _rt.c.project_id)
+        .offset(offset)
+        .limit(per_page)
+    ).all()
+    items: list[dict[str, Any]] = []
+    prev: int | None = None
+    rank = 0
+    for i, r in enumerate(rows):
+        points = int(r.points)
+        if points != prev:
+            if i == 0 and offset > 0:
+                rank = 1 + int(
+                    db.session.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(_rt)
+                        .where(where, _rt.c.points > points)
+                    )
+                    or 0
+                )
+            else:
+                rank = offset + i + 1
+        prev = points
+        items.append(
+            {
+                "rank": rank,
+                "project_id": r.project_id,
+                "title": r.title,
+                "community_id": r.community_id,
+                "points": points,
+                "hours": hours(int(r.minutes)),
+            }
+        )
+    return {
+        "area": area,
+        "period": period,
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+    }
+
+
+def community_table(
+    actor: User, area: Area, period: str = "all", page: int = 1, per_page: int = 20
+) -> dict[str, Any]:
+    """Return per-community figures of ``area``'s subtree in ``period``: members (active
+    member grants now), active members (eligible, with points in the period), their
+    points and hours, per active member, and the share of members active.
+
+    Cost: one grouped pass over the communities' rollup rows and member grants
+    (bounded by members, never by the ledger) plus the exclusion look-up per community.
+
+    :raises Forbidden: not an officer over the area, its secretary or admin.
+    :raises ValidationFailed: bad period or paging; a grid (choose its community).
+    """
+    permissions.require(actor, "rankings.communities", area)
+    period = parse_period(period)
+    page, per_page = _paging(page, per_page)
+    if area.kind == AreaKind.GRID:
+        raise ValidationFailed(
+            "Choose a community, street or district.", errors={"area_id": ["Not a grid."]}
+        )
+    communities = list(
+        db.session.scalars(
+            sa.select(Area)
+            .where(
+                Area.kind == AreaKind.COMMUNITY, Area.path.startswith(area.path, autoescape=True)
+            )
+            .order_by(Area.path)
+        )
+    )
+    ids = [c.id for c in communities]
+    community_of = sa.case((Area.kind == AreaKind.GRID, Area.parent_id), else_=Area.id)
+    members = (
+        dict(
+            db.session.execute(
+                sa.select(community_of, sa.func.count(sa.distinct(RoleGrant.user_id)))
+                .select_from(RoleGrant)
+                .join(Area, Area.id == RoleGrant.area_id)
+                .join(User, User.id == RoleGrant.user_id)
+                .where(
+                    RoleGrant.role == Role.MEMBER,
+                    RoleGrant.revoked_at.is_(None),
+                    User.is_active == sa.true(),
+                    Area.path.startswith(area.path, autoescape=True),
+                )
+                .group_by(community_of)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    sums = (
+        {
+            r.area_id: r
+            for r in db.session.execute(
+                sa.select(
+                    _rm.c.area_id,
+                    sa.func.count().label("n"),
+                    sa.func.sum(_rm.c.points).label("points"),
+                    sa.func.sum(_rm.c.minutes).label("minutes"),
+                )
+                .where(_rm.c.area_id.in_(ids), _rm.c.period_key == period, _rm.c.points > 0)
+                .group_by(_rm.c.area_id)
+            )
+        }
+        if ids
+        else {}
+    )
+    rows: list[dict[str, Any]] = []
+    for c in communities:
+        s = sums.get(c.id)
+        active, points, minutes = (int(s.n), int(s.points), int(s.minutes)) if s else (0, 0, 0)
+        if s is not None:
+            for p, m in ineligible(c, period).values():
+                active, points, minutes = active - 1, points - p, minutes - m
+        n_members = int(members.get(c.id, 0))
+        rows.append(
+            {
+                "community_id": c.id,
+                "name": c.name,
+                "members": n_members,
+                "active_members": active,
+                "participation_rate": round(active / n_members, 4) if n_members else 0.0,
+                "points": points,
+                "hours": hours(minutes),
+                "points_per_active_member": round(points / active, 1) if active else 0.0,
+                "hours_per_active_member": round(minutes / 60 / active, 1) if active else 0.0,
+            }
+        )
+    rows.sort(key=lambda r: (-r["points"], r["community_id"]))
+    offset = (page - 1) * per_page
+    return {
+        "area": area,
+        "period": period,
+        "items": rows[offset : offset + per_page],
+        "page": page,
+        "per_page": per_page,
+        "total": len(rows),
+    }

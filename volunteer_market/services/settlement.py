@@ -1,0 +1,483 @@
+"""Settlement (结算): a delivery's points posted to the ledger, exactly once.
+
+Design overview
+===============
+
+When. Automatically, in the transaction of the rating by which every beneficiary
+has rated (``services/ratings.py``; ``settled_by_id`` NULL). Otherwise by the
+secretary of the delivery's community (never one who served in it) once the
+rating window has closed (:func:`settle`); before that, 409.
+
+Nobody rated. The secretary must pass ``confirm_unrated=True``; without it the
+request is refused with **409** (the delivery's state, not the request's shape, is
+what is missing: the same request is fine for a delivery with ratings) and
+``errors.confirm_unrated``. Confirmed, the multiplier is the policy's
+``unrated_multiplier_percent``, **1.0** in the default policy: the secretary vouches
+for a service nobody could rate (a resident without a phone, a delivery without
+named beneficiaries), so it earns like a plain "good" (3.5-4.5) service, neither
+the bonus of a top rating nor a penalty for the residents' silence. When some but
+not all beneficiaries rated, the average of the given ratings counts and no
+confirmation is needed.
+
+Arithmetic. ``points = points_policy.points_for(minutes, average, policy)`` per
+participant with the policy version in force at settlement, recorded on the
+:class:`~volunteer_market.models.Settlement` (``policy_id``, ``policy_version``) so a
+later policy never rewrites history. Minutes come only from the delivery record
+(``delivery_participants.minutes``). Contract: 2 h rated 5 and 4 -> 24 points.
+
+Exactly once, under concurrency, on both engines:
+
+1. the ledger head row is locked first (the ledger's lock order), then the delivery
+   row (``FOR UPDATE``); concurrent settles and ratings of one delivery serialise;
+2. ``UPDATE deliveries SET status='settled' WHERE id=:id AND status='awaiting_ratings'``
+   -- rowcount 0 -> 409 "already settled";
+3. ``settlements.delivery_id`` is UNIQUE;
+4. each earn uses the ledger's natural key ``earn:d<delivery>:u<member>`` and the
+   partial UNIQUE index on ``(delivery_id, member_id)`` of earns.
+
+Zero points. A participant whose points compute to 0 (average below the lowest
+threshold) gets no ledger transaction (the ledger refuses amount 0). Their hours are
+still recorded: in the delivery record and in their :class:`SettlementPosting` line
+(``minutes``, ``points = 0``, no ``transaction_id``), which reports and rankings of
+hours read alongside the ledger's earns. They are notified (``points.none``) with
+the reason.
+
+Notifications: each participant gets ``points.earned`` (points, minutes, average,
+multiplier, reason) or ``points.none``.
+
+The ledger check ``settlements`` (registered with ``services.ledger_verify``) proves
+that every settlement line agrees with its earn (delivery, member, minutes, points),
+that totals add up, and that a delivery is settled exactly when it has a settlement.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..extensions import db
+from ..models import (
+    AccountKind,
+    Delivery,
+    DeliveryBeneficiary,
+    DeliveryParticipant,
+    DeliveryStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Project,
+    Rating,
+    Role,
+    Settlement,
+    SettlementPosting,
+    TransactionKind,
+    User,
+    utcnow,
+)
+from . import audit, ledger, permissions
+from . import points_policy as policy_service
+from .errors import Conflict, NotFound
+from .ledger_verify import Violation, register_check
+from .ratings import lock_delivery, scores_of
+
+_FOUR = Decimal("0.0001")
+
+
+def _decimal(value: Fraction) -> Decimal:
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        _FOUR, rounding=ROUND_HALF_UP
+    )
+
+
+def _fmt(value: Decimal | None) -> str:
+    """Return ``4.5000`` as ``4.5`` and ``1.0000`` as ``1.0``."""
+    if value is None:
+        return "-"
+    text = format(value.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def settle(
+    actor: User,
+    delivery: Delivery,
+    *,
+    confirm_unrated: bool = False,
+    now: datetime | None = None,
+) -> Settlement:
+    """Settle a delivery as its community's secretary, after the rating window.
+
+    :raises Forbidden: not the secretary of the delivery's community, or a participant.
+    :raises Conflict: already settled or cancelled; the window is still open and not
+        every beneficiary rated; nobody rated and ``confirm_unrated`` is not true.
+    """
+    now = now or utcnow()
+    permissions.require(actor, "settlement.settle", delivery)
+    ledger.lock_head()
+    locked = lock_delivery(delivery.id)
+    if locked.status == DeliveryStatus.SETTLED:
+        raise Conflict("This delivery has already been settled.")
+    if locked.status != DeliveryStatus.AWAITING_RATINGS:
+        raise Conflict(f"A delivery that is {locked.status.value} cannot be settled.")
+    scores = scores_of(locked.id)
+    beneficiaries = db.session.execute(
+        sa.select(sa.func.count(DeliveryBeneficiary.id)).where(
+            DeliveryBeneficiary.delivery_id == locked.id
+        )
+    ).scalar_one()
+    all_rated = beneficiaries > 0 and len(scores) == beneficiaries
+    if now < locked.rating_deadline and not all_rated:
+        raise Conflict(
+            "The rating window is open until "
+            f"{locked.rating_deadline.isoformat(timespec='minutes')}; settle after it "
+            "closes (it settles by itself when every beneficiary has rated)."
+        )
+    if not scores and confirm_unrated is not True:
+        raise Conflict(
+            "Nobody rated this delivery. Confirm to settle it unrated "
+            "(confirm_unrated: true; multiplier 1.0).",
+            errors={"confirm_unrated": ["Required when nobody rated."]},
+        )
+    return settle_locked(actor, locked, now=now)
+
+
+def settle_locked(
+    actor: User | None, delivery: Delivery, *, now: datetime | None = None
+) -> Settlement:
+    """Settle ``delivery`` whose row the caller locked (after the ledger head).
+
+    ``actor`` None is the automatic settlement. The rules of *when* are the caller's.
+
+    :raises Conflict: the delivery was settled meanwhile (conditional UPDATE, UNIQUE).
+    """
+    now = now or utcnow()
+    changed = db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.AWAITING_RATINGS)
+        .values(status=DeliveryStatus.SETTLED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        raise Conflict("This delivery has already been settled.")
+    set_committed_value(delivery, "status", DeliveryStatus.SETTLED)
+
+    policy = policy_service.current_policy(delivery.community_id)
+    assert policy.id is not None  # inside atomic(): the default policy row exists
+    scores = scores_of(delivery.id)
+    avg = policy_service.average_score(scores)
+    factor = policy_service.multiplier(avg, policy)
+    participants = list(
+        db.session.execute(
+            sa.select(DeliveryParticipant)
+            .where(DeliveryParticipant.delivery_id == delivery.id)
+            .order_by(DeliveryParticipant.user_id)
+        ).scalars()
+    )
+    settlement = Settlement(
+        delivery_id=delivery.id,
+        community_id=delivery.community_id,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        ratings_count=len(scores),
+        score_sum=sum(scores),
+        average_score=_decimal(avg) if avg is not None else None,
+        multiplier=_decimal(factor),
+        confirmed_unrated=not scores,
+        settled_by_id=actor.id if actor is not None else None,
+        settled_at=now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(settlement)
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict("This delivery has already been settled.") from None
+
+    title = db.session.execute(
+        sa.select(Project.title).where(Project.id == delivery.project_id)
+    ).scalar_one()
+    reason = _reason(delivery, title, settlement, policy.base_rate)
+    lines = []
+    for p in participants:
+        points = policy_service.points_for(p.minutes, avg, policy)
+        tx = ledger.earn(
+            actor,
+            member_id=p.user_id,
+            community_id=delivery.community_id,
+            delivery_id=delivery.id,
+            points=points,
+            minutes=p.minutes,
+            policy_id=policy.id,
+            reason=reason,
+        )
+        line = SettlementPosting(
+            settlement_id=settlement.id,
+            delivery_id=delivery.id,
+            user_id=p.user_id,
+            minutes=p.minutes,
+            counted_minutes=policy_service.counted_minutes(p.minutes, policy),
+            points=points,
+            transaction_id=tx.id if tx is not None else None,
+        )
+        db.session.add(line)
+        lines.append(line)
+    settlement.total_points = sum(line.points for line in lines)
+    settlement.total_minutes = sum(line.minutes for line in lines)
+    db.session.flush()
+    set_committed_value(settlement, "postings", lines)
+
+    audit.record(
+        actor,
+        "delivery.settle",
+        "delivery",
+        delivery.id,
+        area_id=delivery.community_id,
+        detail={
+            "settlement_id": settlement.id,
+            "automatic": actor is None,
+            "ratings_count": settlement.ratings_count,
+            "average_score": _fmt(settlement.average_score),
+            "multiplier": _fmt(settlement.multiplier),
+            "confirmed_unrated": settlement.confirmed_unrated,
+            "policy_id": policy.id,
+            "policy_version": policy.version,
+            "total_points": settlement.total_points,
+        },
+    )
+    for line in lines:
+        params = {
+            "title": title,
+            "delivery_id": delivery.id,
+            "points": line.points,
+            "minutes": line.minutes,
+            "average_score": _fmt(settlement.average_score),
+            "multiplier": _fmt(settlement.multiplier),
+            "reason": reason,
+        }
+        audit.notify(
+            line.user_id,
+            "points.earned" if line.points > 0 else "points.none",
+            object_type="delivery",
+            object_id=delivery.id,
+            params=params,
+        )
+    return settlement
+
+
+def _reason(delivery: Delivery, title: str, s: Settlement, base_rate: int) -> str:
+    """Return the ledger reason of the earns: source, arithmetic and policy version."""
+    if s.ratings_count:
+        basis = f"{s.ratings_count} 人评价，平均 {_fmt(s.average_score)} 分"
+    else:
+        basis = "无人评价，书记确认结算"
+    text = (
+        f"服务记录 #{delivery.id}「{title}」结算：时长 × {base_rate} 分/小时 × 系数 "
+        f"{_fmt(s.multiplier)}（{basis}；积分规则 v{s.policy_version}）"
+    )
+    return text[: ledger.MAX_REASON]
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def get_settlement(delivery_id: int) -> Settlement:
+    """Return the delivery's settlement with its lines.
+
+    :raises NotFound: the delivery is not settled.
+    """
+    settlement = db.session.execute(
+        sa.select(Settlement)
+        .where(Settlement.delivery_id == delivery_id)
+        .options(selectinload(Settlement.postings))
+    ).scalar_one_or_none()
+    if settlement is None:
+        raise NotFound("This delivery has not been settled.")
+    return settlement
+
+
+def present(settlement: Settlement) -> dict[str, Any]:
+    """Return the settlement as the API's ``SettlementOut`` dict."""
+    return {
+        "status": DeliveryStatus.SETTLED.value,
+        "delivery_id": settlement.delivery_id,
+        "settlement_id": settlement.id,
+        "postings": [
+            {
+                "user_id": line.user_id,
+                "points": line.points,
+                "minutes": line.minutes,
+                "counted_minutes": line.counted_minutes,
+                "transaction_id": line.transaction_id,
+            }
+            for line in settlement.postings
+        ],
+        "ratings_count": settlement.ratings_count,
+        "average_score": float(settlement.average_score)
+        if settlement.average_score is not None
+        else None,
+        "multiplier": float(settlement.multiplier),
+        "confirmed_unrated": settlement.confirmed_unrated,
+        "policy_id": settlement.policy_id,
+        "policy_version": settlement.policy_version,
+        "total_points": settlement.total_points,
+        "total_minutes": settlement.total_minutes,
+        "automatic": settlement.settled_by_id is None,
+        "settled_by_id": settlement.settled_by_id,
+        "settled_at": settlement.settled_at,
+    }
+
+
+def queue(actor: User, *, community_id: int | None = None) -> sa.Select[Any]:
+    """Return a SELECT of ``(Delivery, title, ratings_count, beneficiaries_count)`` awaiting
+    settlement in the communities where ``actor`` is secretary, closed windows first.
+
+    :raises Forbidden: the actor is no secretary.
+    """
+    permissions.require(actor, "settlement.queue")
+    communities = sorted(permissions.communities_of(actor, [Role.SECRETARY]))
+    if community_id is not None:
+        communities = [c for c in communities if c == community_id]
+    ratings_count = (
+        sa.select(sa.func.count(Rating.id))
+        .where(Rating.delivery_id == Delivery.id)
+        .correlate(Delivery)
+        .scalar_subquery()
+    )
+    beneficiaries_count = (
+        sa.select(sa.func.count(DeliveryBeneficiary.id))
+        .where(DeliveryBeneficiary.delivery_id == Delivery.id)
+        .correlate(Delivery)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            Delivery,
+            Project.title,
+            ratings_count.label("ratings_count"),
+            beneficiaries_count.label("beneficiaries_count"),
+        )
+        .join(Project, Project.id == Delivery.project_id)
+        .where(
+            Delivery.community_id.in_(communities or [0]),
+            Delivery.status == DeliveryStatus.AWAITING_RATINGS,
+        )
+        .order_by(Delivery.rating_deadline, Delivery.id)
+    )
+
+
+def queue_row(row: Any, now: datetime | None = None) -> dict[str, Any]:
+    """Return one row of :func:`queue` as a dict with the window state."""
+    now = now or utcnow()
+    delivery, title, ratings_count, beneficiaries_count = row
+    open_ = now < delivery.rating_deadline
+    return {
+        "delivery_id": delivery.id,
+        "project_id": delivery.project_id,
+        "title": title,
+        "community_id": delivery.community_id,
+        "started_at": delivery.started_at,
+        "ended_at": delivery.ended_at,
+        "rating_deadline": delivery.rating_deadline,
+        "window_open": open_,
+        "ratings_count": int(ratings_count),
+        "beneficiaries_count": int(beneficiaries_count),
+        "settleable": not open_,
+        "needs_confirmation": int(ratings_count) == 0,
+    }
+
+
+# --- ledger invariant ---------------------------------------------------------
+
+
+@register_check("settlements")
+def _settlements_agree() -> Violation | None:
+    """Settlement lines agree with their earns; totals add up; settled <=> settlement."""
+    sp, t = SettlementPosting, LedgerTransaction
+    bad = db.session.execute(
+        sa.select(sp.id, sp.transaction_id)
+        .outerjoin(t, t.id == sp.transaction_id)
+        .where(
+            sp.transaction_id.is_not(None),
+            sa.or_(
+                t.id.is_(None),
+                t.kind != TransactionKind.EARN,
+                t.delivery_id != sp.delivery_id,
+                t.member_id != sp.user_id,
+                t.minutes != sp.minutes,
+            ),
+        )
+        .order_by(sp.id)
+        .limit(1)
+    ).first()
+    if bad is not None:
+        return Violation(
+            "settlements",
+            f"settlement line {bad.id} does not match its earn",
+            transaction_id=bad.transaction_id,
+        )
+    wallet_amount = (
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(
+            LedgerEntry.transaction_id == sp.transaction_id,
+            LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE,
+        )
+        .correlate(sp)
+        .scalar_subquery()
+    )
+    bad = db.session.execute(
+        sa.select(sp.id, sp.transaction_id)
+        .where(sp.transaction_id.is_not(None), wallet_amount != sp.points)
+        .order_by(sp.id)
+        .limit(1)
+    ).first()
+    if bad is not None:
+        return Violation(
+            "settlements",
+            f"settlement line {bad.id}: points differ from the earned amount",
+            transaction_id=bad.transaction_id,
+        )
+    s = Settlement
+    line_points = (
+        sa.select(sa.func.coalesce(sa.func.sum(sp.points), 0))
+        .where(sp.settlement_id == s.id)
+        .correlate(s)
+        .scalar_subquery()
+    )
+    line_minutes = (
+        sa.select(sa.func.coalesce(sa.func.sum(sp.minutes), 0))
+        .where(sp.settlement_id == s.id)
+        .correlate(s)
+        .scalar_subquery()
+    )
+    bad_id = db.session.execute(
+        sa.select(s.id)
+        .where(sa.or_(line_points != s.total_points, line_minutes != s.total_minutes))
+        .order_by(s.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if bad_id is not None:
+        return Violation("settlements", f"settlement {bad_id}: totals differ from its lines")
+    unsettled = db.session.execute(
+        sa.select(Delivery.id)
+        .outerjoin(s, s.delivery_id == Delivery.id)
+        .where(
+            sa.or_(
+                sa.and_(Delivery.status == DeliveryStatus.SETTLED, s.id.is_(None)),
+                sa.and_(Delivery.status != DeliveryStatus.SETTLED, s.id.is_not(None)),
+            )
+        )
+        .order_by(Delivery.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if unsettled is not None:
+        return Violation(
+            "settlements", f"delivery {unsettled}: status and settlement record disagree"
+        )
+    return None
