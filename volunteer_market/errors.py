@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .services.errors import DomainError
@@ -174,9 +175,27 @@ def handle_unexpected(exc: Exception) -> Any:
     return _html(500)
 
 
+def handle_operational_error(exc: OperationalError) -> Any:
+    """A database that is busy (SQLite lock wait past the busy timeout, PostgreSQL
+    lock/serialization timeouts) is a temporary condition: 503 with Retry-After,
+    nothing written (the transaction was rolled back). Anything else is a 500."""
+    message = str(getattr(exc, "orig", exc)).lower()
+    if not any(s in message for s in ("database is locked", "lock timeout", "deadlock detected")):
+        return handle_unexpected(exc)
+    log.warning("database busy on %s %s", request.method, request.path)
+    if wants_problem_json():
+        resp = problem(503, "Service unavailable", "The database is busy; please retry.")
+    else:
+        body, _code = _html(503, _("服务繁忙"), _("系统繁忙，请稍后重试。"))
+        resp = Response(body, status=503, mimetype="text/html")
+    resp.headers["Retry-After"] = "2"
+    return resp
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app (after flask-smorest, to replace its own)."""
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(OperationalError, handle_operational_error)
