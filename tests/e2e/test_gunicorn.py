@@ -22,6 +22,8 @@ from ..conftest import ON_POSTGRES, drop_postgres_database, postgres_url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+#: base URL of each running server -> its DATABASE_URL (for CLI checks on the same database)
+SERVED_URLS: dict[str, str] = {}
 
 
 def _free_port() -> int:
@@ -97,9 +99,11 @@ def served(tmp_path):
         proc.kill()
         proc.wait()
         pytest.fail("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
+    SERVED_URLS[base] = db_url
     try:
         yield base
     finally:
+        SERVED_URLS.pop(base, None)
         proc.terminate()
         proc.wait(timeout=20)
         proc.stderr.close()
