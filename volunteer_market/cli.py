@@ -118,7 +118,10 @@ def demo_serve(host: str, port: int) -> None:
     _print_logins(logins, DEMO_PASSWORD)
     click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
     sys.stdout.flush()
-    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+    # app.run() refuses to start inside the flask CLI; serve with werkzeug directly.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 def _print_logins(logins: list[tuple[str, str, str]], password: str) -> None:
