@@ -16,16 +16,19 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
 
 from volunteer_market import create_app  # noqa: E402
 from volunteer_market.config import normalise_database_url  # noqa: E402
 from volunteer_market.extensions import db, limiter  # noqa: E402
+from volunteer_market.models import Area, User  # noqa: E402
 
 from .factories import World, build_world  # noqa: E402
 
@@ -58,6 +61,9 @@ def postgres_url_for(name_suffix: str) -> str:
         ).first()
         if not exists:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        # Tests never survive a server crash, so a commit need not wait for the WAL to
+        # reach the disk (the suite commits thousands of times a second).
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
 
@@ -142,14 +148,80 @@ def _truncate_all(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _worker_sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The worker's SQLite test file: one path, a fresh copy of the template per test.
+
+    A fixed path keeps the app configuration identical from test to test, so the app
+    can be reused (see :func:`app`).
+    """
+    return tmp_path_factory.mktemp("db") / "test.db"
+
+
+@dataclass
+class WorldTemplate:
+    """The world of tests/factories.py, built once per worker and restored per test."""
+
+    area_ids: dict[str, int]
+    user_ids: dict[str, int]
+    sqlite_file: Path | None = None  #: SQLite: a database file holding the world
+    rows: dict[str, list[dict]] = field(default_factory=dict)  #: PostgreSQL: rows per table
+
+
+@pytest.fixture(scope="session")
+def world_template(database_template: str, tmp_path_factory) -> WorldTemplate:
+    """Build the world once through the services (as ``build_world`` does per test) and
+    keep it: a SQLite file, or the rows of every table on PostgreSQL."""
+    if ON_POSTGRES:  # built in the worker's database itself, then emptied again
+        url, path = database_template, None
+    else:
+        path = tmp_path_factory.mktemp("world") / "world.db"
+        shutil.copyfile(database_template, path)
+        url = f"sqlite:///{path}"
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        if ON_POSTGRES:
+            _reset_postgres(db.engine, None)
+        w = build_world()
+        template = WorldTemplate(
+            area_ids={k: a.id for k, a in w.areas.items()},
+            user_ids={k: u.id for k, u in w.users.items()},
+            sqlite_file=path,
+        )
+        db.session.remove()
+        with db.engine.connect() as conn:
+            if ON_POSTGRES:
+                template.rows = {
+                    t.name: [dict(r._mapping) for r in conn.execute(t.select())]
+                    for t in db.metadata.sorted_tables
+                }
+            else:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if ON_POSTGRES:
+            _reset_postgres(db.engine, None)
+        db.engine.dispose()
+    return template
+
+
 @pytest.fixture
-def database_url(database_template: str, tmp_path: Path) -> str:
-    """A URL of an empty database with the full schema, private to this test."""
+def database_url(request, database_template: str, _worker_sqlite_path: Path) -> str:
+    """A URL of a database with the full schema, private to this test: empty, or holding
+    the world if the test uses the ``world`` fixture (restored from a copy made once)."""
+    template = (
+        request.getfixturevalue("world_template") if "world" in request.fixturenames else None
+    )
     if ON_POSTGRES:
-        _truncate_all(database_template)
+        engine = sa.create_engine(normalise_database_url(database_template))
+        _reset_postgres(engine, template.rows if template else None)
+        engine.dispose()
         return database_template
-    path = tmp_path / "test.db"
-    shutil.copyfile(database_template, path)
+    path = _worker_sqlite_path
+    # A new file (new inode) each time: a connection some earlier test left open keeps
+    # the old file and can never see, or write into, this test's database.
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    source = template.sqlite_file if template and template.sqlite_file else database_template
+    shutil.copyfile(source, path)
     return f"sqlite:///{path}"
 
 
@@ -159,14 +231,62 @@ def app_config(database_url: str) -> dict:
     return {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url}
 
 
+#: Configuration keys read per request (not when the app is built): a test may give
+#: them per-test values without needing an app of its own.
+RUNTIME_CONFIG_KEYS = frozenset({"UPLOAD_FOLDER"})
+
+#: Apps already built in this worker, by configuration (see :func:`app`).
+_APPS: dict[str, tuple[Flask, dict, tuple]] = {}
+
+
+def _count(value: object) -> int:
+    """The number of leaves in nested dicts/lists (Flask's hook registries)."""
+    if isinstance(value, dict):
+        return sum(_count(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_count(v) for v in value)
+    return 1
+
+
+def _app_shape(app: Flask) -> tuple[int, ...]:
+    """What a test could add to an app that would leak into the next test using it."""
+    return (
+        len(list(app.url_map.iter_rules())),
+        _count(app.error_handler_spec),
+        _count(app.before_request_funcs),
+        _count(app.after_request_funcs),
+        _count(app.teardown_request_funcs),
+        _count(app.template_context_processors),
+    )
+
+
 @pytest.fixture
 def app(app_config: dict):
-    app = create_app(app_config)
+    """The app for ``app_config``, built once per worker and configuration.
+
+    ``create_app`` builds the whole OpenAPI document (about half a second of CPU), so
+    an app is reused by every test with the same configuration. Each test still starts
+    from the configuration the app was built with (changes a test made to
+    ``app.config`` are undone), with a fresh app context, an empty limiter store and a
+    database of its own. A test that adds routes or hooks to the app retires it.
+    """
+    key = repr(sorted((k, repr(v)) for k, v in app_config.items() if k not in RUNTIME_CONFIG_KEYS))
+    cached = _APPS.get(key)
+    if cached is None:
+        built = create_app(app_config)
+        cached = (built, dict(built.config), _app_shape(built))
+        _APPS[key] = cached
+    app, config, shape = cached
+    app.config.clear()
+    app.config.update(config)
+    app.config.update({k: v for k, v in app_config.items() if k in RUNTIME_CONFIG_KEYS})
     limiter.reset()
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+    if _app_shape(app) != shape:
+        _APPS.pop(key, None)
 
 
 @pytest.fixture
@@ -180,9 +300,23 @@ def runner(app):
 
 
 @pytest.fixture
-def world(app) -> World:
-    """A small area tree with users of every role (see tests/factories.py)."""
-    return build_world()
+def world(app, world_template: WorldTemplate) -> World:
+    """A small area tree with users of every role (see tests/factories.py).
+
+    ``database_url`` has already restored it in the test's database; this loads it.
+    """
+    w = World()
+    for key, user_id in world_template.user_ids.items():
+        user = db.session.get(User, user_id)
+        assert user is not None
+        _ = user.grants  # loaded now, as build_world() leaves them
+        w.users[key] = user
+    for key, area_id in world_template.area_ids.items():
+        w.areas[key] = db.session.get(Area, area_id)
+    # End the read transaction, as build_world()'s last commit did: an open one would
+    # pin this session to a snapshot older than the test's own requests.
+    db.session.commit()
+    return w
 
 
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

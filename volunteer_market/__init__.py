@@ -135,7 +135,9 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .api import register_api
+    from .routing import IdConverter
     from .web import register_web
 
+    app.url_map.converters["int"] = IdConverter  # before any rule uses it
     register_api(app)
     register_web(app)

@@ -21,7 +21,7 @@ from ..services import permissions
 from ..services import users as user_service
 from ..services.errors import NotFound, ValidationFailed
 from ..services.wallet import points_summary
-from .common import actor, make_blueprint, paginate
+from .common import actor, make_blueprint, paginate, problem_response
 
 me_blp = make_blueprint("api_me", "/me", "The signed-in user")
 areas_blp = make_blueprint("api_areas", "/areas", "The area tree")
@@ -49,6 +49,7 @@ def create_area(data: dict):
 @areas_blp.route("", methods=["GET"])
 @areas_blp.arguments(AreaQuery, location="query")
 @areas_blp.response(200, page_of(AreaOut))
+@areas_blp.alt_response(404, response=problem_response(404))  # no such area ``under``
 def list_areas(args: dict) -> dict:
     """List areas (filters: parent_id, kind, under = subtree of an area)."""
     permissions.require(actor(), "area.view")

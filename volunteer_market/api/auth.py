@@ -10,7 +10,7 @@ from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
 from ..services.users import present_user
 from ..web.throttle import login_throttle, mark_login_failed
-from .common import bearer_token, make_blueprint, public
+from .common import bearer_token, make_blueprint, problem_response, public
 
 blp = make_blueprint("api_auth", "/auth", "Bearer tokens")
 
@@ -20,6 +20,8 @@ blp = make_blueprint("api_auth", "/auth", "Bearer tokens")
 @login_throttle
 @blp.arguments(TokenIn)
 @blp.response(201, TokenOut)
+@blp.alt_response(401, response=problem_response(401))  # wrong username or password
+@blp.alt_response(429, response=problem_response(429))  # too many failed attempts
 def create_token(data: dict) -> dict:
     """Exchange a username and password for a bearer token."""
     try:

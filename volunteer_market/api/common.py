@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,12 +53,120 @@ def _view_function() -> Any:
     return current_app.view_functions.get(request.endpoint or "")
 
 
+# --- OpenAPI: the error responses of each operation -------------------------------------
+
+#: Image types the upload endpoints accept and the image endpoints serve.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+#: ``@blp.doc(**IMAGE_UPLOAD_DOC)`` for a ``PUT .../image`` view reading ``request.files``.
+IMAGE_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PNG, JPEG or WebP, at most 2 MB.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+#: ``@blp.doc(**IMAGE_RESPONSE_DOC)`` for a ``GET .../image`` view sending the file.
+IMAGE_RESPONSE_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The image.",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+        }
+    }
+}
+
+
+def problem_response(status: int) -> str:
+    """Return the name of the problem+json response component for ``status`` (e.g.
+    ``"NOT_FOUND"``), for ``@blp.alt_response(status, response=problem_response(status))``."""
+    return http.HTTPStatus(status).name
+
+
+def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any]) -> set[int]:
+    """Return the error statuses an API operation can answer (API.md "Errors").
+
+    401 and 403 unless the view is public; 404 with a path parameter (unknown ids and
+    objects the caller may not see); 400 (malformed JSON), 413 (too large) and 422 with a
+    request body; 422 with query parameters; 503 (database busy, with Retry-After) for
+    writes and 409 (state, balance or stock conflict) for a signed-in caller's writes.
+    Views document any other status with ``@blp.alt_response(status,
+    response=problem_response(status))`` (e.g. 429 on the throttled public endpoints).
+    """
+    statuses: set[int] = set()
+    if not public:
+        statuses |= {401, 403}
+    if "<" in rule:
+        statuses.add(404)
+    if "requestBody" in doc:
+        statuses |= {413, 422}
+        if "application/json" in doc["requestBody"].get("content", {}):
+            statuses.add(400)
+    if any(isinstance(p, dict) and p.get("in") == "query" for p in doc.get("parameters", [])):
+        statuses.add(422)
+    if method.lower() != "get":
+        statuses.add(503)
+        if not public:
+            statuses.add(409)
+    return statuses
+
+
+class ApiBlueprint(Blueprint):
+    """A flask-smorest blueprint whose operations document their problem+json errors
+    (see :func:`problem_statuses`); the app has no catch-all ``default`` response."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_problem_doc)
+
+    def add_url_rule(  # type: ignore[no-untyped-def]
+        self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options
+    ):
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        context = {"rule": rule, "public": bool(getattr(view_func, "_public", False))}
+        for method, info in self._docs[self._endpoints[-1]].items():
+            if method != "parameters":
+                info["problem_context"] = context
+
+    @staticmethod
+    def _prepare_problem_doc(  # type: ignore[no-untyped-def]
+        doc, doc_info, *, method, **kwargs
+    ):
+        context = doc_info.get("problem_context")
+        if context is None:
+            return doc
+        manual = doc_info.get("manual_doc", {})
+        merged = {**doc, **{k: v for k, v in manual.items() if k == "requestBody"}}
+        responses = doc.setdefault("responses", {})
+        for status in problem_statuses(method=method, doc=merged, **context):
+            responses.setdefault(str(status), problem_response(status))
+        doc["responses"] = dict(sorted(responses.items(), key=lambda item: str(item[0])))
+        if context["public"]:
+            doc["security"] = []  # no bearer token needed (the spec's default asks for one)
+        return doc
+
+
 def make_blueprint(name: str, url_prefix: str, description: str = "") -> Blueprint:
     """Return an API blueprint that authenticates every request by bearer token.
 
-    API blueprints are exempt from CSRF: they accept no cookies, only tokens.
+    API blueprints are exempt from CSRF: they accept no cookies, only tokens. Their
+    operations document their error responses (:class:`ApiBlueprint`).
     """
-    blp = Blueprint(name, __name__, url_prefix=f"/api/v1{url_prefix}", description=description)
+    blp = ApiBlueprint(name, __name__, url_prefix=f"/api/v1{url_prefix}", description=description)
     blp.before_request(_authenticate)
     csrf.exempt(blp)
     return blp

@@ -13,7 +13,14 @@ from ..schemas.marketplace import DeliveryCreatedOut, DeliveryIn, DeliveryOut, D
 from ..services import deliveries as delivery_service
 from ..services import uploads
 from ..web.files import read_upload, send_upload, upload_dir
-from .common import actor, make_blueprint, paginate
+from .common import (
+    IMAGE_RESPONSE_DOC,
+    IMAGE_UPLOAD_DOC,
+    actor,
+    make_blueprint,
+    paginate,
+    problem_response,
+)
 
 blp = make_blueprint("api_deliveries", "/deliveries", "Deliveries (service sessions)")
 
@@ -54,6 +61,7 @@ class _Created:
 @blp.route("", methods=["POST"])
 @blp.arguments(DeliveryIn)
 @blp.response(201, DeliveryCreatedOut)
+@blp.alt_response(404, response=problem_response(404))  # a project the caller may not see
 def record(data: dict) -> Any:
     """Record a session (owner or active team member of an approved project).
 
@@ -86,6 +94,7 @@ def get_delivery(delivery_id: int) -> Delivery:
 
 @blp.route("/<int:delivery_id>/photo", methods=["PUT"])
 @blp.response(200, DeliveryOut)
+@blp.doc(**IMAGE_UPLOAD_DOC)
 def put_photo(delivery_id: int) -> Delivery:
     """Attach the session photo (multipart field ``file``; PNG/JPEG/WebP, at most 2 MB)."""
     data = read_upload(request.files.get("file"))
@@ -102,6 +111,7 @@ def put_photo(delivery_id: int) -> Delivery:
 
 
 @blp.route("/<int:delivery_id>/photo", methods=["GET"])
+@blp.doc(**IMAGE_RESPONSE_DOC)
 def get_photo(delivery_id: int) -> Any:
     """The session photo of a delivery the caller may see."""
     delivery = delivery_service.get_visible_delivery(actor(), delivery_id)

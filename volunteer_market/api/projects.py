@@ -33,7 +33,7 @@ from ..services import permissions, uploads
 from ..services import projects as project_service
 from ..services.errors import NotFound, ValidationFailed
 from ..web.files import read_upload, send_upload, upload_dir
-from .common import actor, make_blueprint, paginate
+from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
 
 blp = make_blueprint("api_projects", "/projects", "Micro-projects, teams and menu orders")
 
@@ -164,6 +164,7 @@ def transitions(project_id: int) -> dict:
 
 @blp.route("/<int:project_id>/cover", methods=["PUT"])
 @blp.response(200, ProjectOut)
+@blp.doc(**IMAGE_UPLOAD_DOC)
 def put_cover(project_id: int) -> Project:
     """Upload the cover image (multipart field ``file``; PNG/JPEG/WebP, at most 2 MB)."""
     data = read_upload(request.files.get("file"))
@@ -180,6 +181,7 @@ def put_cover(project_id: int) -> Project:
 
 
 @blp.route("/<int:project_id>/cover", methods=["GET"])
+@blp.doc(**IMAGE_RESPONSE_DOC)
 def get_cover(project_id: int) -> Any:
     """The cover image of a project the caller may see."""
     project = project_service.get_visible_project(actor(), project_id)

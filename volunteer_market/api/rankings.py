@@ -20,7 +20,7 @@ from ..schemas.rankings import (
 from ..services import permissions
 from ..services import rankings as ranking_service
 from ..services.errors import ValidationFailed
-from .common import actor, make_blueprint
+from .common import actor, make_blueprint, problem_response
 
 blp = make_blueprint("api_rankings", "/rankings", "Rankings of members, teams and communities")
 
@@ -28,6 +28,7 @@ blp = make_blueprint("api_rankings", "/rankings", "Rankings of members, teams an
 @blp.route("", methods=["GET"])
 @blp.arguments(RankingQuery, location="query")
 @blp.response(200, RankingOut)
+@blp.alt_response(404, response=problem_response(404))  # no such area_id
 def member_ranking(args: dict) -> dict[str, Any]:
     """Rank members of an area (its subtree) by points earned in a period
     (all, 2026, 2026-Q4, 2026-11), with the caller's own rank in ``me``.
@@ -51,6 +52,7 @@ def member_ranking(args: dict) -> dict[str, Any]:
 @blp.route("/teams", methods=["GET"])
 @blp.arguments(TableQuery, location="query")
 @blp.response(200, TeamRankingOut)
+@blp.alt_response(404, response=problem_response(404))  # no such area_id
 def team_ranking(args: dict) -> dict[str, Any]:
     """Rank project teams of an area by points earned in a period (officers over the
     area; a secretary for their community)."""
@@ -63,6 +65,7 @@ def team_ranking(args: dict) -> dict[str, Any]:
 @blp.route("/communities", methods=["GET"])
 @blp.arguments(TableQuery, location="query")
 @blp.response(200, CommunityTableOut)
+@blp.alt_response(404, response=problem_response(404))  # no such area_id
 def community_table(args: dict) -> dict[str, Any]:
     """Per-community points and hours per active member and the share of members
     active in a period (officers over the area; a secretary for their community)."""

@@ -30,7 +30,7 @@ from ..services import permissions
 from ..services import ratings as rating_service
 from ..services import settlement as settlement_service
 from ..web.rating_throttle import mark_code_failed, rating_code_throttle
-from .common import actor, make_blueprint, paginate, public
+from .common import actor, make_blueprint, paginate, problem_response, public
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 
 blp = make_blueprint("api_ratings", "", "Ratings and settlement")
@@ -116,6 +116,7 @@ def reply(data: dict, rating_id: int) -> dict[str, Any]:
 @rating_code_throttle
 @blp.arguments(ByCodeIn)
 @blp.response(201, ByCodeOut)
+@blp.alt_response(429, response=problem_response(429))  # too many wrong codes from this IP
 def rate_by_code(data: dict) -> dict[str, Any]:
     """Rate without an account: ``{code: "123456" | token, score, comment?}`` (no bearer
     token). A wrong, used or expired code gets one generic 422; 20 failures an hour

@@ -29,7 +29,7 @@ from ..services import permissions, uploads, wallet_expiry
 from ..services import redemptions as redemption_service
 from ..services import rewards as reward_service
 from ..web.files import read_upload, send_upload, upload_dir
-from .common import actor, make_blueprint, paginate
+from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
 from .idempotency import IDEMPOTENCY_PARAMETER, current_key, idempotent
 
 rewards_blp = make_blueprint("api_rewards", "/rewards", "Rewards catalogue (积分兑换奖品)")
@@ -103,6 +103,7 @@ def retire_reward(reward_id: int) -> Any:
 
 @rewards_blp.route("/<int:reward_id>/image", methods=["PUT"])
 @rewards_blp.response(200, RewardOut)
+@rewards_blp.doc(**IMAGE_UPLOAD_DOC)
 def put_image(reward_id: int) -> Any:
     """Upload the reward's picture (multipart field ``file``; PNG/JPEG/WebP, <= 2 MB)."""
     data = read_upload(request.files.get("file"))
@@ -118,6 +119,7 @@ def put_image(reward_id: int) -> Any:
 
 
 @rewards_blp.route("/<int:reward_id>/image", methods=["GET"])
+@rewards_blp.doc(**IMAGE_RESPONSE_DOC)
 def get_image(reward_id: int) -> Any:
     """The picture of a reward the caller may see."""
     return send_upload(reward_service.get_visible_reward(actor(), reward_id).image_path)

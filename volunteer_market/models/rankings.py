@@ -173,7 +173,15 @@ class RankingSettings(Model):
 # --- indexes the read-time exclusions need on other aggregates' tables -----------------
 #: Suspended users are few: found through this index, never by scanning users.
 sa.Index("ix_users_is_active", User.is_active)
-#: Ended member grants in an area subtree, without reading the area's active grants.
+#: Ended grants of an area by role (partial: only revoked grants; covering: the
+#: exclusion look-up of a district reads these few index entries, never the grants'
+#: table rows). Migration 0003 replaced ``ix_role_grants_area_role_revoked`` with it.
 sa.Index(
-    "ix_role_grants_area_role_revoked", RoleGrant.area_id, RoleGrant.role, RoleGrant.revoked_at
+    "ix_role_grants_ended",
+    RoleGrant.area_id,
+    RoleGrant.role,
+    RoleGrant.user_id,
+    RoleGrant.revoked_at,
+    sqlite_where=sa.text("revoked_at IS NOT NULL"),
+    postgresql_where=sa.text("revoked_at IS NOT NULL"),
 )

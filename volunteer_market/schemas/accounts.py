@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from ..models import AreaKind, Role
-from .common import StrictSchema, trimmed
+from .common import ID_RANGE, StrictSchema, trimmed
 
 USERNAME_RE = r"^[A-Za-z0-9_.\-]{3,64}$"
 PHONE_RE = r"^\+?[0-9][0-9 \-]{5,20}$"
@@ -68,13 +68,13 @@ class UserIn(StrictSchema):
 
 class RoleGrantIn(StrictSchema):
     role = fields.Enum(Role, by_value=True, required=True)
-    area_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    area_id = fields.Integer(load_default=None, allow_none=True, validate=ID_RANGE)
 
 
 class AreaIn(StrictSchema):
     name = trimmed(100, required=True)
     kind = fields.Enum(AreaKind, by_value=True, required=True)
-    parent_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    parent_id = fields.Integer(load_default=None, allow_none=True, validate=ID_RANGE)
 
 
 class AreaOut(StrictSchema):
@@ -89,6 +89,6 @@ class AreaOut(StrictSchema):
 class AreaQuery(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=100))
-    parent_id = fields.Integer(validate=validate.Range(min=1))
+    parent_id = fields.Integer(validate=ID_RANGE)
     kind = fields.Enum(AreaKind, by_value=True)
-    under = fields.Integer(validate=validate.Range(min=1))
+    under = fields.Integer(validate=ID_RANGE)

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+#: Ids are 32-bit on every engine (INTEGER on PostgreSQL). Id fields of requests are
+#: limited to ``1..MAX_ID`` (422 otherwise): a larger number would overflow the database
+#: driver (SQLite's 64-bit INTEGER, PostgreSQL's int4) with a 500. Path ids use the
+#: app's ``int`` URL converter (``routing.IdConverter``), bounded the same way.
+MAX_ID = 2**31 - 1
+#: ``validate=ID_RANGE`` for an id field of a request.
+ID_RANGE = validate.Range(min=1, max=MAX_ID)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, Mapping):
+        return any(_has_nul(v) for v in value.values())
+    return False
 
 
 class StrictSchema(Schema):
-    """Input schemas reject unknown fields (never silently stored)."""
+    """Input schemas reject unknown fields (never silently stored) and text containing
+    NUL characters (PostgreSQL cannot store or even compare them: a 500 otherwise)."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _refuse_nul(self, data: Any, **_kw: Any) -> Any:
+        if isinstance(data, Mapping):
+            bad = sorted(str(k) for k, v in data.items() if _has_nul(v))
+            if bad:
+                raise ValidationError({k: ["Must not contain NUL characters."] for k in bad})
+        return data
 
 
 class PageArgs(StrictSchema):
@@ -20,11 +48,14 @@ class PageArgs(StrictSchema):
 
 
 class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.Raw())
+    """An ``application/problem+json`` error (API.md "Errors"); ``errors`` holds the
+    messages per field for validation failures."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 _page_schemas: dict[str, type[Schema]] = {}

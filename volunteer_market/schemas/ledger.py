@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..services.ledger import MAX_ADJUSTMENT, MAX_REASON
 from .accounts import PointsOut
-from .common import StrictSchema, trimmed
+from .common import ID_RANGE, StrictSchema, trimmed
 
 
 def _non_zero(value: int) -> None:
@@ -58,7 +58,7 @@ class LedgerQuery(StrictSchema):
 
 
 class AdjustmentIn(StrictSchema):
-    user_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    user_id = fields.Integer(strict=True, required=True, validate=ID_RANGE)
     amount = fields.Integer(
         strict=True,
         required=True,

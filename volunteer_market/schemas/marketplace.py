@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ..models import MAX_CAPACITY, Category, NeedStatus, ProjectMode, ProjectStatus
-from .common import PageArgs, StrictSchema, TrimmedString, trimmed
+from .common import ID_RANGE, PageArgs, StrictSchema, TrimmedString, trimmed
 
 TITLE_MAX = 100
 TEXT_MAX = 5000
@@ -85,7 +85,7 @@ class _ProjectFields(StrictSchema):
 class ProjectIn(_ProjectFields):
     """``POST /projects``: a new draft."""
 
-    community_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    community_id = WholeNumber(required=True, validate=ID_RANGE)
     title = trimmed(TITLE_MAX, required=True)
     description = trimmed(TEXT_MAX, required=True)
     category = fields.Enum(Category, by_value=True, required=True)
@@ -125,7 +125,7 @@ class ReviewIn(CommentIn):
 
 
 class ProjectQuery(PageArgs):
-    community_id = fields.Integer(validate=validate.Range(min=1))
+    community_id = fields.Integer(validate=ID_RANGE)
     status = fields.Enum(ProjectStatus, by_value=True)
     category = fields.Enum(Category, by_value=True)
     mode = fields.Enum(ProjectMode, by_value=True)
@@ -134,9 +134,9 @@ class ProjectQuery(PageArgs):
 
 
 class SimilarQuery(StrictSchema):
-    community_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    community_id = fields.Integer(required=True, validate=ID_RANGE)
     title = trimmed(TITLE_MAX, required=True)
-    exclude_id = fields.Integer(validate=validate.Range(min=1))
+    exclude_id = fields.Integer(validate=ID_RANGE)
 
 
 class UserBrief(Schema):
@@ -219,11 +219,11 @@ class TeamOut(Schema):
 
 
 class NeedIn(StrictSchema):
-    community_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    community_id = WholeNumber(required=True, validate=ID_RANGE)
     title = trimmed(TITLE_MAX, required=True)
     description = trimmed(TEXT_MAX, min_len=0, load_default="")
     category = fields.Enum(Category, by_value=True, required=True)
-    on_behalf_of = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    on_behalf_of = WholeNumber(load_default=None, allow_none=True, validate=ID_RANGE)
 
 
 class OrderIn(StrictSchema):
@@ -231,8 +231,8 @@ class OrderIn(StrictSchema):
 
 
 class DispatchIn(StrictSchema):
-    project_id = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    member_id = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    project_id = WholeNumber(load_default=None, allow_none=True, validate=ID_RANGE)
+    member_id = WholeNumber(load_default=None, allow_none=True, validate=ID_RANGE)
 
     @validates_schema
     def _exactly_one(self, data: dict[str, Any], **_kw: Any) -> None:
@@ -241,10 +241,10 @@ class DispatchIn(StrictSchema):
 
 
 class NeedQuery(PageArgs):
-    community_id = fields.Integer(validate=validate.Range(min=1))
+    community_id = fields.Integer(validate=ID_RANGE)
     status = fields.Enum(NeedStatus, by_value=True)
     category = fields.Enum(Category, by_value=True)
-    project_id = fields.Integer(validate=validate.Range(min=1))
+    project_id = fields.Integer(validate=ID_RANGE)
     mine = fields.Boolean(load_default=False)
 
 
@@ -272,28 +272,28 @@ class NeedOut(Schema):
 
 
 class ParticipantIn(StrictSchema):
-    user_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    user_id = WholeNumber(required=True, validate=ID_RANGE)
     hours = _positive_hours(24)
 
 
 class DeliveryIn(StrictSchema):
-    project_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    project_id = WholeNumber(required=True, validate=ID_RANGE)
     started_at = fields.AwareDateTime(required=True)
     ended_at = fields.AwareDateTime(required=True)
     participants = fields.List(
         fields.Nested(ParticipantIn), required=True, validate=validate.Length(min=1, max=100)
     )
     beneficiaries = fields.List(
-        WholeNumber(validate=validate.Range(min=1)),
+        WholeNumber(validate=ID_RANGE),
         load_default=list,
         validate=validate.Length(max=200),
     )
     no_shows = fields.List(
-        WholeNumber(validate=validate.Range(min=1)),
+        WholeNumber(validate=ID_RANGE),
         load_default=list,
         validate=validate.Length(max=100),
     )
-    need_id = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    need_id = WholeNumber(load_default=None, allow_none=True, validate=ID_RANGE)
 
     @post_load
     def _minutes(self, data: dict[str, Any], **_kw: Any) -> dict[str, Any]:
@@ -350,8 +350,8 @@ class DeliveryCreatedOut(DeliveryOut):
 
 
 class DeliveryQuery(PageArgs):
-    project_id = fields.Integer(validate=validate.Range(min=1))
-    community_id = fields.Integer(validate=validate.Range(min=1))
+    project_id = fields.Integer(validate=ID_RANGE)
+    community_id = fields.Integer(validate=ID_RANGE)
 
 
 # --- notifications --------------------------------------------------------------
@@ -382,7 +382,7 @@ class NotificationQuery(PageArgs):
 
 class MarkReadIn(StrictSchema):
     ids = fields.List(
-        WholeNumber(validate=validate.Range(min=1)),
+        WholeNumber(validate=ID_RANGE),
         load_default=None,
         allow_none=True,
         validate=validate.Length(max=500),

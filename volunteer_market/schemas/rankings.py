@@ -6,10 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..models.rankings import Exposure
 from ..services.rankings import MAX_PER_PAGE, MAX_TOP_N, PERIOD_RE
-from .common import StrictSchema
-
-#: Ids are 32-bit on every engine; larger numbers are refused (422), never sent to SQL.
-MAX_ID = 2**31 - 1
+from .common import MAX_ID, StrictSchema
 
 
 def _period(value: str) -> None:

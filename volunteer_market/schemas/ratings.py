@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..models.ratings import COMMENT_MAX
-from .common import PageArgs, StrictSchema, trimmed
+from .common import ID_RANGE, PageArgs, StrictSchema, trimmed
 
 
 class StrictInteger(fields.Integer):
@@ -48,7 +48,7 @@ class RatingIn(StrictSchema):
     score = _score(required=True)
     comment = _comment()
     #: A grid worker or the secretary rates for this beneficiary (a proxy rating).
-    on_behalf_of = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    on_behalf_of = StrictInteger(load_default=None, allow_none=True, validate=ID_RANGE)
 
 
 class RatingPatchIn(StrictSchema):
@@ -171,7 +171,7 @@ class SettlementOut(Schema):
 
 
 class QueueQuery(PageArgs):
-    community_id = fields.Integer(validate=validate.Range(min=1))
+    community_id = fields.Integer(validate=ID_RANGE)
 
 
 class QueueItemOut(Schema):

@@ -21,7 +21,7 @@ from ..services.rewards import (
     NOTE_MAX,
     SPONSOR_MAX,
 )
-from .common import PageArgs, StrictSchema, trimmed
+from .common import ID_RANGE, PageArgs, StrictSchema, trimmed
 
 
 class StrictInteger(fields.Integer):
@@ -57,7 +57,7 @@ class _RewardFields(StrictSchema):
 
 
 class RewardIn(_RewardFields):
-    area_id = StrictInteger(required=True, validate=validate.Range(min=1))
+    area_id = StrictInteger(required=True, validate=ID_RANGE)
     name = trimmed(NAME_MAX, required=True)
     cost = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_COST))
 
@@ -115,8 +115,8 @@ class RedemptionQuery(PageArgs):
     #: true: only my own redemptions.
     mine = fields.Boolean(load_default=False)
     status = fields.Enum(RedemptionStatus, by_value=True)
-    reward_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
-    community_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    reward_id = fields.Integer(validate=ID_RANGE)
+    community_id = fields.Integer(validate=ID_RANGE)
 
 
 class RedemptionOut(Schema):

@@ -154,6 +154,10 @@ def lock_head() -> tuple[int | None, str]:
     a transaction.
     """
     _require_write()
+    txn = _current_transaction()
+    held = db.session.info.get(_HEAD_HELD)
+    if held is not None and txn is not None and held[0] is txn:
+        return held[1], held[2]  # already locked (and read) in this very (sub)transaction
     stmt = (
         sa.select(_head.c.last_transaction_id, _head.c.last_hash)
         .where(_head.c.id == 1)
@@ -167,7 +171,29 @@ def lock_head() -> tuple[int | None, str]:
             .on_conflict_do_nothing(index_elements=["id"])
         )
         row = db.session.execute(stmt).one()
+    _remember_head(row.last_transaction_id, row.last_hash)
     return row.last_transaction_id, row.last_hash
+
+
+#: ``session.info`` key: ``(transaction, last id, last hash)`` of the head as locked and
+#: read (or last written) in that transaction. A repeated :func:`lock_head` in the same
+#: innermost (sub)transaction returns it without another ``SELECT .. FOR UPDATE``; in
+#: any other (sub)transaction -- a savepoint opened or ended since, a new transaction --
+#: the head is read again, so a rolled-back savepoint can never leave a stale hash.
+_HEAD_HELD = "ledger.head_held"
+
+
+def _current_transaction() -> Any:
+    session = db.session()
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _remember_head(last_id: int | None, last_hash: str) -> None:
+    txn = _current_transaction()
+    if txn is None:
+        db.session.info.pop(_HEAD_HELD, None)
+    else:
+        db.session.info[_HEAD_HELD] = (txn, last_id, last_hash)
 
 
 # --- accounts ----------------------------------------------------------------------------
@@ -423,19 +449,8 @@ def _post(
                 amount if counts_as_earn and account.kind == AccountKind.MEMBER_AVAILABLE else 0
             )
             row = db.session.execute(
-                _accounts.update()
-                .where(
-                    _accounts.c.id == account.id,
-                    sa.or_(
-                        _accounts.c.kind.not_in([k.value for k in MEMBER_KINDS]),
-                        _accounts.c.balance + amount >= 0,
-                    ),
-                )
-                .values(
-                    balance=_accounts.c.balance + amount,
-                    earned=_accounts.c.earned + earned_delta,
-                )
-                .returning(_accounts.c.balance, _accounts.c.earned)
+                _MOVE_BALANCE,
+                {"account_id": account.id, "amount": amount, "earned_delta": earned_delta},
             ).one_or_none()
             if row is None:
                 which = "held" if account.kind == AccountKind.MEMBER_HELD else "available"
@@ -487,21 +502,42 @@ def _post(
         ]
         db.session.add_all(entries)
         db.session.flush()
-        db.session.execute(
-            _head.update()
-            .where(_head.c.id == 1)
-            .values(
-                last_transaction_id=tx.id,
-                last_hash=digest,
-                transaction_count=_head.c.transaction_count + 1,
-                updated_at=created_at,
-            )
-        )
+        db.session.execute(_ADVANCE_HEAD, {"tx_id": tx.id, "digest": digest, "at": created_at})
         for entry, (account, _amount) in zip(entries, ordered, strict=True):
             set_committed_value(entry, "account", account)
         set_committed_value(tx, "entries", entries)
         _after_post(tx, ordered)
+    _remember_head(tx.id, digest)
     return tx, True
+
+
+#: The posting's write statements, built once with bound parameters (compiled once,
+#: then served from SQLAlchemy's statement cache).
+_MOVE_BALANCE = (
+    _accounts.update()
+    .where(
+        _accounts.c.id == sa.bindparam("account_id"),
+        sa.or_(
+            _accounts.c.kind.not_in([k.value for k in MEMBER_KINDS]),
+            _accounts.c.balance + sa.bindparam("amount", type_=sa.Integer()) >= 0,
+        ),
+    )
+    .values(
+        balance=_accounts.c.balance + sa.bindparam("amount", type_=sa.Integer()),
+        earned=_accounts.c.earned + sa.bindparam("earned_delta", type_=sa.Integer()),
+    )
+    .returning(_accounts.c.balance, _accounts.c.earned)
+)
+_ADVANCE_HEAD = (
+    _head.update()
+    .where(_head.c.id == 1)
+    .values(
+        last_transaction_id=sa.bindparam("tx_id"),
+        last_hash=sa.bindparam("digest"),
+        transaction_count=_head.c.transaction_count + 1,
+        updated_at=sa.bindparam("at", type_=_head.c.updated_at.type),
+    )
+)
 
 
 def _after_post(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:

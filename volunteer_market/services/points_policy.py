@@ -174,9 +174,19 @@ def current_policy(community_id: int | None) -> PointsPolicy:
     has an ``id`` to record; outside, an unsaved default with ``id = None`` is returned.
     """
     if community_id is not None:
-        own = _newest(community_id)
-        if own is not None:
-            return own
+        # One query: the community's newest version, else the newest default.
+        found = db.session.execute(
+            sa.select(PointsPolicy)
+            .where(
+                sa.or_(
+                    PointsPolicy.community_id == community_id, PointsPolicy.community_id.is_(None)
+                )
+            )
+            .order_by(PointsPolicy.community_id.is_(None), PointsPolicy.version.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
     if writing():
         return ensure_default_policy()
     return _newest(None) or PointsPolicy(community_id=None, version=0, **default_policy_values())

@@ -42,6 +42,7 @@ No caching: every read is a few index range scans, exact at the moment of readin
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections import defaultdict
@@ -53,6 +54,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from ..database import writing
 from ..extensions import db
@@ -168,32 +170,38 @@ class Contribution:
     project_id: int | None
 
 
-def _insert(table: sa.Table) -> Any:
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 def _member_points(legs: Iterable[tuple[LedgerAccount, int]]) -> int:
     return sum(amount for account, amount in legs if account.kind == AccountKind.MEMBER_AVAILABLE)
+
+
+#: The grids of a community where a member held a member grant at a moment (built
+#: once with bound parameters: compiled once, then served from SQLAlchemy's cache).
+_GRIDS_AT = (
+    sa.select(RoleGrant.area_id)
+    .join(Area, Area.id == RoleGrant.area_id)
+    .where(
+        RoleGrant.user_id == sa.bindparam("member_id"),
+        RoleGrant.role == Role.MEMBER,
+        Area.parent_id == sa.bindparam("community_id"),
+        Area.kind == AreaKind.GRID,
+        RoleGrant.granted_at <= sa.bindparam("at", type_=UTCDateTime()),
+        sa.or_(
+            RoleGrant.revoked_at.is_(None),
+            RoleGrant.revoked_at > sa.bindparam("at", type_=UTCDateTime()),
+        ),
+    )
+    .distinct()
+)
+_EARN_OF = sa.select(LedgerTransaction.kind, LedgerTransaction.created_at).where(
+    LedgerTransaction.id == sa.bindparam("tx_id")
+)
+_PROJECT_OF = sa.select(Delivery.project_id).where(Delivery.id == sa.bindparam("delivery_id"))
 
 
 def _grid_ids(member_id: int, community_id: int, at: datetime) -> tuple[int, ...]:
     """Return the grids of the community where the member held a member grant at ``at``."""
     rows = db.session.execute(
-        sa.select(RoleGrant.area_id)
-        .join(Area, Area.id == RoleGrant.area_id)
-        .where(
-            RoleGrant.user_id == member_id,
-            RoleGrant.role == Role.MEMBER,
-            Area.parent_id == community_id,
-            Area.kind == AreaKind.GRID,
-            RoleGrant.granted_at <= at,
-            sa.or_(RoleGrant.revoked_at.is_(None), RoleGrant.revoked_at > at),
-        )
-        .distinct()
+        _GRIDS_AT, {"member_id": member_id, "community_id": community_id, "at": at}
     ).scalars()
     return tuple(sorted(rows))
 
@@ -205,11 +213,7 @@ def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, i
     if tx.kind == TransactionKind.EARN:
         effective_at = tx.created_at
     elif tx.kind == TransactionKind.REVERSE and tx.reverses_id is not None:
-        original = db.session.execute(
-            sa.select(LedgerTransaction.kind, LedgerTransaction.created_at).where(
-                LedgerTransaction.id == tx.reverses_id
-            )
-        ).one()
+        original = db.session.execute(_EARN_OF, {"tx_id": tx.reverses_id}).one()
         if original.kind != TransactionKind.EARN:
             return None
         effective_at = original.created_at
@@ -231,9 +235,14 @@ def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, i
     )
     project_id = None
     if tx.delivery_id is not None:
-        project_id = db.session.execute(
-            sa.select(Delivery.project_id).where(Delivery.id == tx.delivery_id)
-        ).scalar_one_or_none()
+        # Settlement has the delivery in the session already: no query then.
+        loaded = db.session.identity_map.get(identity_key(Delivery, tx.delivery_id))
+        if loaded is not None and "project_id" in loaded.__dict__:
+            project_id = loaded.project_id
+        else:
+            project_id = db.session.execute(
+                _PROJECT_OF, {"delivery_id": tx.delivery_id}
+            ).scalar_one_or_none()
     return Contribution(
         member_id=tx.member_id,
         points=points,
@@ -269,52 +278,70 @@ def apply(c: Contribution) -> None:
     """Add (earn) or subtract (reversal) a contribution: member rows, the score buckets
     they move between, team rows.
 
-    Additions are one multi-row ``INSERT .. ON CONFLICT DO UPDATE``; subtractions are
-    one ``UPDATE`` of rows the earn created (CHECK constraints are evaluated on the
+    Additions are one ``INSERT .. ON CONFLICT DO UPDATE`` executed for all rows at
+    once (executemany, sent as one multi-row statement); subtractions are one
+    ``UPDATE`` of rows the earn created (CHECK constraints are evaluated on the
     proposed row before the conflict, so a negative insert could never be used).
+    The statements are built once per dialect (:func:`_statement`) with bound
+    parameters only, so SQLAlchemy compiles them once and reuses them.
 
     :raises RollupsOutOfSync: a subtraction found fewer rows than the earn created.
     """
     keys = sorted(period_keys(c.effective_at, c.timezone))
     areas = sorted({*c.area_ids, *c.grid_ids})
     member_keys = [(a, k, c.member_id) for a in areas for k in keys]
-    changed = _add_or_subtract(_rm, "user_id", member_keys, c)
-    inc: list[tuple[int, str, int]] = []
-    dec: list[tuple[int, str, int]] = []
-    for area_id, key, new in changed:
-        new = int(new)
-        old = new - c.points
-        if old > 0:
-            dec.append((area_id, key, old))
-        if new > 0:
-            inc.append((area_id, key, new))
-    _move_buckets(inc, dec)
+    changed = _add_or_subtract("member", member_keys, c)
+    if c.points != 0:  # a minutes-only change leaves every member in its bucket
+        inc: list[tuple[int, str, int]] = []
+        dec: list[tuple[int, str, int]] = []
+        for area_id, key, new in changed:
+            new = int(new)
+            old = new - c.points
+            if old > 0:
+                dec.append((area_id, key, old))
+            if new > 0:
+                inc.append((area_id, key, new))
+        _move_buckets(inc, dec)
     if c.project_id is not None:
         team_keys = [(a, k, c.project_id) for a in sorted(c.area_ids) for k in keys]
-        _add_or_subtract(_rt, "project_id", team_keys, c)
+        _add_or_subtract("team", team_keys, c)
 
 
-def _add_or_subtract(
-    table: sa.Table, owner: str, keys: list[tuple[int, str, int]], c: Contribution
-) -> list[Any]:
-    """Apply ``c``'s points and minutes to the rows ``keys`` of a rollup table; return
-    ``[(area_id, period_key, new points)]``."""
+_ROLLUPS = {"member": (_rm, "user_id"), "team": (_rt, "project_id")}
+
+
+@functools.cache
+def _statement(dialect: str, name: str) -> Any:
+    """Return the rollup write statement ``name`` for ``dialect`` (built once; bound
+    parameters only, so its compiled form is cached)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    kind, _, op = name.partition(":")
+    if kind == "bucket":
+        cols = _rs.c
+        key = sa.tuple_(cols.area_id, cols.period_key, cols.points)
+        if op == "add":
+            ins = insert(_rs)
+            return ins.on_conflict_do_update(
+                index_elements=[cols.area_id, cols.period_key, cols.points],
+                set_={"members": cols.members + ins.excluded.members},
+            )
+        if op == "sub":
+            return (
+                _rs.update()
+                .where(key.in_(sa.bindparam("keys", expanding=True)))
+                .values(members=cols.members - 1)
+                .returning(cols.area_id, cols.period_key, cols.points, cols.members)
+            )
+        # "drop": buckets whose count reached 0 are deleted, as rebuild() never has them.
+        return _rs.delete().where(key.in_(sa.bindparam("keys", expanding=True)), cols.members == 0)
+    table, owner = _ROLLUPS[kind]
     cols = table.c
-    if c.points >= 0 and c.minutes >= 0:
-        ins = _insert(table).values(
-            [
-                {
-                    "area_id": a,
-                    "period_key": k,
-                    owner: o,
-                    "points": c.points,
-                    "minutes": c.minutes,
-                    "reached_at": c.posted_at,
-                }
-                for a, k, o in keys
-            ]
-        )
-        ins = ins.on_conflict_do_update(
+    if op == "add":
+        ins = insert(table)
+        return ins.on_conflict_do_update(
             index_elements=[cols.area_id, cols.period_key, cols[owner]],
             set_={
                 "points": cols.points + ins.excluded.points,
@@ -322,47 +349,81 @@ def _add_or_subtract(
                 "reached_at": _later(cols.reached_at, ins.excluded.reached_at),
             },
         ).returning(cols.area_id, cols.period_key, cols.points)
-        return list(db.session.execute(ins).all())
-    stmt = (
+    return (
         table.update()
-        .where(sa.tuple_(cols.area_id, cols.period_key, cols[owner]).in_(keys))
+        .where(
+            sa.tuple_(cols.area_id, cols.period_key, cols[owner]).in_(
+                sa.bindparam("keys", expanding=True)
+            )
+        )
         .values(
-            points=cols.points + c.points,
-            minutes=cols.minutes + c.minutes,
-            reached_at=_later(cols.reached_at, sa.literal(c.posted_at, UTCDateTime())),
+            points=cols.points + sa.bindparam("d_points", type_=sa.Integer()),
+            minutes=cols.minutes + sa.bindparam("d_minutes", type_=sa.Integer()),
+            reached_at=_later(cols.reached_at, sa.bindparam("posted_at", type_=UTCDateTime())),
         )
         .returning(cols.area_id, cols.period_key, cols.points)
     )
-    rows = list(db.session.execute(stmt).all())
-    if len(rows) != len(keys):
+
+
+def _stmt(name: str) -> Any:
+    return _statement(db.session.get_bind().dialect.name, name)
+
+
+def _add_or_subtract(kind: str, keys: list[tuple[int, str, int]], c: Contribution) -> list[Any]:
+    """Apply ``c``'s points and minutes to the rows ``keys`` of a rollup table
+    (``kind`` member or team); return ``[(area_id, period_key, new points)]``."""
+    table, owner = _ROLLUPS[kind]
+    if c.points >= 0 and c.minutes >= 0:
+        rows = [
+            {
+                "area_id": a,
+                "period_key": k,
+                owner: o,
+                "points": c.points,
+                "minutes": c.minutes,
+                "reached_at": c.posted_at,
+            }
+            for a, k, o in keys
+        ]
+        return list(db.session.execute(_stmt(f"{kind}:add"), rows).all())
+    found = list(
+        db.session.execute(
+            _stmt(f"{kind}:sub"),
+            {
+                "keys": keys,
+                "d_points": c.points,
+                "d_minutes": c.minutes,
+                "posted_at": c.posted_at,
+            },
+        ).all()
+    )
+    if len(found) != len(keys):
         raise RollupsOutOfSync(
-            f"{table.name}: {len(keys) - len(rows)} rows missing for a reversal;"
+            f"{table.name}: {len(keys) - len(found)} rows missing for a reversal;"
             " run: flask --app wsgi rankings rebuild"
         )
-    return rows
+    return found
 
 
 def _move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int]]) -> None:
-    """Count one member more at each ``inc`` bucket and one fewer at each ``dec``."""
+    """Count one member more at each ``inc`` bucket and one fewer at each ``dec``;
+    a bucket whose count reaches 0 is deleted (like :func:`rebuild`, which only
+    writes buckets with members)."""
     if dec:
-        done = db.session.execute(
-            _rs.update()
-            .where(sa.tuple_(_rs.c.area_id, _rs.c.period_key, _rs.c.points).in_(sorted(dec)))
-            .values(members=_rs.c.members - 1)
-        ).rowcount
-        if done != len(dec):
+        dec = sorted(dec)
+        done = db.session.execute(_stmt("bucket:sub"), {"keys": dec}).all()
+        if len(done) != len(dec):
             raise RollupsOutOfSync(
                 "ranking_score_counts: a bucket is missing; run: flask --app wsgi rankings rebuild"
             )
+        empty = sorted((r.area_id, r.period_key, r.points) for r in done if r.members == 0)
+        if empty:
+            db.session.execute(_stmt("bucket:drop"), {"keys": empty})
     if inc:
-        ins = _insert(_rs).values(
-            [{"area_id": a, "period_key": k, "points": p, "members": 1} for a, k, p in sorted(inc)]
+        db.session.execute(
+            _stmt("bucket:add"),
+            [{"area_id": a, "period_key": k, "points": p, "members": 1} for a, k, p in sorted(inc)],
         )
-        ins = ins.on_conflict_do_update(
-            index_elements=[_rs.c.area_id, _rs.c.period_key, _rs.c.points],
-            set_={"members": _rs.c.members + ins.excluded.members},
-        )
-        db.session.execute(ins)
 
 
 # --- rebuild and verify: recomputation from the ledger -----------------------------------
@@ -628,9 +689,9 @@ def _bucket_mismatch() -> str | None:
         .where(_rm.c.points > 0)
         .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points)
     )
-    stored = sa.select(_rs.c.area_id, _rs.c.period_key, _rs.c.points, _rs.c.members).where(
-        _rs.c.members != 0
-    )
+    # Exact: a bucket whose count reached 0 is deleted by the postings (_move_buckets)
+    # and never written by rebuild(), so a stored 0 is reported as extra.
+    stored = sa.select(_rs.c.area_id, _rs.c.period_key, _rs.c.points, _rs.c.members)
     for left, right, label in ((grouped, stored, "missing"), (stored, grouped, "extra")):
         diff = sa.except_(left, right).subquery()
         row = db.session.execute(sa.select(diff).order_by(*diff.c).limit(1)).first()
@@ -659,14 +720,12 @@ class ExposureSetting:
 
 def exposure_for(area: Area) -> ExposureSetting:
     """Return the setting that applies to ``area``: its own or its nearest ancestor's."""
-    ids = area.ancestor_ids()
-    rows = {s.area_id: s for s in db.session.scalars(_reads()["settings"], {"ancestors": ids})}
-    for area_id in reversed(ids):
-        s = rows.get(area_id)
-        if s is not None:
-            return ExposureSetting(
-                Exposure(s.exposure), s.top_n, s.gold_pct, s.silver_pct, s.bronze_pct, area_id
-            )
+    rows = _read("settings", {"path": area.path}).all()
+    if rows:
+        s = max(rows, key=lambda r: len(r.path))  # the deepest configured ancestor
+        return ExposureSetting(
+            Exposure(s.exposure), s.top_n, s.gold_pct, s.silver_pct, s.bronze_pct, s.area_id
+        )
     return ExposureSetting(Exposure.FULL)
 
 
@@ -735,48 +794,94 @@ def set_exposure(
 
 
 @functools.cache
-def _reads() -> dict[str, Any]:
-    """Build the read statements once, with bound parameters: a ranking request then
-    only binds values (building SQLAlchemy statements costs more than running them)."""
+def _reads(dialect: str) -> dict[str, Any]:
+    """Build the read statements once per dialect, with scalar bound parameters only.
+
+    No expanding ``IN (...)`` parameter: SQLAlchemy re-renders those per call and the
+    SQL text changes with the list length (no statement cache on either side, and a
+    district bound ~300 area ids). Area subtrees and ancestors come from the
+    materialized path inside the statement (``path LIKE :prefix`` /
+    ``:path LIKE path || '%'``); the few excluded user ids are one parameter
+    (PostgreSQL ``<> ALL(:excluded)``, SQLite ``NOT IN (SELECT value FROM
+    json_each(:excluded))``). Plain Core on tables, so no ORM entity loading.
+    """
     p = sa.bindparam
-    # Areas whose member grants decide whether a member still belongs to an area's
-    # ranking: its subtree and its ancestors (a community grant covers its grids).
-    related = sa.select(Area.id).where(
-        sa.or_(Area.path.like(p("prefix")), Area.id.in_(p("ancestors", expanding=True)))
+    areas, users, grants, settings = (
+        Area.__table__,
+        User.__table__,
+        RoleGrant.__table__,
+        RankingSettings.__table__,
     )
-    ended_grant = aliased(RoleGrant, name="ended_grant")
-    active_grant = aliased(RoleGrant, name="active_grant")
-    inactive = sa.select(User.id.label("user_id")).where(User.is_active == sa.false())
-    ended = sa.select(ended_grant.user_id.label("user_id")).where(
-        ended_grant.area_id.in_(p("related", expanding=True)),
-        ended_grant.role == Role.MEMBER,
-        ended_grant.revoked_at.is_not(None),
-        ~sa.exists().where(
-            active_grant.user_id == ended_grant.user_id,
-            active_grant.role == Role.MEMBER,
-            active_grant.revoked_at.is_(None),
-            active_grant.area_id.in_(p("related", expanding=True)),
+    path = p("path", type_=sa.String)
+
+    def related(t: Any) -> Any:
+        # The scope's subtree and its ancestors (a community grant covers its grids);
+        # paths hold digits and slashes only: no LIKE wildcards to escape.
+        return sa.or_(t.c.path.like(p("prefix", type_=sa.String)), path.like(t.c.path + "%"))
+
+    ended_grant = grants.alias("ended_grant")
+    active_grant = grants.alias("active_grant")
+    active_area = areas.alias("active_area")
+    inactive = sa.select(users.c.id).where(users.c.is_active == sa.false())
+    ended = sa.select(ended_grant.c.user_id).where(
+        ended_grant.c.area_id.in_(sa.select(areas.c.id).where(related(areas))),
+        ended_grant.c.role == Role.MEMBER,
+        ended_grant.c.revoked_at.is_not(None),
+        ~sa.exists()
+        .select_from(active_grant.join(active_area, active_area.c.id == active_grant.c.area_id))
+        .where(
+            active_grant.c.user_id == ended_grant.c.user_id,
+            active_grant.c.role == Role.MEMBER,
+            active_grant.c.revoked_at.is_(None),
+            related(active_area),
         ),
     )
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        # Bound as the array's text ('{1,2}') and cast by the server: psycopg's own
+        # list adaptation costs more client CPU than the whole statement.
+        excluded = sa.cast(p("excluded", type_=sa.String), ARRAY(sa.BigInteger))
+        not_excluded = _rm.c.user_id != sa.all_(excluded)
+    else:
+        listed_ids = sa.func.json_each(p("excluded", type_=sa.String)).table_valued("value")
+        not_excluded = _rm.c.user_id.not_in(sa.select(listed_ids.c.value))
     on_board = sa.and_(
         _rm.c.area_id == p("area_id"), _rm.c.period_key == p("period"), _rm.c.points > 0
     )
-    eligible = sa.and_(on_board, _rm.c.user_id.not_in(p("excluded", expanding=True)))
+    eligible = sa.and_(on_board, not_excluded)
     display_order = (_rm.c.points.desc(), _rm.c.reached_at, _rm.c.user_id)
     listed = (
-        sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes, _rm.c.reached_at, User.display_name)
-        .join(User, User.id == _rm.c.user_id)
+        sa.select(
+            _rm.c.user_id, _rm.c.points, _rm.c.minutes, _rm.c.reached_at, users.c.display_name
+        )
+        .select_from(_rm.join(users, users.c.id == _rm.c.user_id))
         .where(eligible, _rm.c.points >= p("floor"))
     )
     tier_order = sa.case((_rm.c.points >= p("gold"), 1), (_rm.c.points >= p("silver"), 2), else_=3)
     return {
-        "settings": sa.select(RankingSettings).where(
-            RankingSettings.area_id.in_(p("ancestors", expanding=True))
-        ),
-        "related": related,
-        "candidates": sa.union(inactive, ended),
+        # Settings of the area and its ancestors (the table has a row per configured
+        # area only); the deepest one applies.
+        "settings": sa.select(
+            areas.c.path,
+            settings.c.area_id,
+            settings.c.exposure,
+            settings.c.top_n,
+            settings.c.gold_pct,
+            settings.c.silver_pct,
+            settings.c.bronze_pct,
+        )
+        .select_from(settings.join(areas, areas.c.id == settings.c.area_id))
+        .where(path.like(areas.c.path + "%")),
+        # Ranked rows of (area, period) whose member is excluded: suspended, or whose
+        # member role there has ended. The candidates are the few suspended users and
+        # ended grants (indexed); each is then looked up by the rollup's primary key
+        # (area, period, user) -- never a scan of the board. ``points > 0`` is checked
+        # by the caller, so that no engine plans this as a range over the board.
         "ineligible": sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes).where(
-            on_board, _rm.c.user_id.in_(p("candidates", expanding=True))
+            _rm.c.area_id == p("area_id"),
+            _rm.c.period_key == p("period"),
+            _rm.c.user_id.in_(sa.union(inactive, ended)),
         ),
         "bucket_sum": sa.select(sa.func.coalesce(sa.func.sum(_rs.c.members), 0)).where(
             _rs.c.area_id == p("area_id"),
@@ -784,7 +889,7 @@ def _reads() -> dict[str, Any]:
             _rs.c.points > p("above"),
         ),
         "page": listed.order_by(*display_order).offset(p("offset")).limit(p("limit")),
-        "tiers_page": listed.order_by(tier_order, User.display_name, _rm.c.user_id)
+        "tiers_page": listed.order_by(tier_order, users.c.display_name, _rm.c.user_id)
         .offset(p("offset"))
         .limit(p("limit")),
         "points_at": sa.select(_rm.c.points)
@@ -792,7 +897,19 @@ def _reads() -> dict[str, Any]:
         .order_by(*display_order)
         .offset(p("offset"))
         .limit(1),
-        "mine": sa.select(_rm.c.points, _rm.c.minutes).where(
+        # My row and, in the same statement, the bucket sum above my points.
+        "mine": sa.select(
+            _rm.c.points,
+            _rm.c.minutes,
+            sa.select(sa.func.coalesce(sa.func.sum(_rs.c.members), 0))
+            .where(
+                _rs.c.area_id == _rm.c.area_id,
+                _rs.c.period_key == _rm.c.period_key,
+                _rs.c.points > _rm.c.points,
+            )
+            .scalar_subquery()
+            .label("above"),
+        ).where(
             _rm.c.area_id == p("area_id"),
             _rm.c.period_key == p("period"),
             _rm.c.user_id == p("user_id"),
@@ -800,56 +917,62 @@ def _reads() -> dict[str, Any]:
     }
 
 
+def _read(name: str, params: dict[str, Any]) -> sa.CursorResult:
+    """Execute read statement ``name`` on the session's connection (Core, cached)."""
+    conn = db.session.connection()
+    return conn.execute(_reads(conn.dialect.name)[name], params)
+
+
+def _area_params(area: Area) -> dict[str, Any]:
+    return {"path": area.path, "prefix": f"{area.path}%"}
+
+
 def ineligible(area: Area, period: str) -> dict[int, tuple[int, int]]:
     """Return ``{user_id: (points, minutes)}`` of the ranked rows of (area, period) whose
     member is excluded: suspended, or whose member role there has ended (a revoked
     member grant in the area's subtree or above it, and no active one there).
 
-    Starts from the few suspended users and ended grants (indexed), never from the
-    area's members.
+    One statement that starts from the few suspended users and ended grants (indexed)
+    and probes their rows by primary key, never from the area's members.
     """
-    reads = _reads()
-    # Three small statements rather than one: each has one obvious index plan on both
-    # engines (a single statement let SQLite's planner scan role grants instead).
-    related = list(
-        db.session.scalars(
-            # Paths hold digits and slashes only: no LIKE wildcards to escape.
-            reads["related"],
-            {"prefix": f"{area.path}%", "ancestors": area.ancestor_ids()},
-        )
-    )
-    candidates = list(db.session.scalars(reads["candidates"], {"related": related}))
-    if not candidates:
-        return {}
-    rows = db.session.execute(
-        reads["ineligible"],
-        {"area_id": area.id, "period": period, "candidates": candidates},
-    ).all()
-    return {r.user_id: (int(r.points), int(r.minutes)) for r in rows}
+    rows = _read("ineligible", {"area_id": area.id, "period": period, **_area_params(area)})
+    return {u: (int(p), int(m)) for u, p, m in rows.all() if p > 0}
 
 
 def _bucket_sum(area_id: int, period: str, above: int) -> int:
     """Members of (area, period) with more than ``above`` points (from the buckets)."""
     return int(
-        db.session.scalar(
-            _reads()["bucket_sum"], {"area_id": area_id, "period": period, "above": above}
-        )
+        _read("bucket_sum", {"area_id": area_id, "period": period, "above": above}).scalar_one()
     )
 
 
 @dataclass
 class _Board:
-    area: Area
+    area_id: int
     period: str
     excluded: dict[int, tuple[int, int]]
+    dialect: str
 
-    @property
+    @functools.cached_property
     def params(self) -> dict[str, Any]:
-        return {"area_id": self.area.id, "period": self.period, "excluded": sorted(self.excluded)}
+        ids = sorted(self.excluded)
+        return {
+            "area_id": self.area_id,
+            "period": self.period,
+            # One parameter, not one per id (see _reads): an array literal on
+            # PostgreSQL, a JSON array on SQLite.
+            "excluded": (
+                "{" + ",".join(map(str, ids)) + "}"
+                if self.dialect == "postgresql"
+                else json.dumps(ids)
+            ),
+        }
 
-    def above(self, points: int) -> int:
-        """Eligible members with more than ``points`` points."""
-        base = _bucket_sum(self.area.id, self.period, max(points, 0))
+    def above(self, points: int, base: int | None = None) -> int:
+        """Eligible members with more than ``points`` points (``base``: the bucket sum
+        above ``points``, when already read)."""
+        if base is None:
+            base = _bucket_sum(self.area_id, self.period, max(points, 0))
         return base - sum(1 for p, _m in self.excluded.values() if p > points)
 
     def total(self) -> int:
@@ -857,7 +980,7 @@ class _Board:
 
     def points_at(self, position: int) -> int | None:
         """Points of the eligible row at 1-based ``position`` in display order."""
-        return db.session.scalar(_reads()["points_at"], {**self.params, "offset": position - 1})
+        return _read("points_at", {**self.params, "offset": position - 1}).scalar()
 
     def page(self, floor: int, offset: int, limit: int, cutoffs: dict[str, int] | None):
         """Rows with at least ``floor`` points, in display order or (tiers) by tier
@@ -865,12 +988,12 @@ class _Board:
         params = {**self.params, "floor": floor, "offset": offset, "limit": limit}
         if cutoffs:
             params.update(gold=cutoffs["gold"], silver=cutoffs["silver"])
-            return db.session.execute(_reads()["tiers_page"], params).all()
-        return db.session.execute(_reads()["page"], params).all()
+            return _read("tiers_page", params).all()
+        return _read("page", params).all()
 
     def mine(self, user_id: int) -> Any:
-        return db.session.execute(
-            _reads()["mine"], {"area_id": self.area.id, "period": self.period, "user_id": user_id}
+        return _read(
+            "mine", {"area_id": self.area_id, "period": self.period, "user_id": user_id}
         ).first()
 
 
@@ -910,7 +1033,7 @@ def ranking(
     """
     period = parse_period(period)
     page, per_page = _paging(page, per_page)
-    board = _Board(area, period, ineligible(area, period))
+    board = _Board(area.id, period, ineligible(area, period), db.engine.dialect.name)
     setting = exposure_for(area)
     mode = Exposure.FULL if sees_full_list(viewer, area) else setting.mode
     total = board.total()
@@ -954,7 +1077,7 @@ def ranking(
         mine = board.mine(viewer.id)
         if mine is not None and mine.points > 0:
             me = {
-                "rank": 1 + board.above(int(mine.points)),
+                "rank": 1 + board.above(int(mine.points), int(mine.above)),
                 "points": int(mine.points),
                 "hours": hours(int(mine.minutes)),
                 "tier": _tier(int(mine.points), cutoffs) if mode == Exposure.TIERS else None,

@@ -144,15 +144,21 @@ def settle(
             "(confirm_unrated: true; multiplier 1.0).",
             errors={"confirm_unrated": ["Required when nobody rated."]},
         )
-    return settle_locked(actor, locked, now=now)
+    return settle_locked(actor, locked, now=now, scores=scores)
 
 
 def settle_locked(
-    actor: User | None, delivery: Delivery, *, now: datetime | None = None
+    actor: User | None,
+    delivery: Delivery,
+    *,
+    now: datetime | None = None,
+    scores: list[int] | None = None,
 ) -> Settlement:
     """Settle ``delivery`` whose row the caller locked (after the ledger head).
 
     ``actor`` None is the automatic settlement. The rules of *when* are the caller's.
+    ``scores``: the delivery's scores if the caller already read them after locking
+    the delivery (ratings lock it too, so they cannot have changed); else read here.
 
     :raises Conflict: the delivery was settled meanwhile (conditional UPDATE, UNIQUE).
     """
@@ -169,7 +175,8 @@ def settle_locked(
 
     policy = policy_service.current_policy(delivery.community_id)
     assert policy.id is not None  # inside atomic(): the default policy row exists
-    scores = scores_of(delivery.id)
+    if scores is None:
+        scores = scores_of(delivery.id)
     avg = policy_service.average_score(scores)
     factor = policy_service.multiplier(avg, policy)
     participants = list(
@@ -179,6 +186,8 @@ def settle_locked(
             .order_by(DeliveryParticipant.user_id)
         ).scalars()
     )
+    # Each participant's points (pure arithmetic): the totals go into the INSERT.
+    shares = [(p, policy_service.points_for(p.minutes, avg, policy)) for p in participants]
     settlement = Settlement(
         delivery_id=delivery.id,
         community_id=delivery.community_id,
@@ -191,6 +200,8 @@ def settle_locked(
         confirmed_unrated=not scores,
         settled_by_id=actor.id if actor is not None else None,
         settled_at=now,
+        total_points=sum(points for _p, points in shares),
+        total_minutes=sum(p.minutes for p in participants),
     )
     try:
         with db.session.begin_nested():
@@ -204,8 +215,7 @@ def settle_locked(
     ).scalar_one()
     reason = _reason(delivery, title, settlement, policy.base_rate)
     lines = []
-    for p in participants:
-        points = policy_service.points_for(p.minutes, avg, policy)
+    for p, points in shares:
         tx = ledger.earn(
             actor,
             member_id=p.user_id,
@@ -227,8 +237,6 @@ def settle_locked(
         )
         db.session.add(line)
         lines.append(line)
-    settlement.total_points = sum(line.points for line in lines)
-    settlement.total_minutes = sum(line.minutes for line in lines)
     db.session.flush()
     set_committed_value(settlement, "postings", lines)
 

@@ -1,0 +1,147 @@
+"""CPU and statements per posting (issue 7 P1): ``settlement.settle`` of one delivery and
+``redemptions.request``, in-process, one transaction each, as in ``bench/run.py``'s P1.
+
+    python -m bench.profile_posting sqlite:////tmp/prof.db 100
+    python -m bench.profile_posting postgresql://postgres@127.0.0.1:5432/prof 100
+    python -m bench.profile_posting URL 60 --profile settle    # pyinstrument tree
+    python -m bench.profile_posting URL 20 --sql               # the statements of one call
+
+The database is emptied and recreated (every table dropped). Statements are counted with
+a ``before_cursor_execute`` listener and include the actor's load, ``BEGIN`` and
+``COMMIT``; three warm-up calls of each run first (compiled-statement cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from tests import conftest
+from tests.factories import (
+    build_world,
+    give_points,
+    make_area,
+    make_delivery,
+    make_project,
+    make_reward,
+    make_user,
+)
+from volunteer_market import create_app
+from volunteer_market.database import atomic
+from volunteer_market.extensions import db
+from volunteer_market.models import Area, AreaKind, Delivery, Reward, Role, User
+from volunteer_market.services import redemptions, settlement
+
+OWNERS = 8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("n", type=int, nargs="?", default=100)
+    parser.add_argument("--profile", choices=("settle", "request"))
+    parser.add_argument("--sql", action="store_true")
+    args = parser.parse_args()
+    n = args.n
+
+    app = create_app({**conftest.TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": args.url})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        else:
+            db.drop_all()
+        db.create_all()
+        build_world()
+        district = db.session.execute(
+            sa.select(Area).where(Area.kind == AreaKind.DISTRICT).order_by(Area.id).limit(1)
+        ).scalar_one()
+        street = make_area("压测街道", AreaKind.STREET, district)
+        community = make_area("压测社区", AreaKind.COMMUNITY, street)
+        grid = make_area("压测网格", AreaKind.GRID, community)
+        secretary = make_user("bench_secretary", (Role.SECRETARY, community))
+        residents = [make_user(f"bench_resident{i}", (Role.RESIDENT, grid)) for i in range(4)]
+        members = [
+            make_user(f"bench_member{i}", (Role.MEMBER, community), (Role.MEMBER, grid))
+            for i in range(OWNERS)
+        ]
+        projects = [
+            make_project(m, community, status="approved", title=f"压测项目{i}")
+            for i, m in enumerate(members)
+        ]
+        reward = make_reward(community, name="压测券", cost=1)
+        for m in members:
+            give_points(m, 100_000, community, reason="压测")
+        # Settled deliveries whose rating window (7 days) has closed, as in bench.run P1.
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=9)
+        deliveries = []
+        for i in range(n + 3):
+            rec = make_delivery(
+                projects[i % OWNERS],
+                members[i % OWNERS],
+                beneficiaries=[residents[i % len(residents)]],
+                hours_ago=1 + (i // OWNERS) * 0.55,
+                length_hours=0.5,
+                now=at,
+            )
+            deliveries.append(rec.delivery.id)
+        secretary_id, reward_id = secretary.id, reward.id
+        member_ids = [m.id for m in members]
+        db.session.remove()
+
+        statements: list[str] = []
+
+        @sa.event.listens_for(db.engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
+            statements.append(statement.split("\n")[0][:160])
+
+        def settle_one(delivery_id: int) -> None:
+            db.session.remove()  # like a request: a fresh session, the actor loaded again
+            actor = db.session.get(User, secretary_id)
+            with atomic():
+                delivery = db.session.get(Delivery, delivery_id)
+                settlement.settle(actor, delivery, confirm_unrated=True)
+
+        def request_one(i: int) -> None:
+            db.session.remove()
+            member = db.session.get(User, member_ids[i % OWNERS])
+            with atomic():
+                item = db.session.get(Reward, reward_id)
+                redemptions.request(member, item, 1, idempotency_key=f"prof-{i}")
+
+        for d in deliveries[:3]:
+            settle_one(d)
+        for i in range(3):
+            request_one(n + i)
+
+        profiler = None
+        if args.profile:
+            import pyinstrument
+
+            profiler = pyinstrument.Profiler(interval=0.0005)
+        runs = (("settle", settle_one, deliveries[3:]), ("request", request_one, range(n)))
+        for name, call, items in runs:
+            statements.clear()
+            if profiler is not None and name == args.profile:
+                profiler.start()
+            c0 = time.process_time()
+            for item in items:
+                call(item)
+            cpu_ms = (time.process_time() - c0) * 1000 / n
+            if profiler is not None and profiler.is_running:
+                profiler.stop()
+            print(f"{name}: {cpu_ms:.2f} ms CPU per call, {len(statements) / n:.1f} statements")
+            if args.sql:
+                for line in statements[: len(statements) // n]:
+                    print("   ", line)
+        if profiler is not None:
+            print(profiler.output_text(unicode=False, color=False))
+        db.session.remove()
+        db.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""URL converters of the app (registered in :func:`volunteer_market.create_app`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.routing import IntegerConverter, Map
+
+from .schemas.common import MAX_ID
+
+
+def digits_up_to(limit: int) -> str:
+    """Return a regular expression matching the decimal numbers from 0 to ``limit``
+    (leading zeros allowed as long as the length does not exceed ``limit``'s)."""
+    top = str(limit)
+    options = [rf"\d{{1,{len(top) - 1}}}"] if len(top) > 1 else []
+    for i, digit in enumerate(top):
+        if digit != "0":
+            rest = len(top) - i - 1
+            options.append(f"{top[:i]}[0-{int(digit) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    options.append(top)
+    return "(?:" + "|".join(options) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """The app's ``<int:...>``: 0 to :data:`~volunteer_market.schemas.common.MAX_ID`.
+
+    A larger number matches no route (404, like any unknown id) instead of reaching SQL,
+    where it would overflow the database driver (a 500). The bound is in the regular
+    expression, not only in ``to_python``: werkzeug answers 405 for a path whose other
+    rules differ by method when a converter rejects the value after matching. The
+    OpenAPI document shows the bound as the path parameter's ``maximum``.
+    """
+
+    regex = digits_up_to(MAX_ID)
+
+    def __init__(self, map: Map, *args: Any, max: int | None = MAX_ID, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(map, *args, max=max, **kwargs)
