@@ -301,6 +301,8 @@ def make_machine(ids: WorldIds, restorer: Restorer) -> type[RuleBasedStateMachin
         def __init__(self) -> None:
             super().__init__()
             restorer.restore()
+            self.steps = -1  # the invariants run once before the first step
+            STEPS_PER_EXAMPLE.append(0)
             self.clock = ids.now
             self.wallet = [0] * n_members
             self.held = [0] * n_members
@@ -626,6 +628,8 @@ def make_machine(ids: WorldIds, restorer: Restorer) -> type[RuleBasedStateMachin
 
         @invariant()
         def ledger_verifies(self) -> None:
+            self.steps += 1
+            STEPS_PER_EXAMPLE[-1] = self.steps
             db.session.rollback()
             found = verify()
             assert found is None, str(found)
@@ -687,9 +691,22 @@ def world_ids(app, database_url, tmp_path) -> Iterator[tuple[WorldIds, Restorer]
     yield ids, Restorer(database_url, tmp_path)
 
 
+#: Steps run by each example of the last run (Hypothesis draws a length up to STEPS).
+STEPS_PER_EXAMPLE: list[int] = []
+
+
 def test_service_state_machine(world_ids) -> None:
     ids, restorer = world_ids
+    STEPS_PER_EXAMPLE.clear()
     run_state_machine_as_test(make_machine(ids, restorer), settings=machine_settings(EXAMPLES))
+    done = STEPS_PER_EXAMPLE
+    assert len(done) >= EXAMPLES
+    full = sum(n == STEPS for n in done)
+    print(  # shown with -s: the size of the run actually made
+        f"\nservice state machine: {len(done)} examples, {sum(done)} steps "
+        f"(each followed by verify()), {full} examples of the full {STEPS} steps, "
+        f"mean {sum(done) / len(done):.1f}"
+    )
 
 
 def _window_always_open(*_args: Any, **_kw: Any) -> None:
