@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,9 +39,9 @@ from volunteer_market.models import Area, AreaKind, LedgerEntry, User
 from volunteer_market.models.rankings import RankingMember
 from volunteer_market.services import rankings
 
+from .doc import replace_section
 from .generate import RESULTS, make_app
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:rankings:begin -->", "<!-- bench:rankings:end -->"
 P99_TARGET_MS = 10.0
 RATIO_TARGET = 2.0
@@ -236,14 +235,7 @@ def render() -> str:
 
 
 def write_doc() -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    section = render()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(BEGIN, END, render())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,11 +66,11 @@ from volunteer_market import create_app
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 
+from .doc import DOC, replace_section
 from .generate import RESULTS
 from .generate import generate as generate_data
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:run:begin -->", "<!-- bench:run:end -->"
 BIN = Path(sys.executable).parent
 PASSWORD = "bench-pass-123"  # noqa: S105 - a throw-away bench database
@@ -820,19 +820,7 @@ def render() -> str:
 
 
 def write_doc() -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    section = render()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        marker = "<!-- bench:rankings:begin -->"
-        if marker in text:
-            head, rest = text.split(marker, 1)
-            text = head + section + "\n\n" + marker + rest
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(BEGIN, END, render(), before="<!-- bench:rankings:begin -->")
 
 
 def main(argv: list[str] | None = None) -> int:
