@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from tests import conftest
-from tests.factories import (
-    build_world,
-    give_points,
-    make_area,
-    make_delivery,
-    make_project,
-    make_reward,
-    make_user,
-)
+from tests.factories import build_world
 from volunteer_market import create_app
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
-from volunteer_market.models import Area, AreaKind, Delivery, Reward, Role, User
+from volunteer_market.models import Delivery, Reward, User
 from volunteer_market.services import redemptions, settlement
+
+from .run import seed
 
 OWNERS = 8
 
@@ -56,42 +49,20 @@ def main() -> None:
             db.drop_all()
         db.create_all()
         build_world()
-        district = db.session.execute(
-            sa.select(Area).where(Area.kind == AreaKind.DISTRICT).order_by(Area.id).limit(1)
-        ).scalar_one()
-        street = make_area("压测街道", AreaKind.STREET, district)
-        community = make_area("压测社区", AreaKind.COMMUNITY, street)
-        grid = make_area("压测网格", AreaKind.GRID, community)
-        secretary = make_user("bench_secretary", (Role.SECRETARY, community))
-        residents = [make_user(f"bench_resident{i}", (Role.RESIDENT, grid)) for i in range(4)]
-        members = [
-            make_user(f"bench_member{i}", (Role.MEMBER, community), (Role.MEMBER, grid))
-            for i in range(OWNERS)
-        ]
-        projects = [
-            make_project(m, community, status="approved", title=f"压测项目{i}")
-            for i, m in enumerate(members)
-        ]
-        reward = make_reward(community, name="压测券", cost=1)
-        for m in members:
-            give_points(m, 100_000, community, reason="压测")
-        # Settled deliveries whose rating window (7 days) has closed, as in bench.run P1.
-        at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=9)
-        deliveries = []
-        for i in range(n + 3):
-            rec = make_delivery(
-                projects[i % OWNERS],
-                members[i % OWNERS],
-                beneficiaries=[residents[i % len(residents)]],
-                hours_ago=1 + (i // OWNERS) * 0.55,
-                length_hours=0.5,
-                now=at,
-            )
-            deliveries.append(rec.delivery.id)
-        secretary_id, reward_id = secretary.id, reward.id
-        member_ids = [m.id for m in members]
         db.session.remove()
-
+    # bench.run's community; deliveries whose rating window (7 days) has closed, as in P1.
+    data = seed(
+        args.url,
+        {"p1_ops": n + 3, "pool": 0},
+        owners=OWNERS,
+        redeemers=OWNERS,
+        resident_count=4,
+        member_grids=True,
+    )
+    deliveries = data["p1_deliveries"]
+    secretary_id, reward_id = data["secretary_id"], data["reward_id"]
+    member_ids = data["redeemer_ids"]
+    with app.app_context():
         statements: list[str] = []
 
         @sa.event.listens_for(db.engine, "before_cursor_execute")

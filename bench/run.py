@@ -200,8 +200,18 @@ def make_app(url: str) -> Any:
 # --- data --------------------------------------------------------------------------
 
 
-def seed(url: str, size: dict[str, Any], owners: int = 40, redeemers: int = 16) -> dict[str, Any]:
-    """Seed the bench community through the services; return ids and tokens."""
+def seed(
+    url: str,
+    size: dict[str, Any],
+    owners: int = 40,
+    redeemers: int = 16,
+    resident_count: int = 8,
+    member_grids: bool = False,
+) -> dict[str, Any]:
+    """Seed the bench community through the services; return ids and tokens.
+
+    ``member_grids``: the members also hold a member grant on the bench grid.
+    """
     from tests.factories import (
         give_points,
         make_area,
@@ -223,9 +233,12 @@ def seed(url: str, size: dict[str, Any], owners: int = 40, redeemers: int = 16) 
         community = make_area("压测社区", AreaKind.COMMUNITY, street)
         grid = make_area("压测网格", AreaKind.GRID, community)
         secretary = make_user("bench_secretary", (Role.SECRETARY, community))
-        residents = [make_user(f"bench_resident{i}", (Role.RESIDENT, grid)) for i in range(8)]
-        members = [make_user(f"bench_member{i}", (Role.MEMBER, community)) for i in range(owners)]
-        log(f"seed: {owners} members, 8 residents, 1 secretary")
+        residents = [
+            make_user(f"bench_resident{i}", (Role.RESIDENT, grid)) for i in range(resident_count)
+        ]
+        grants = [(Role.MEMBER, community)] + ([(Role.MEMBER, grid)] if member_grids else [])
+        members = [make_user(f"bench_member{i}", *grants) for i in range(owners)]
+        log(f"seed: {owners} members, {resident_count} residents, 1 secretary")
         projects = [
             make_project(m, community, status="approved", title=f"压测项目{i}")
             for i, m in enumerate(members)

@@ -336,3 +336,30 @@ def redeem(member: User, reward, quantity: int = 1, **kw):
 
     with atomic():
         return redemptions.request(member, reward, quantity, **kw)
+
+
+# --- shortcuts past the workflows ----------------------------------------------------
+
+
+def insert_approved_project(community_id: int, owner_id: int, *, title: str) -> int:
+    """Insert an approved event project straight through the ORM, skipping the approval
+    workflow (tested with the marketplace), for tests that only need a project to hang
+    deliveries on; return its id. Joins the caller's ``atomic()`` if one is open."""
+    from volunteer_market.extensions import db
+    from volunteer_market.models import Category, Project, ProjectMode, ProjectStatus
+
+    with atomic():
+        project = Project(
+            community_id=community_id,
+            owner_id=owner_id,
+            title=title,
+            description="测试",
+            category=Category.OTHER,
+            mode=ProjectMode.EVENT,
+            capacity=10,
+            planned_minutes=120,
+            status=ProjectStatus.APPROVED,
+        )
+        db.session.add(project)
+        db.session.flush()
+        return project.id

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from .test_gunicorn import BIN, ROOT, _call, served  # noqa: F401 - fixture
 
@@ -37,7 +38,12 @@ def test_rating_settles_24_points_under_gunicorn(served):  # noqa: F811
         tok = _token(base, name)
         residents[name] = (tok, _call(base, "GET", "/api/v1/me", token=tok)[2]["user"]["id"])
 
-    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=30)
+    # Yesterday 03:00-05:00 Beijing time: always in the past (19-43 h ago, inside the
+    # rating window) and clear of the demo's sessions (09:00, 14:00, 15:00 local), which
+    # a fixed "now - 30 h" overlapped when the suite ran between 20:00 and 23:30 Beijing.
+    beijing = ZoneInfo("Asia/Shanghai")
+    yesterday = datetime.now(beijing).date() - timedelta(days=1)
+    ended = datetime.combine(yesterday, time(5, 0), tzinfo=beijing).astimezone(UTC)
     body = {
         "project_id": project["id"],
         "started_at": (ended - timedelta(hours=2)).isoformat(),

@@ -21,11 +21,7 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import (
     Area,
-    Category,
     Delivery,
-    Project,
-    ProjectMode,
-    ProjectStatus,
     User,
     ledger_trigger_ddl,
     ledger_trigger_drop_ddl,
@@ -33,6 +29,7 @@ from volunteer_market.models import (
 )
 
 from ..conftest import ON_POSTGRES, _truncate_all
+from ..factories import insert_approved_project
 
 LEDGER_TABLES = ("ledger_transactions", "ledger_entries", "ledger_accounts")
 
@@ -149,22 +146,10 @@ def make_delivery_ids(community: Area, recorder: User, n: int = 1) -> list[int]:
     """
     now = utcnow()
     with atomic():
-        project = Project(
-            community_id=community.id,
-            owner_id=recorder.id,
-            title="积分测试项目",
-            description="测试",
-            category=Category.OTHER,
-            mode=ProjectMode.EVENT,
-            capacity=10,
-            planned_minutes=120,
-            status=ProjectStatus.APPROVED,
-        )
-        db.session.add(project)
-        db.session.flush()
+        project_id = insert_approved_project(community.id, recorder.id, title="积分测试项目")
         rows = [
             Delivery(
-                project_id=project.id,
+                project_id=project_id,
                 community_id=community.id,
                 recorded_by_id=recorder.id,
                 started_at=now - timedelta(hours=3),

@@ -12,15 +12,22 @@ call the services directly inside ``database.atomic()`` (a real commit per step,
 production), with a virtual clock (``now=``) that only moves forward, so rating
 windows close and holds run out on demand.
 
-``test_service_state_machine`` runs ``SERVICE_STM_EXAMPLES`` examples (default 5 in CI)
-of ``SERVICE_STM_STEPS`` steps (default 50) on either engine. The full run of the issue is
-``SERVICE_STM_EXAMPLES=300`` (about 15,000 ``verify()`` calls: far beyond the CI budget
-while one ``verify()`` costs tens of milliseconds, see issue 8's note). Set
+``test_service_state_machine`` runs ``SERVICE_STM_EXAMPLES`` examples (default **300**,
+the size issue 8 asks for, in CI on both engines) of ``SERVICE_STM_STEPS`` steps (default
+50), split into ``SERVICE_STM_SHARDS`` (default 6) tests of equal size so that
+``pytest -n`` spreads them over its workers. Each shard has its own Hypothesis seed
+(``hypothesis.seed(SEED_BASE + shard)``), so the shards run different examples, and
+asserts that it ran its share of examples of the full ``STEPS`` steps (Hypothesis draws
+the length; with these settings it is the full length in practice). That is 15,000
+steps, each followed by ``verify()``; it fits in CI because ``verify()`` costs about
+1.5 ms of CPU (``python -m bench.profile_verify``): its statements are built once and
+its violation queries answered by one probe (``database.FrozenSelect``). Set
 ``SERVICE_STM_SHRINK=1`` to shrink a failing example (minutes with a database per step).
 
-``test_removed_guard_is_caught`` removes a guard from a service (the rating window and
-state check of ``services.ratings``) and asserts the machine finds a failing example
-within ``SERVICE_STM_MUTANT_EXAMPLES`` (default 20) examples.
+``test_removed_guard_is_caught`` removes one guard from a service and asserts the
+machine finds a failing example within ``SERVICE_STM_MUTANT_EXAMPLES`` (default 20)
+examples. Mutants: the rating window and state check of ``services.ratings``; the
+per-member limit of ``services.redemptions.request`` (its usage count always 0).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.stateful import (
@@ -83,7 +90,11 @@ from ..factories import build_world, make_delivery, make_project, make_reward
 from ..ratings.test_stateful import reference_points
 
 STEPS = int(os.environ.get("SERVICE_STM_STEPS", "50"))
-EXAMPLES = int(os.environ.get("SERVICE_STM_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("SERVICE_STM_EXAMPLES", "300"))
+SHARDS = max(1, min(EXAMPLES, int(os.environ.get("SERVICE_STM_SHARDS", "6"))))
+#: Examples per shard (the shards together run at least EXAMPLES).
+PER_SHARD = -(-EXAMPLES // SHARDS)
+SEED_BASE = 8_000
 MUTANT_EXAMPLES = int(os.environ.get("SERVICE_STM_MUTANT_EXAMPLES", "20"))
 #: Shrink a failing example (can take minutes with a database per step): off by default.
 SHRINK = os.environ.get("SERVICE_STM_SHRINK", "") == "1"
@@ -108,14 +119,24 @@ POOL: tuple[tuple[tuple[int, ...], tuple[int, ...], float], ...] = (
 )
 #: Rewards: (cost, stock, per-member limit per month).
 REWARDS: tuple[tuple[int, int | None, int | None], ...] = (
+    # Cheap and limited to 1 a month: two redemptions in a month reach the limit
+    # soon, so removing the limit guard is caught (test_removed_guard_is_caught).
+    (1, None, 1),
     (10, 6, 2),
     (25, None, None),
     (4, 3, None),
 )
 HOLD_DAYS = 14
+#: Adjustment amounts: more credit than debit, so wallets fill and redemptions succeed
+#: (Hypothesis's integers lean to small values, leaving most wallets empty). Hypothesis
+#: draws early elements of ``sampled_from`` more often, so the order matters here and
+#: in REWARDS and EXPIRY_YEARS.
+ADJUSTMENTS = (60, 20, -10, 5, 100, -60, -1, 1)
+#: Points each member starts every example with.
+STARTING_POINTS = 80
 TICKS = (timedelta(hours=1), timedelta(days=1), timedelta(days=3), timedelta(days=8))
 #: Wallet expiry runs on local dates this many years after today (2+: all credits old).
-EXPIRY_YEARS = (0, 1, 2, 3)
+EXPIRY_YEARS = (0, 1, 2)
 
 
 @dataclass
@@ -314,6 +335,15 @@ def make_machine(ids: WorldIds, restorer: Restorer) -> type[RuleBasedStateMachin
             self.keys: dict[str, int] = {}
             self.expiry_rounds: set[tuple[int, int]] = set()
             self.deliveries = [MDelivery(d, dl, dict(m), list(b)) for d, dl, m, b in ids.deliveries]
+            # Every member starts with STARTING_POINTS (an adjustment through the service,
+            # booked in the model like any other): otherwise most redemptions of an
+            # example find an empty wallet and the redemption rules are barely exercised.
+            for i in range(n_members):
+                with atomic():
+                    tx_id = ledger.adjust(
+                        self.user(ids.secretary), self.user(ids.members[i]), STARTING_POINTS, "起始"
+                    ).id
+                self._post(tx_id, MTx(i, TransactionKind.ADJUST, STARTING_POINTS))
 
         # --- helpers ---------------------------------------------------------------------
 
@@ -405,7 +435,7 @@ def make_machine(ids: WorldIds, restorer: Restorer) -> type[RuleBasedStateMachin
 
         # --- adjustments and reversals -----------------------------------------------------
 
-        @rule(i=member_i, amount=st.integers(-60, 60).filter(bool))
+        @rule(i=member_i, amount=st.sampled_from(ADJUSTMENTS))
         def adjust(self, i: int, amount: int) -> None:
             try:
                 with atomic():
@@ -460,7 +490,10 @@ def make_machine(ids: WorldIds, restorer: Restorer) -> type[RuleBasedStateMachin
             )
 
         @rule(
-            i=member_i, r=st.integers(0, len(REWARDS) - 1), q=st.integers(1, 3), keyed=st.booleans()
+            i=member_i,
+            r=st.sampled_from(range(len(REWARDS))),
+            q=st.sampled_from((1, 1, 2, 3)),  # mostly 1: the limit of 1 is reached by repeats
+            keyed=st.booleans(),
         )
         def redeem(self, i: int, r: int, q: int, keyed: bool) -> None:
             cost, _stock, limit = REWARDS[r]
@@ -695,27 +728,38 @@ def world_ids(app, database_url, tmp_path) -> Iterator[tuple[WorldIds, Restorer]
 STEPS_PER_EXAMPLE: list[int] = []
 
 
-def test_service_state_machine(world_ids) -> None:
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_service_state_machine(world_ids, shard: int) -> None:
     ids, restorer = world_ids
     STEPS_PER_EXAMPLE.clear()
-    run_state_machine_as_test(make_machine(ids, restorer), settings=machine_settings(EXAMPLES))
+    machine = seed(SEED_BASE + shard)(make_machine(ids, restorer))
+    # _min_steps: no example ends before STEPS steps (Hypothesis otherwise stops some
+    # early, e.g. near its buffer limit; those examples are discarded and redrawn).
+    run_state_machine_as_test(machine, settings=machine_settings(PER_SHARD), _min_steps=STEPS)
     done = STEPS_PER_EXAMPLE
-    assert len(done) >= EXAMPLES
     full = sum(n == STEPS for n in done)
     print(  # shown with -s: the size of the run actually made
-        f"\nservice state machine: {len(done)} examples, {sum(done)} steps "
-        f"(each followed by verify()), {full} examples of the full {STEPS} steps, "
-        f"mean {sum(done) / len(done):.1f}"
+        f"\nservice state machine shard {shard}/{SHARDS}: {len(done)} examples, "
+        f"{sum(done)} steps (each followed by verify()), {full} examples of the full "
+        f"{STEPS} steps, mean {sum(done) / len(done):.1f}"
     )
+    # The size is part of what this test proves: PER_SHARD examples of STEPS steps.
+    assert full >= PER_SHARD, (full, PER_SHARD)
 
 
 def _window_always_open(*_args: Any, **_kw: Any) -> None:
     return None
 
 
+def _nothing_used(*_args: Any, **_kw: Any) -> int:
+    return 0
+
+
 MUTANTS = {
     # Ratings no longer check the window and the delivery's state.
     "rating_window": ("volunteer_market.services.ratings._require_open", _window_always_open),
+    # Redemptions no longer count what the member already took in the period.
+    "per_member_limit": ("volunteer_market.services.redemptions.used_in_period", _nothing_used),
 }
 
 

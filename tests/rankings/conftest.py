@@ -11,16 +11,11 @@ import sqlalchemy as sa
 
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
-from volunteer_market.models import (
-    Category,
-    Delivery,
-    Project,
-    ProjectMode,
-    ProjectStatus,
-    utcnow,
-)
+from volunteer_market.models import Delivery, Project, utcnow
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import rankings
+
+from ..factories import insert_approved_project
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROLLUP_TABLES = ("ranking_members", "ranking_teams", "ranking_score_counts")
@@ -63,23 +58,13 @@ def bare_deliveries(community, recorder, n: int = 1) -> list[int]:
                 Project.community_id == community.id, Project.title == BARE_PROJECT
             )
         ).first()
-        if project is None:
-            project = Project(
-                community_id=community.id,
-                owner_id=recorder.id,
-                title=BARE_PROJECT,
-                description="测试",
-                category=Category.OTHER,
-                mode=ProjectMode.EVENT,
-                capacity=10,
-                planned_minutes=120,
-                status=ProjectStatus.APPROVED,
-            )
-            db.session.add(project)
-            db.session.flush()
+        if project is not None:
+            project_id = project.id
+        else:
+            project_id = insert_approved_project(community.id, recorder.id, title=BARE_PROJECT)
         rows = [
             Delivery(
-                project_id=project.id,
+                project_id=project_id,
                 community_id=community.id,
                 recorded_by_id=recorder.id,
                 started_at=now - timedelta(hours=3),

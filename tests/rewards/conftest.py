@@ -13,17 +13,10 @@ from flask.testing import FlaskClient
 
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
-from volunteer_market.models import (
-    Category,
-    Delivery,
-    Project,
-    ProjectMode,
-    ProjectStatus,
-    utcnow,
-)
+from volunteer_market.models import Delivery, utcnow
 from volunteer_market.services import ledger, ledger_verify
 
-from ..factories import bearer, post_earn
+from ..factories import bearer, insert_approved_project, post_earn
 
 
 def bare_delivery(community, recorder) -> int:
@@ -31,21 +24,9 @@ def bare_delivery(community, recorder) -> int:
     the recording workflow is tested with the marketplace); return its id."""
     now = utcnow()
     with atomic():
-        project = Project(
-            community_id=community.id,
-            owner_id=recorder.id,
-            title="积分测试项目",
-            description="测试",
-            category=Category.OTHER,
-            mode=ProjectMode.EVENT,
-            capacity=10,
-            planned_minutes=120,
-            status=ProjectStatus.APPROVED,
-        )
-        db.session.add(project)
-        db.session.flush()
+        project_id = insert_approved_project(community.id, recorder.id, title="积分测试项目")
         row = Delivery(
-            project_id=project.id,
+            project_id=project_id,
             community_id=community.id,
             recorded_by_id=recorder.id,
             started_at=now - timedelta(hours=3),

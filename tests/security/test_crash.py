@@ -53,19 +53,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from volunteer_market.database import atomic, sqlite_module
+from volunteer_market.database import sqlite_module
 from volunteer_market.extensions import db
-from volunteer_market.models import (
-    Category,
-    LedgerTransaction,
-    Project,
-    ProjectMode,
-    ProjectStatus,
-    Redemption,
-)
+from volunteer_market.models import LedgerTransaction, Redemption
 from volunteer_market.services import ledger_verify, redemptions
 
-from ..factories import give_points, make_reward, points_of, redeem
+from ..factories import give_points, insert_approved_project, make_reward, points_of, redeem
 from .crash_writer import (
     APPLICATION_NAME,
     BETWEEN,
@@ -87,24 +80,6 @@ RANDOM_DELAY = 0.6 if FULL else 0.2
 AIMED_SPAN = 0.05
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261127
-
-
-def _project(community_id: int, owner_id: int) -> int:
-    with atomic():
-        project = Project(
-            community_id=community_id,
-            owner_id=owner_id,
-            title="崩溃测试项目",
-            description="测试",
-            category=Category.OTHER,
-            mode=ProjectMode.EVENT,
-            capacity=10,
-            planned_minutes=120,
-            status=ProjectStatus.APPROVED,
-        )
-        db.session.add(project)
-        db.session.flush()
-        return project.id
 
 
 class Zygote:
@@ -292,7 +267,9 @@ def test_sigkilled_writers_leave_a_consistent_database(app, world, database_url,
     for m in members:
         give_points(m, 300)
     reward = make_reward(world.community_a, cost=10, stock=1_000_000)
-    project_id = _project(world.community_a.id, world.member_a.id)
+    project_id = insert_approved_project(
+        world.community_a.id, world.member_a.id, title="崩溃测试项目"
+    )
     work = tmp_path / "crash"
     work.mkdir()
     state_path = work / "state"

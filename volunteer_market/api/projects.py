@@ -154,8 +154,10 @@ def complete(data: dict, project_id: int) -> Project:
 @blp.route("/<int:project_id>/transitions", methods=["GET"])
 @blp.response(200, TransitionListOut)
 def transitions(project_id: int) -> dict:
-    """The project's audited lifecycle history (who, when, why)."""
+    """The project's audited lifecycle history (who, when, why): its owner and the
+    community's staff (as on the project page)."""
     project = project_service.get_visible_project(actor(), project_id)
+    permissions.require(actor(), "project.history", project)
     return {"items": project_service.transitions_of(project)}
 
 

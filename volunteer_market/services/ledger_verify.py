@@ -25,6 +25,7 @@ rollups) with :func:`register_check`; they run after the built-in ones.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from ..database import frozen, frozen_violation, probing_violations
 from ..extensions import db
 from ..models import (
     GENESIS_HASH,
@@ -114,16 +116,20 @@ def _selected(checks: Iterable[str] | None) -> list[tuple[str, Check]]:
 def verify(checks: Iterable[str] | None = None) -> Violation | None:
     """Run every check (or only ``checks``) in order; return the first violation, or
     None if all hold."""
-    for _name, fn in _selected(checks):
-        found = fn()
-        if found is not None:
-            return found
+    selected = _selected(checks)
+    with probing_violations():
+        for _name, fn in selected:
+            found = fn()
+            if found is not None:
+                return found
     return None
 
 
 def verify_all(checks: Iterable[str] | None = None) -> list[Violation]:
     """Run every check (or only ``checks``); return the first violation of each that fails."""
-    return [v for _name, fn in _selected(checks) if (v := fn()) is not None]
+    selected = _selected(checks)
+    with probing_violations():
+        return [v for _name, fn in selected if (v := fn()) is not None]
 
 
 def stats() -> dict[str, int]:
@@ -142,19 +148,24 @@ def stats() -> dict[str, int]:
 _member_kinds = [AccountKind.MEMBER_AVAILABLE, AccountKind.MEMBER_HELD]
 
 
-@register_check("balanced")
-def _balanced() -> Violation | None:
+@frozen_violation
+def _unbalanced() -> sa.Select[Any]:
     t, e = LedgerTransaction, LedgerEntry
     total = sa.func.coalesce(sa.func.sum(e.amount), 0)
     count = sa.func.count(e.id)
-    row = db.session.execute(
+    return (
         sa.select(t.id, count.label("n"), total.label("total"))
         .outerjoin(e, e.transaction_id == t.id)
         .group_by(t.id)
         .having(sa.or_(count < 2, total != 0))
         .order_by(t.id)
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("balanced")
+def _balanced() -> Violation | None:
+    row = _unbalanced.first()
     if row is None:
         return None
     return Violation(
@@ -164,29 +175,39 @@ def _balanced() -> Violation | None:
     )
 
 
+@frozen
+def _entries_total() -> sa.Select[Any]:
+    return sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0))
+
+
 @register_check("global_sum")
 def _global_sum() -> Violation | None:
-    total = int(db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0))))
+    total = int(_entries_total.scalar())
     if total == 0:
         return None
     return Violation("global_sum", f"all entries sum to {total}, not 0")
 
 
-@register_check("cached_balance")
-def _cached_balance() -> Violation | None:
+@frozen_violation
+def _stale_balance() -> sa.Select[Any]:
     sums = (
         sa.select(LedgerEntry.account_id, sa.func.sum(LedgerEntry.amount).label("total"))
         .group_by(LedgerEntry.account_id)
         .subquery()
     )
     actual = sa.func.coalesce(sums.c.total, 0)
-    row = db.session.execute(
+    return (
         sa.select(LedgerAccount.id, LedgerAccount.balance, actual.label("actual"))
         .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
         .where(LedgerAccount.balance != actual)
         .order_by(LedgerAccount.id)
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("cached_balance")
+def _cached_balance() -> Violation | None:
+    row = _stale_balance.first()
     if row is None:
         return None
     return Violation(
@@ -196,8 +217,8 @@ def _cached_balance() -> Violation | None:
     )
 
 
-@register_check("earned")
-def _earned() -> Violation | None:
+@frozen_violation
+def _stale_earned() -> sa.Select[Any]:
     t, e = LedgerTransaction, LedgerEntry
     original = aliased(LedgerTransaction)
     earned_sums = (
@@ -220,13 +241,18 @@ def _earned() -> Violation | None:
         ),
         else_=0,
     )
-    row = db.session.execute(
+    return (
         sa.select(LedgerAccount.id, LedgerAccount.earned, expected.label("expected"))
         .outerjoin(earned_sums, earned_sums.c.account_id == LedgerAccount.id)
         .where(LedgerAccount.earned != expected)
         .order_by(LedgerAccount.id)
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("earned")
+def _earned() -> Violation | None:
+    row = _stale_earned.first()
     if row is None:
         return None
     return Violation(
@@ -236,16 +262,18 @@ def _earned() -> Violation | None:
     )
 
 
-@register_check("nonnegative")
-def _nonnegative() -> Violation | None:
-    row = db.session.execute(
+@frozen_violation
+def _negative_balance() -> sa.Select[Any]:
+    return (
         sa.select(LedgerAccount.id, LedgerAccount.balance)
         .where(LedgerAccount.kind.in_(_member_kinds), LedgerAccount.balance < 0)
         .order_by(LedgerAccount.id)
         .limit(1)
-    ).first()
-    if row is not None:
-        return Violation("nonnegative", f"member balance is {row.balance}", account_id=row.id)
+    )
+
+
+@frozen_violation
+def _negative_running_balance() -> sa.Select[Any]:
     running = (
         sa.select(
             LedgerEntry.account_id,
@@ -262,12 +290,20 @@ def _nonnegative() -> Violation | None:
         .where(LedgerAccount.kind.in_(_member_kinds))
         .subquery()
     )
-    row = db.session.execute(
+    return (
         sa.select(running.c.account_id, running.c.transaction_id, running.c.running)
         .where(running.c.running < 0)
         .order_by(running.c.transaction_id)
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("nonnegative")
+def _nonnegative() -> Violation | None:
+    row = _negative_balance.first()
+    if row is not None:
+        return Violation("nonnegative", f"member balance is {row.balance}", account_id=row.id)
+    row = _negative_running_balance.first()
     if row is None:
         return None
     return Violation(
@@ -278,31 +314,41 @@ def _nonnegative() -> Violation | None:
     )
 
 
-@register_check("earn_once")
-def _earn_once() -> Violation | None:
+@frozen_violation
+def _earned_twice() -> sa.Select[Any]:
     t = LedgerTransaction
-    row = db.session.execute(
-        sa.select(t.delivery_id, t.member_id, sa.func.min(t.id).label("first"), sa.func.count())
+    return (
+        sa.select(
+            t.delivery_id,
+            t.member_id,
+            sa.func.min(t.id).label("first"),
+            sa.func.count().label("times"),
+        )
         .where(t.kind == TransactionKind.EARN)
         .group_by(t.delivery_id, t.member_id)
         .having(sa.func.count() > 1)
         .order_by(sa.func.min(t.id))
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("earn_once")
+def _earn_once() -> Violation | None:
+    row = _earned_twice.first()
     if row is None:
         return None
     return Violation(
         "earn_once",
-        f"delivery {row.delivery_id} earned {row[3]} times for member {row.member_id}",
+        f"delivery {row.delivery_id} earned {row.times} times for member {row.member_id}",
         transaction_id=row.first,
     )
 
 
-@register_check("reversals")
-def _reversals() -> Violation | None:
+@frozen_violation
+def _bad_reversal() -> sa.Select[Any]:
     r = aliased(LedgerTransaction)
     o = aliased(LedgerTransaction)
-    row = db.session.execute(
+    return (
         sa.select(r.id, o.id.label("oid"), o.kind.label("okind"))
         .outerjoin(o, o.id == r.reverses_id)
         .where(
@@ -317,32 +363,26 @@ def _reversals() -> Violation | None:
         )
         .order_by(r.id)
         .limit(1)
-    ).first()
-    if row is not None:
-        if row.oid is None:
-            detail = "reverses a transaction that does not exist"
-        elif row.okind == TransactionKind.REVERSE:
-            detail = f"reverses transaction {row.oid}, itself a reversal"
-        else:
-            detail = f"does not match the transaction {row.oid} it reverses"
-        return Violation("reversals", detail, transaction_id=row.id)
+    )
+
+
+@frozen_violation
+def _reversed_twice() -> sa.Select[Any]:
     t = LedgerTransaction
-    row = db.session.execute(
+    return (
         sa.select(t.reverses_id, sa.func.min(t.id).label("second"))
         .where(t.reverses_id.is_not(None))
         .group_by(t.reverses_id)
         .having(sa.func.count() > 1)
         .order_by(sa.func.min(t.id))
         .limit(1)
-    ).first()
-    if row is not None:
-        return Violation(
-            "reversals",
-            f"transaction {row.reverses_id} is reversed more than once",
-            transaction_id=row.second,
-        )
+    )
+
+
+@frozen_violation
+def _reversal_not_negation() -> sa.Select[Any]:
     # Reversal entries must be exactly the negated entries of the original.
-    e = LedgerEntry
+    t, e = LedgerTransaction, LedgerEntry
     legs = sa.union_all(
         sa.select(t.id.label("rid"), e.account_id, e.amount)
         .join(e, e.transaction_id == t.id)
@@ -351,13 +391,34 @@ def _reversals() -> Violation | None:
         .join(e, e.transaction_id == t.reverses_id)
         .where(t.kind == TransactionKind.REVERSE),
     ).subquery()
-    row = db.session.execute(
+    return (
         sa.select(legs.c.rid)
         .group_by(legs.c.rid, legs.c.account_id)
         .having(sa.or_(sa.func.sum(legs.c.amount) != 0, sa.func.count() != 2))
         .order_by(legs.c.rid)
         .limit(1)
-    ).first()
+    )
+
+
+@register_check("reversals")
+def _reversals() -> Violation | None:
+    row = _bad_reversal.first()
+    if row is not None:
+        if row.oid is None:
+            detail = "reverses a transaction that does not exist"
+        elif row.okind == TransactionKind.REVERSE:
+            detail = f"reverses transaction {row.oid}, itself a reversal"
+        else:
+            detail = f"does not match the transaction {row.oid} it reverses"
+        return Violation("reversals", detail, transaction_id=row.id)
+    row = _reversed_twice.first()
+    if row is not None:
+        return Violation(
+            "reversals",
+            f"transaction {row.reverses_id} is reversed more than once",
+            transaction_id=row.second,
+        )
+    row = _reversal_not_negation.first()
     if row is not None:
         return Violation(
             "reversals",
@@ -421,20 +482,26 @@ def _check_link(tx: Any, entries: list[tuple[int, int]], expected_prev: str, pre
     return None
 
 
-@register_check("hash_chain")
-def _hash_chain() -> Violation | None:
+@functools.cache
+def _chain_rows() -> sa.Select[Any]:
     t, e = LedgerTransaction, LedgerEntry
-    stmt = (
+    return (
         sa.select(*_tx_columns(), e.account_id.label("e_account"), e.amount.label("e_amount"))
         .outerjoin(e, e.transaction_id == t.id)
         .order_by(t.id, e.id)
-        .execution_options(yield_per=STREAM_BATCH)
     )
+
+
+@register_check("hash_chain")
+def _hash_chain() -> Violation | None:
+    db.session.flush()
+    conn = db.session.connection()
     expected_prev = GENESIS_HASH
     prev_id: int | None = None
     current: Any = None
     entries: list[tuple[int, int]] = []
-    result = db.session.execute(stmt)
+    # Streamed (a server-side cursor on PostgreSQL): memory stays flat.
+    result = conn.execute(_chain_rows(), execution_options={"yield_per": STREAM_BATCH})
     try:
         for row in result:
             if current is not None and row.id != current.id:
@@ -453,19 +520,32 @@ def _hash_chain() -> Violation | None:
     return None
 
 
-@register_check("head")
-def _head() -> Violation | None:
-    last = db.session.execute(
+@frozen
+def _last_transaction() -> sa.Select[Any]:
+    return (
         sa.select(LedgerTransaction.id, LedgerTransaction.hash)
         .order_by(LedgerTransaction.id.desc())
         .limit(1)
-    ).first()
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction)) or 0
-    head = db.session.execute(
-        sa.select(
-            LedgerHead.last_transaction_id, LedgerHead.last_hash, LedgerHead.transaction_count
-        )
-    ).first()
+    )
+
+
+@frozen
+def _transaction_count() -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(LedgerTransaction)
+
+
+@frozen
+def _head_row() -> sa.Select[Any]:
+    return sa.select(
+        LedgerHead.last_transaction_id, LedgerHead.last_hash, LedgerHead.transaction_count
+    )
+
+
+@register_check("head")
+def _head() -> Violation | None:
+    last = _last_transaction.first()
+    count = _transaction_count.scalar() or 0
+    head = _head_row.first()
     if last is None:
         if head is not None and head.last_transaction_id is not None:
             return Violation(

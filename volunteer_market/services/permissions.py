@@ -299,6 +299,18 @@ def _project_review(actor: User, project: Project) -> bool:
     )
 
 
+@rule("project.history")
+def _project_history(actor: User, project: Project) -> bool:
+    """The audited lifecycle history (who reviewed, with their comments): the owner and
+    the community's staff, as the project page shows it; not every viewer of a public
+    project."""
+    return (
+        may(actor, "project.own", project)
+        or may(actor, "project.review", project)
+        or reads_community(actor, project.community_id)
+    )
+
+
 @rule("team.join")
 def _team_join(actor: User, project: Project) -> bool:
     return actor.id != project.owner_id and in_community(actor, Role.MEMBER, project.community_id)

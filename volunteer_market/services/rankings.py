@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import identity_key
 
-from ..database import writing
+from ..database import frozen, frozen_violation, writing
 from ..extensions import db
 from ..models import (
     AccountKind,
@@ -431,16 +431,19 @@ def _move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int
 Totals = dict[tuple[int, str, int], list[Any]]  # key -> [points, minutes, reached_at]
 
 
-def _earner_ids() -> list[int]:
+@frozen
+def _earners() -> sa.Select[Any]:
     t = LedgerTransaction
-    return list(
-        db.session.scalars(
-            sa.select(t.member_id)
-            .where(t.kind == TransactionKind.EARN, t.member_id.is_not(None))
-            .distinct()
-            .order_by(t.member_id)
-        )
+    return (
+        sa.select(t.member_id)
+        .where(t.kind == TransactionKind.EARN, t.member_id.is_not(None))
+        .distinct()
+        .order_by(t.member_id)
     )
+
+
+def _earner_ids() -> list[int]:
+    return [int(r[0]) for r in _earners.all()]
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -448,8 +451,10 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[i : i + CHUNK])
 
 
-def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
-    """Yield the contributions of the given members' earns and reversals of earns."""
+@functools.cache
+def _contribution_statements() -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The two statements of :func:`_contributions` (built once; ids are expanding)."""
+    ids = sa.bindparam("ids", expanding=True)
     t = LedgerTransaction
     o = aliased(LedgerTransaction)
     e, acc = LedgerEntry, LedgerAccount
@@ -459,7 +464,7 @@ def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
         .where(e.transaction_id == t.id, acc.kind == AccountKind.MEMBER_AVAILABLE)
         .scalar_subquery()
     )
-    stmt = (
+    earns = (
         sa.select(
             t.id,
             t.kind,
@@ -478,7 +483,7 @@ def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
         .join(Area, Area.id == t.community_id)
         .outerjoin(Delivery, Delivery.id == t.delivery_id)
         .where(
-            t.member_id.in_(member_ids),
+            t.member_id.in_(ids),
             sa.or_(
                 t.kind == TransactionKind.EARN,
                 sa.and_(t.kind == TransactionKind.REVERSE, o.kind == TransactionKind.EARN),
@@ -486,8 +491,7 @@ def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
         )
         .order_by(t.member_id, t.id)
     )
-    grants: dict[int, list[Any]] = defaultdict(list)
-    for g in db.session.execute(
+    grid_grants = (
         sa.select(
             RoleGrant.user_id,
             RoleGrant.area_id,
@@ -497,13 +501,22 @@ def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
         )
         .join(Area, Area.id == RoleGrant.area_id)
         .where(
-            RoleGrant.user_id.in_(member_ids),
+            RoleGrant.user_id.in_(ids),
             RoleGrant.role == Role.MEMBER,
             Area.kind == AreaKind.GRID,
         )
-    ):
+    )
+    return earns, grid_grants
+
+
+def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
+    """Yield the contributions of the given members' earns and reversals of earns."""
+    earns, grid_grants = _contribution_statements()
+    conn = db.session.connection()
+    grants: dict[int, list[Any]] = defaultdict(list)
+    for g in conn.execute(grid_grants, {"ids": member_ids}):
         grants[g.user_id].append(g)
-    for r in db.session.execute(stmt):
+    for r in conn.execute(earns, {"ids": member_ids}):
         reverse = r.kind == TransactionKind.REVERSE
         effective_at = r.original_at if reverse else r.created_at
         minutes = -(r.minutes or 0) if reverse else (r.minutes or 0)
@@ -639,29 +652,16 @@ def _compare(kind: str, expected: Totals, actual: Totals) -> str | None:
     return None
 
 
-def first_mismatch() -> str | None:
-    """Return the first difference between the rollups and a fresh recomputation from
-    the ledger (member rows, team rows, score buckets), or None if they agree."""
-    teams: Totals = {}
-    earners = _earner_ids()
-    for chunk in _chunks(earners):
-        expected = _recompute(chunk, teams)
-        actual: Totals = {
-            (r.area_id, r.period_key, r.user_id): [int(r.points), int(r.minutes), r.reached_at]
-            for r in db.session.execute(sa.select(_rm).where(_rm.c.user_id.in_(chunk)))
-        }
-        found = _compare("member", expected, actual)
-        if found:
-            return found
-    stray = db.session.execute(
-        sa.select(
-            _rm.c.area_id,
-            _rm.c.period_key,
-            _rm.c.user_id,
-            _rm.c.points,
-            _rm.c.minutes,
-            _rm.c.reached_at,
-        )
+@functools.cache
+def _stored_member_rows() -> sa.Select[Any]:
+    return sa.select(_rm).where(_rm.c.user_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@frozen_violation
+def _stray_member_row() -> sa.Select[Any]:
+    """The key of a member row of someone with no earn at all."""
+    return (
+        sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.user_id)
         .where(
             ~sa.exists().where(
                 LedgerTransaction.member_id == _rm.c.user_id,
@@ -670,12 +670,39 @@ def first_mismatch() -> str | None:
         )
         .order_by(_rm.c.area_id, _rm.c.period_key, _rm.c.user_id)
         .limit(1)
-    ).first()
+    )
+
+
+def first_mismatch() -> str | None:
+    """Return the first difference between the rollups and a fresh recomputation from
+    the ledger (member rows, team rows, score buckets), or None if they agree.
+
+    Runs after every step of the service state machine, so its statements are built
+    once (``functools.cache``/``frozen``) and run on the session's connection."""
+    db.session.flush()
+    conn = db.session.connection()
+    teams: Totals = {}
+    earners = _earner_ids()
+    for chunk in _chunks(earners):
+        expected = _recompute(chunk, teams)
+        actual: Totals = {
+            (r.area_id, r.period_key, r.user_id): [int(r.points), int(r.minutes), r.reached_at]
+            for r in conn.execute(_stored_member_rows(), {"ids": chunk})
+        }
+        found = _compare("member", expected, actual)
+        if found:
+            return found
+    stray = _stray_member_row.first()
     if stray is not None:
-        return _describe("member", tuple(stray[:3]), None, list(stray[3:]))
+        found_row = conn.execute(
+            sa.select(_rm.c.points, _rm.c.minutes, _rm.c.reached_at).where(
+                _rm.c.area_id == stray[0], _rm.c.period_key == stray[1], _rm.c.user_id == stray[2]
+            )
+        ).one()
+        return _describe("member", tuple(stray), None, list(found_row))
     actual_teams: Totals = {
         (r.area_id, r.period_key, r.project_id): [int(r.points), int(r.minutes), r.reached_at]
-        for r in db.session.execute(sa.select(_rt))
+        for r in conn.execute(_stored_team_rows())
     }
     found = _compare("team", teams, actual_teams)
     if found:
@@ -683,20 +710,39 @@ def first_mismatch() -> str | None:
     return _bucket_mismatch()
 
 
-def _bucket_mismatch() -> str | None:
+@functools.cache
+def _stored_team_rows() -> sa.Select[Any]:
+    return sa.select(_rt)
+
+
+def _bucket_rows() -> tuple[sa.Select[Any], sa.Select[Any]]:
     grouped = (
         sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count().label("members"))
         .where(_rm.c.points > 0)
         .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points)
     )
-    # Exact: a bucket whose count reached 0 is deleted by the postings (_move_buckets)
-    # and never written by rebuild(), so a stored 0 is reported as extra.
     stored = sa.select(_rs.c.area_id, _rs.c.period_key, _rs.c.points, _rs.c.members)
-    for left, right, label in ((grouped, stored, "missing"), (stored, grouped, "extra")):
-        diff = sa.except_(left, right).subquery()
-        row = db.session.execute(sa.select(diff).order_by(*diff.c).limit(1)).first()
+    return grouped, stored
+
+
+def _first_difference(left: sa.Select[Any], right: sa.Select[Any]) -> sa.Select[Any]:
+    diff = sa.except_(left, right).subquery()
+    return sa.select(diff).order_by(*diff.c).limit(1)
+
+
+# Exact: a bucket whose count reached 0 is deleted by the postings (_move_buckets) and
+# never written by rebuild(), so a stored 0 is reported as extra.
+_missing_bucket = frozen_violation(lambda: _first_difference(*_bucket_rows()))
+_extra_bucket = frozen_violation(lambda: _first_difference(*reversed(_bucket_rows())))
+
+
+def _bucket_mismatch() -> str | None:
+    for query, counted in (
+        (_missing_bucket, "counted from member rows"),
+        (_extra_bucket, "stored"),
+    ):
+        row = query.first()
         if row is not None:
-            counted = "counted from member rows" if label == "missing" else "stored"
             return (
                 f"score bucket area {row[0]} period {row[1]} points {row[2]}: "
                 f"{row[3]} members {counted}, the other side disagrees"

@@ -62,6 +62,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..database import frozen_violation
 from ..extensions import db
 from ..models import (
     AccountKind,
@@ -403,11 +404,10 @@ def queue_row(row: Any, now: datetime | None = None) -> dict[str, Any]:
 # --- ledger invariant ---------------------------------------------------------
 
 
-@register_check("settlements")
-def _settlements_agree() -> Violation | None:
-    """Settlement lines agree with their earns; totals add up; settled <=> settlement."""
+@frozen_violation
+def _line_not_its_earn() -> sa.Select[Any]:
     sp, t = SettlementPosting, LedgerTransaction
-    bad = db.session.execute(
+    return (
         sa.select(sp.id, sp.transaction_id)
         .outerjoin(t, t.id == sp.transaction_id)
         .where(
@@ -422,13 +422,12 @@ def _settlements_agree() -> Violation | None:
         )
         .order_by(sp.id)
         .limit(1)
-    ).first()
-    if bad is not None:
-        return Violation(
-            "settlements",
-            f"settlement line {bad.id} does not match its earn",
-            transaction_id=bad.transaction_id,
-        )
+    )
+
+
+@frozen_violation
+def _line_points_not_earned() -> sa.Select[Any]:
+    sp = SettlementPosting
     wallet_amount = (
         sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0))
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
@@ -439,19 +438,17 @@ def _settlements_agree() -> Violation | None:
         .correlate(sp)
         .scalar_subquery()
     )
-    bad = db.session.execute(
+    return (
         sa.select(sp.id, sp.transaction_id)
         .where(sp.transaction_id.is_not(None), wallet_amount != sp.points)
         .order_by(sp.id)
         .limit(1)
-    ).first()
-    if bad is not None:
-        return Violation(
-            "settlements",
-            f"settlement line {bad.id}: points differ from the earned amount",
-            transaction_id=bad.transaction_id,
-        )
-    s = Settlement
+    )
+
+
+@frozen_violation
+def _totals_not_lines() -> sa.Select[Any]:
+    sp, s = SettlementPosting, Settlement
     line_points = (
         sa.select(sa.func.coalesce(sa.func.sum(sp.points), 0))
         .where(sp.settlement_id == s.id)
@@ -464,15 +461,18 @@ def _settlements_agree() -> Violation | None:
         .correlate(s)
         .scalar_subquery()
     )
-    bad_id = db.session.execute(
+    return (
         sa.select(s.id)
         .where(sa.or_(line_points != s.total_points, line_minutes != s.total_minutes))
         .order_by(s.id)
         .limit(1)
-    ).scalar_one_or_none()
-    if bad_id is not None:
-        return Violation("settlements", f"settlement {bad_id}: totals differ from its lines")
-    unsettled = db.session.execute(
+    )
+
+
+@frozen_violation
+def _status_not_settlement() -> sa.Select[Any]:
+    s = Settlement
+    return (
         sa.select(Delivery.id)
         .outerjoin(s, s.delivery_id == Delivery.id)
         .where(
@@ -483,7 +483,30 @@ def _settlements_agree() -> Violation | None:
         )
         .order_by(Delivery.id)
         .limit(1)
-    ).scalar_one_or_none()
+    )
+
+
+@register_check("settlements")
+def _settlements_agree() -> Violation | None:
+    """Settlement lines agree with their earns; totals add up; settled <=> settlement."""
+    bad = _line_not_its_earn.first()
+    if bad is not None:
+        return Violation(
+            "settlements",
+            f"settlement line {bad.id} does not match its earn",
+            transaction_id=bad.transaction_id,
+        )
+    bad = _line_points_not_earned.first()
+    if bad is not None:
+        return Violation(
+            "settlements",
+            f"settlement line {bad.id}: points differ from the earned amount",
+            transaction_id=bad.transaction_id,
+        )
+    bad_id = _totals_not_lines.scalar()
+    if bad_id is not None:
+        return Violation("settlements", f"settlement {bad_id}: totals differ from its lines")
+    unsettled = _status_not_settlement.scalar()
     if unsettled is not None:
         return Violation(
             "settlements", f"delivery {unsettled}: status and settlement record disagree"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, abort, request
 from flask_babel import get_locale
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -55,6 +55,20 @@ def register_web(app: Flask) -> None:
     from . import marketplace  # projects, teams, needs, deliveries, notifications (issue 3)
 
     app.register_blueprint(marketplace.bp)
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        """Refuse (400) a page request whose form or query string holds a NUL character.
+
+        Many page forms are read field by field, not through a ``StrictSchema`` (which
+        refuses NUL for the API): PostgreSQL cannot store or compare NUL in text, so such
+        a value would be a 500 there, and SQLite would store it. No person types one.
+        """
+        if not (request.blueprint or "").startswith("web_"):
+            return
+        for key, values in request.values.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                abort(400)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
