@@ -18,14 +18,18 @@ Outcomes (the same rule for every route, GET or write, page or API):
   :data:`BODIES` -- a JSON body, a form (with its CSRF token), an upload, or the query
   arguments of a GET -- built from objects of community B, with a fresh object of B of
   its own where a success changes state (a need to cancel, claim or release, projects
-  to cancel, complete, review, join or leave, held redemptions, a settleable delivery,
-  a reward to retire, one-time rating codes for every caller, a user whose roles are
-  granted or revoked). So no route's success changes what another route (or a later
-  caller) sees, and each outcome is the real permission outcome for every caller; 409
-  and 422 are accepted nowhere. Routes without input are sent none (their valid request).
-* The one exception, listed in :data:`GATE_PASSED_STATE_REFUSED` with its reason: a
-  caller the gate lets through whose request cannot succeed in this world gets exactly
-  the status named there.
+  to cancel, complete, review, join or leave, the owner's draft to edit, projects to
+  submit and withdraw, a pending team request per answer, held redemptions, a settleable
+  delivery, a reward to retire, one-time rating codes for every caller, a user whose
+  roles are granted or revoked), one for each allowed caller where two may change it
+  (the secretary and the owner cancel a project). So no route's success changes what
+  another route (or a later caller) sees, and each outcome is the real permission
+  outcome for every caller; 409 and 422 are accepted nowhere. Routes without input are
+  sent none (their valid request).
+* The exceptions, listed in :data:`GATE_PASSED_STATE_REFUSED` with their reasons: a
+  caller the gate lets through whose request cannot succeed in this world (staff and the
+  owner leaving a team, the owner joining their own) gets exactly the status named
+  there.
 
 Refused callers run before allowed ones on every route, so no allowed caller's write
 can turn a later refusal into a state error (or hide one). The requests that end
@@ -37,6 +41,8 @@ Actors (objects are in community B, owned by ``member_b``):
 anon           no session, no token
 resident       resident_a (community A)
 member         member_a (community A)
+owner          member_b: the member of community B who owns B's objects (projects,
+               the recorded deliveries, redemptions, the ledger and user in URLs)
 non_owner      member_b2: a member of community B who owns nothing
 grid           grid_a1 (grid worker in community A)
 sec_this       secretary_b (secretary of B, the objects' community)
@@ -78,6 +84,7 @@ ACTORS = (
     "anon",
     "resident",
     "member",
+    "owner",
     "non_owner",
     "grid",
     "sec_this",
@@ -88,6 +95,7 @@ ACTORS = (
 USERNAMES = {
     "resident": "resident_a",
     "member": "member_a",
+    "owner": "member_b",
     "non_owner": "member_b2",
     "grid": "grid_a1",
     "sec_this": "secretary_b",
@@ -107,8 +115,9 @@ SIGNED_IN = EVERYONE - {"anon"}
 NOBODY: frozenset[str] = frozenset()
 ADMIN = frozenset({"admin"})
 B_STAFF = frozenset({"sec_this", "admin"})  # may manage objects of community B
-B_VIEW = B_STAFF | {"non_owner"}  # may see B's public objects (a member of B)
-MEMBERS = frozenset({"member", "non_owner"})
+B_MEMBERS = frozenset({"owner", "non_owner"})  # members of community B
+B_VIEW = B_STAFF | B_MEMBERS  # may see B's public objects
+MEMBERS = frozenset({"member"}) | B_MEMBERS
 STAFF = frozenset({"grid", "sec_this", "sec_other", "officer_out", "admin"})
 
 # Routes never checked (served to everyone, no data): static files and the API docs.
@@ -130,7 +139,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/areas"): ADMIN,
     ("GET", "/admin/users"): frozenset({"sec_this", "sec_other", "admin"}),
     ("POST", "/admin/users"): frozenset({"sec_this", "sec_other", "admin"}),
-    ("GET", "/admin/users/<int:user_id>"): B_STAFF,
+    ("GET", "/admin/users/<int:user_id>"): B_STAFF | {"owner"},  # member_b: self
     ("POST", "/admin/users/<int:user_id>"): B_STAFF,
     ("GET", "/deliveries/<int:delivery_id>"): B_VIEW,  # member_b2 served in it
     ("GET", "/deliveries/<int:delivery_id>/photo"): B_VIEW,
@@ -138,7 +147,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/deliveries/<int:delivery_id>/ratings"): frozenset({"sec_this"}),  # proxy
     ("POST", "/deliveries/<int:delivery_id>/settle"): frozenset({"sec_this"}),
     ("GET", "/ledger/members"): frozenset({"sec_this", "sec_other", "officer_out"}),
-    ("GET", "/ledger/members/<int:user_id>"): frozenset({"sec_this"}),
+    ("GET", "/ledger/members/<int:user_id>"): frozenset({"owner", "sec_this"}),
     ("POST", "/ledger/members/<int:user_id>/adjust"): frozenset({"sec_this"}),
     ("POST", "/ledger/transactions/<int:tx_id>/reverse"): frozenset({"sec_this"}),
     ("GET", "/needs"): SIGNED_IN,
@@ -150,19 +159,19 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/points"): SIGNED_IN,
     ("GET", "/projects"): SIGNED_IN,
     ("GET", "/projects/<int:project_id>"): SIGNED_IN,  # approved: public
-    ("POST", "/projects/<int:project_id>/action"): frozenset({"sec_this"}),  # cancel
+    ("POST", "/projects/<int:project_id>/action"): frozenset({"owner", "sec_this"}),  # cancel
     ("GET", "/projects/<int:project_id>/cover"): SIGNED_IN,
-    ("GET", "/projects/<int:project_id>/deliveries/new"): frozenset({"non_owner"}),
-    ("POST", "/projects/<int:project_id>/deliveries/new"): frozenset({"non_owner"}),
-    ("GET", "/projects/<int:project_id>/edit"): NOBODY,
-    ("POST", "/projects/<int:project_id>/edit"): NOBODY,
-    ("POST", "/projects/<int:project_id>/order"): NOBODY,
+    ("GET", "/projects/<int:project_id>/deliveries/new"): B_MEMBERS,  # the team
+    ("POST", "/projects/<int:project_id>/deliveries/new"): B_MEMBERS,
+    ("GET", "/projects/<int:project_id>/edit"): frozenset({"owner"}),  # a draft
+    ("POST", "/projects/<int:project_id>/edit"): frozenset({"owner"}),
+    ("POST", "/projects/<int:project_id>/order"): NOBODY,  # B's residents (not cast)
     ("POST", "/projects/<int:project_id>/review"): frozenset({"sec_this"}),
-    ("POST", "/projects/<int:project_id>/team/<int:user_id>/<string:verb>"): NOBODY,
+    ("POST", "/projects/<int:project_id>/team/<int:user_id>/<string:verb>"): frozenset({"owner"}),
     ("POST", "/projects/<int:project_id>/team/<string:verb>"): frozenset({"non_owner"}),  # join
     ("GET", "/projects/mine"): SIGNED_IN,
-    ("GET", "/projects/new"): frozenset({"member", "non_owner"}),
-    ("POST", "/projects/new"): frozenset({"non_owner"}),  # in community B
+    ("GET", "/projects/new"): MEMBERS,
+    ("POST", "/projects/new"): B_MEMBERS,  # in community B
     ("GET", "/rankings"): SIGNED_IN,
     ("GET", "/rankings/communities"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
     ("POST", "/rankings/settings/<int:area_id>"): B_STAFF,
@@ -171,21 +180,21 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/rate"): EVERYONE,
     ("GET", "/rate/<token>"): EVERYONE,  # a valid token of their own
     ("POST", "/rate/<token>"): EVERYONE,
-    ("GET", "/ratings"): frozenset({"resident", "member", "non_owner"}),
+    ("GET", "/ratings"): MEMBERS | {"resident"},
     ("POST", "/ratings/<int:rating_id>/edit"): frozenset({"sec_this"}),
-    ("POST", "/ratings/<int:rating_id>/reply"): frozenset({"non_owner"}),  # served in it
+    ("POST", "/ratings/<int:rating_id>/reply"): B_MEMBERS,  # both served in it
     ("GET", "/redemptions"): SIGNED_IN,
-    ("GET", "/redemptions/<int:redemption_id>"): B_STAFF,
-    ("POST", "/redemptions/<int:redemption_id>/cancel"): frozenset({"sec_this"}),
+    ("GET", "/redemptions/<int:redemption_id>"): B_STAFF | {"owner"},  # member_b's
+    ("POST", "/redemptions/<int:redemption_id>/cancel"): frozenset({"owner", "sec_this"}),
     ("POST", "/redemptions/<int:redemption_id>/reject"): frozenset({"sec_this"}),
     ("GET", "/redemptions/mine"): SIGNED_IN,
     ("GET", "/review"): frozenset({"sec_this", "sec_other"}),
-    ("GET", "/rewards"): frozenset({"member", "non_owner"}),
+    ("GET", "/rewards"): MEMBERS,
     ("GET", "/rewards/<int:reward_id>"): B_VIEW,
     ("GET", "/rewards/<int:reward_id>/edit"): frozenset({"sec_this"}),
     ("POST", "/rewards/<int:reward_id>/edit"): frozenset({"sec_this"}),
     ("GET", "/rewards/<int:reward_id>/image"): B_VIEW,
-    ("POST", "/rewards/<int:reward_id>/redeem"): frozenset({"non_owner"}),
+    ("POST", "/rewards/<int:reward_id>/redeem"): B_MEMBERS,
     ("POST", "/rewards/<int:reward_id>/retire"): frozenset({"sec_this"}),
     ("GET", "/rewards/<int:reward_id>/stock"): frozenset({"sec_this"}),
     ("GET", "/rewards/fulfil"): frozenset({"sec_this", "sec_other"}),
@@ -204,10 +213,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/areas"): ADMIN,
     ("GET", "/api/v1/areas"): SIGNED_IN,
     ("GET", "/api/v1/areas/<int:area_id>"): SIGNED_IN,
-    ("POST", "/api/v1/deliveries"): frozenset({"non_owner"}),
+    ("POST", "/api/v1/deliveries"): B_MEMBERS,  # the team
     ("GET", "/api/v1/deliveries"): SIGNED_IN,
     ("GET", "/api/v1/deliveries/<int:delivery_id>"): B_VIEW,
-    ("PUT", "/api/v1/deliveries/<int:delivery_id>/photo"): NOBODY,
+    ("PUT", "/api/v1/deliveries/<int:delivery_id>/photo"): frozenset({"owner"}),  # recorder
     ("GET", "/api/v1/deliveries/<int:delivery_id>/photo"): B_VIEW,
     ("POST", "/api/v1/deliveries/<int:delivery_id>/ratings"): frozenset({"sec_this"}),
     ("GET", "/api/v1/deliveries/<int:delivery_id>/ratings"): B_VIEW,
@@ -217,41 +226,41 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/needs"): SIGNED_IN,
     ("GET", "/api/v1/needs/<int:need_id>"): B_VIEW,
     ("POST", "/api/v1/needs/<int:need_id>/cancel"): frozenset({"sec_this"}),
-    ("POST", "/api/v1/needs/<int:need_id>/claim"): frozenset({"non_owner"}),
+    ("POST", "/api/v1/needs/<int:need_id>/claim"): B_MEMBERS,
     ("POST", "/api/v1/needs/<int:need_id>/dispatch"): frozenset({"sec_this"}),
-    ("POST", "/api/v1/needs/<int:need_id>/release"): frozenset({"non_owner", "sec_this"}),
+    ("POST", "/api/v1/needs/<int:need_id>/release"): B_MEMBERS | {"sec_this"},
     ("GET", "/api/v1/notifications"): SIGNED_IN,
     ("POST", "/api/v1/notifications/read"): SIGNED_IN,
-    ("POST", "/api/v1/projects"): frozenset({"non_owner"}),
+    ("POST", "/api/v1/projects"): B_MEMBERS,
     ("GET", "/api/v1/projects"): SIGNED_IN,
     ("GET", "/api/v1/projects/similar"): B_VIEW,  # in community B
     ("GET", "/api/v1/projects/<int:project_id>"): SIGNED_IN,
-    ("PATCH", "/api/v1/projects/<int:project_id>"): NOBODY,
-    ("POST", "/api/v1/projects/<int:project_id>/cancel"): frozenset({"sec_this"}),
-    ("POST", "/api/v1/projects/<int:project_id>/complete"): frozenset({"sec_this"}),
-    ("PUT", "/api/v1/projects/<int:project_id>/cover"): NOBODY,
+    ("PATCH", "/api/v1/projects/<int:project_id>"): frozenset({"owner"}),  # a draft
+    ("POST", "/api/v1/projects/<int:project_id>/cancel"): frozenset({"owner", "sec_this"}),
+    ("POST", "/api/v1/projects/<int:project_id>/complete"): frozenset({"owner", "sec_this"}),
+    ("PUT", "/api/v1/projects/<int:project_id>/cover"): frozenset({"owner"}),  # a draft
     ("GET", "/api/v1/projects/<int:project_id>/cover"): SIGNED_IN,
     ("GET", "/api/v1/projects/<int:project_id>/deliveries"): SIGNED_IN,
-    ("POST", "/api/v1/projects/<int:project_id>/orders"): NOBODY,
+    ("POST", "/api/v1/projects/<int:project_id>/orders"): NOBODY,  # B's residents
     ("POST", "/api/v1/projects/<int:project_id>/review"): frozenset({"sec_this"}),
-    ("POST", "/api/v1/projects/<int:project_id>/submit"): NOBODY,
+    ("POST", "/api/v1/projects/<int:project_id>/submit"): frozenset({"owner"}),
     ("GET", "/api/v1/projects/<int:project_id>/team"): SIGNED_IN,
     ("POST", "/api/v1/projects/<int:project_id>/team"): frozenset({"non_owner"}),
-    ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/approve"): NOBODY,
-    ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/decline"): NOBODY,
+    ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/approve"): frozenset({"owner"}),
+    ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/decline"): frozenset({"owner"}),
     ("POST", "/api/v1/projects/<int:project_id>/team/leave"): frozenset({"non_owner"}),
-    ("GET", "/api/v1/projects/<int:project_id>/transitions"): B_STAFF,  # owner, staff
-    ("POST", "/api/v1/projects/<int:project_id>/withdraw"): NOBODY,
+    ("GET", "/api/v1/projects/<int:project_id>/transitions"): B_STAFF | {"owner"},
+    ("POST", "/api/v1/projects/<int:project_id>/withdraw"): frozenset({"owner"}),
     ("GET", "/api/v1/rankings"): SIGNED_IN,
     ("GET", "/api/v1/rankings/communities"): ADMIN,  # of B's street
     ("PUT", "/api/v1/rankings/settings/<int:area_id>"): B_STAFF,
     ("GET", "/api/v1/rankings/teams"): B_STAFF,  # of B
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): frozenset({"sec_this"}),  # proxy change
-    ("POST", "/api/v1/ratings/<int:rating_id>/reply"): frozenset({"non_owner"}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/reply"): B_MEMBERS,  # both served
     ("POST", "/api/v1/ratings/by-code"): EVERYONE,
     ("GET", "/api/v1/redemptions"): SIGNED_IN,
-    ("GET", "/api/v1/redemptions/<int:redemption_id>"): B_STAFF,
-    ("POST", "/api/v1/redemptions/<int:redemption_id>/cancel"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/redemptions/<int:redemption_id>"): B_STAFF | {"owner"},
+    ("POST", "/api/v1/redemptions/<int:redemption_id>/cancel"): frozenset({"owner", "sec_this"}),
     ("POST", "/api/v1/redemptions/<int:redemption_id>/fulfil"): frozenset({"sec_this"}),
     ("POST", "/api/v1/redemptions/<int:redemption_id>/reject"): frozenset({"sec_this"}),
     ("POST", "/api/v1/rewards"): frozenset({"sec_this"}),
@@ -260,14 +269,14 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/rewards/<int:reward_id>"): frozenset({"sec_this"}),
     ("PUT", "/api/v1/rewards/<int:reward_id>/image"): frozenset({"sec_this"}),
     ("GET", "/api/v1/rewards/<int:reward_id>/image"): B_VIEW,
-    ("POST", "/api/v1/rewards/<int:reward_id>/redemptions"): frozenset({"non_owner"}),
+    ("POST", "/api/v1/rewards/<int:reward_id>/redemptions"): B_MEMBERS,
     ("POST", "/api/v1/rewards/<int:reward_id>/retire"): frozenset({"sec_this"}),
     ("GET", "/api/v1/rewards/<int:reward_id>/stock-changes"): frozenset({"sec_this"}),
     ("GET", "/api/v1/settlement-queue"): frozenset({"sec_this", "sec_other"}),
     ("POST", "/api/v1/transactions/<int:tx_id>/reverse"): frozenset({"sec_this"}),
     ("POST", "/api/v1/users"): frozenset({"sec_this", "sec_other", "admin"}),  # no object
-    ("GET", "/api/v1/users/<int:user_id>"): B_STAFF,
-    ("GET", "/api/v1/users/<int:user_id>/ledger"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/users/<int:user_id>"): B_STAFF | {"owner"},  # member_b: self
+    ("GET", "/api/v1/users/<int:user_id>/ledger"): frozenset({"owner", "sec_this"}),
     ("POST", "/api/v1/users/<int:user_id>/roles"): B_STAFF,
     ("DELETE", "/api/v1/users/<int:user_id>/roles/<int:grant_id>"): B_STAFF,
 }
@@ -358,21 +367,27 @@ BODIES: dict[tuple[str, str], object] = {
         },
     ),
     ("POST", "/projects/<int:project_id>/action"): lambda o, a: (
-        {"project_id": o["page_cancel_project_id"]},
+        {"project_id": o["page_cancel_project_ids"][a == "owner"]},
         {"action": "cancel", "comment": "矩阵测试"},
     ),
+    # a session of its own for each allowed caller (one member serves in one at a time)
     ("POST", "/projects/<int:project_id>/deliveries/new"): lambda o, a: (
         {},
         {
-            "started_at": o["page_when"][0],
-            "ended_at": o["page_when"][1],
+            "started_at": o["page_when"][a == "owner"][0],
+            "ended_at": o["page_when"][a == "owner"][1],
             f"participant_{o['member_b2'].id}": "1",
             f"hours_{o['member_b2'].id}": "2",
             "beneficiaries": str(o["resident_b"]),
         },
     ),
-    ("POST", "/projects/<int:project_id>/edit"): lambda o, a: (
+    # the owner's draft (only drafts and projects sent back are edited)
+    ("GET", "/projects/<int:project_id>/edit"): lambda o, a: (
+        {"project_id": o["edit_project_id"]},
         {},
+    ),
+    ("POST", "/projects/<int:project_id>/edit"): lambda o, a: (
+        {"project_id": o["edit_project_id"]},
         {"title": "义务理发", "description": "每月为老人免费理发。", "category": "elderly"},
     ),
     ("POST", "/projects/<int:project_id>/order"): lambda o, a: ({}, {"description": "预约"}),
@@ -382,7 +397,7 @@ BODIES: dict[tuple[str, str], object] = {
     ),
     # the owner answers a pending request of member_b3
     ("POST", "/projects/<int:project_id>/team/<int:user_id>/<string:verb>"): lambda o, a: (
-        {"project_id": o["pending_project_id"], "user_id": o["member_b3"], "verb": "approve"},
+        {"project_id": o["pending_project_ids"][0], "user_id": o["member_b3"], "verb": "approve"},
         {},
     ),
     ("POST", "/projects/<int:project_id>/team/<string:verb>"): lambda o, a: (
@@ -422,7 +437,7 @@ BODIES: dict[tuple[str, str], object] = {
         {"text": "谢谢"},
     ),
     ("POST", "/redemptions/<int:redemption_id>/cancel"): lambda o, a: (
-        {"redemption_id": o["page_cancel_redemption_id"]},
+        {"redemption_id": o["page_cancel_redemption_ids"][a == "owner"]},
         {"reason": "不要了"},
     ),
     ("POST", "/redemptions/<int:redemption_id>/reject"): lambda o, a: (
@@ -484,12 +499,16 @@ BODIES: dict[tuple[str, str], object] = {
         {},
         {
             "project_id": o["project_id"],
-            **o["when"],
+            **o["when"][a == "owner"],
             "participants": [{"user_id": o["member_b2"].id, "hours": 2}],
             "beneficiaries": [o["resident_b"]],
         },
     ),
-    ("PUT", "/api/v1/deliveries/<int:delivery_id>/photo"): lambda o, a: ({}, _png()),
+    # a delivery still awaiting ratings (B's first one is settled: its photo is final)
+    ("PUT", "/api/v1/deliveries/<int:delivery_id>/photo"): lambda o, a: (
+        {"delivery_id": o["photo_delivery_id"]},
+        _png(),
+    ),
     # a fresh delivery whose only beneficiary has not rated: a proxy rating for them
     ("POST", "/api/v1/deliveries/<int:delivery_id>/ratings"): lambda o, a: (
         {"delivery_id": o["unrated_delivery_id"]},
@@ -513,16 +532,17 @@ BODIES: dict[tuple[str, str], object] = {
         {},
     ),
     ("POST", "/api/v1/needs/<int:need_id>/claim"): lambda o, a: (
-        {"need_id": o["claim_need_id"]},
+        {"need_id": o["claim_need_ids"][a == "owner"]},
         {},
     ),
     ("POST", "/api/v1/needs/<int:need_id>/dispatch"): lambda o, a: (
         {"need_id": o["open_need_id"]},
         {"member_id": o["member_b2"].id},
     ),
-    # a need member_b2 claimed (its claimer and the secretary may release it: one each)
+    # a need of its own for each allowed caller: two needs member_b2 claimed (its claimer
+    # and the secretary may release them), one dispatched to B's project (its owner may)
     ("POST", "/api/v1/needs/<int:need_id>/release"): lambda o, a: (
-        {"need_id": o["release_need_ids"][a == "sec_this"]},
+        {"need_id": o["release_need_ids"].get(a, o["release_need_ids"]["non_owner"])},
         {},
     ),
     ("POST", "/api/v1/notifications/read"): lambda o, a: ({}, {"ids": None}),
@@ -542,16 +562,22 @@ BODIES: dict[tuple[str, str], object] = {
         {},
         {"community_id": o["area_id"], "title": "义务理发"},
     ),
-    ("PATCH", "/api/v1/projects/<int:project_id>"): lambda o, a: ({}, {"title": "义务理发"}),
+    ("PATCH", "/api/v1/projects/<int:project_id>"): lambda o, a: (
+        {"project_id": o["edit_project_id"]},
+        {"title": "义务理发"},
+    ),
     ("POST", "/api/v1/projects/<int:project_id>/cancel"): lambda o, a: (
-        {"project_id": o["cancel_project_id"]},
+        {"project_id": o["cancel_project_ids"][a == "owner"]},
         {"comment": "矩阵测试"},
     ),
     ("POST", "/api/v1/projects/<int:project_id>/complete"): lambda o, a: (
-        {"project_id": o["complete_project_id"]},
+        {"project_id": o["complete_project_ids"][a == "owner"]},
         {},
     ),
-    ("PUT", "/api/v1/projects/<int:project_id>/cover"): lambda o, a: ({}, _png()),
+    ("PUT", "/api/v1/projects/<int:project_id>/cover"): lambda o, a: (
+        {"project_id": o["edit_project_id"]},
+        _png(),
+    ),
     ("POST", "/api/v1/projects/<int:project_id>/orders"): lambda o, a: (
         {},
         {"description": "预约"},
@@ -564,12 +590,21 @@ BODIES: dict[tuple[str, str], object] = {
         {"project_id": o["join_project_id"]},
         {},
     ),
+    ("POST", "/api/v1/projects/<int:project_id>/submit"): lambda o, a: (
+        {"project_id": o["submit_project_id"]},
+        {},
+    ),
+    ("POST", "/api/v1/projects/<int:project_id>/withdraw"): lambda o, a: (
+        {"project_id": o["withdraw_project_id"]},
+        {},
+    ),
+    # each answer on a pending request of its own (member_b3 asked to join three projects)
     ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/approve"): lambda o, a: (
-        {"project_id": o["pending_project_id"], "user_id": o["member_b3"]},
+        {"project_id": o["pending_project_ids"][1], "user_id": o["member_b3"]},
         {},
     ),
     ("POST", "/api/v1/projects/<int:project_id>/team/<int:user_id>/decline"): lambda o, a: (
-        {"project_id": o["pending_project_id"], "user_id": o["member_b3"]},
+        {"project_id": o["pending_project_ids"][2], "user_id": o["member_b3"]},
         {},
     ),
     # a fresh project in review with member_b2 on the team (see GATE_PASSED_STATE_REFUSED)
@@ -594,7 +629,7 @@ BODIES: dict[tuple[str, str], object] = {
         {"code": o["codes"]["api"][a].code, "score": 5},
     ),
     ("POST", "/api/v1/redemptions/<int:redemption_id>/cancel"): lambda o, a: (
-        {"redemption_id": o["cancel_redemption_id"]},
+        {"redemption_id": o["cancel_redemption_ids"][a == "owner"]},
         {"reason": "不要了"},
     ),
     ("POST", "/api/v1/redemptions/<int:redemption_id>/fulfil"): lambda o, a: (
@@ -644,9 +679,19 @@ BODIES: dict[tuple[str, str], object] = {
 # The only requests that cannot succeed for a caller the gate lets through, with the
 # status they must get. Leaving a team is open to whoever may see the project (its own
 # membership is the only condition): B's staff see the project in review but are on no
-# team (a secretary or an admin joins none), so theirs is a 409 "not on this team".
+# team (a secretary or an admin joins none), so theirs is a 409 "not on this team"; the
+# owner is on the team for good (DESIGN: "team: owner + members"), so theirs is a 409
+# "the owner cannot leave; cancel the project instead". For the same reason the owner
+# asking to join their own team is a 409 "you lead this project", as for an active
+# member who asks again (tests/marketplace/test_teams_api.py::test_who_may_ask_to_join).
 GATE_PASSED_STATE_REFUSED: dict[tuple[str, str], dict[str, int]] = {
-    ("POST", "/api/v1/projects/<int:project_id>/team/leave"): {"sec_this": 409, "admin": 409},
+    ("POST", "/api/v1/projects/<int:project_id>/team/leave"): {
+        "owner": 409,
+        "sec_this": 409,
+        "admin": 409,
+    },
+    ("POST", "/api/v1/projects/<int:project_id>/team"): {"owner": 409},
+    ("POST", "/projects/<int:project_id>/team/<string:verb>"): {"owner": 409},  # join
 }
 
 _PLACEHOLDER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
@@ -750,25 +795,36 @@ def _objects(world) -> dict[str, object]:
 
     open_rating = half_rated(13)
     page_reply_rating = half_rated(17)
-    # one-time rating codes, one per caller for each of the three code routes: nine
-    # residents of B, beneficiaries of three deliveries
-    raters = [make_user(f"rater_b{i}", (Role.RESIDENT, world.areas["grid_b1"])) for i in range(9)]
+    # one-time rating codes, one per caller for each of the three code routes: a resident
+    # of B per caller, beneficiaries of three deliveries
+    raters = [
+        make_user(f"rater_b{i}", (Role.RESIDENT, world.areas["grid_b1"]))
+        for i in range(len(ACTORS))
+    ]
     codes = {}
     for route, hours_ago in (("api", 40), ("page", 44), ("token", 48)):
         made = make_delivery(project, member_b, beneficiaries=raters, hours_ago=hours_ago)
         by_user = {c.user_id: c for c in made.rating_codes}
         codes[route] = {a: by_user[r.id] for a, r in zip(ACTORS, raters, strict=True)}
-    release_need_ids = []
-    for _i in range(2):
-        claimed = make_need(resident_b, b)
+    release_need_ids = {}
+    for releaser in ("non_owner", "sec_this", "owner"):
+        given = make_need(resident_b, b)
         with atomic():
-            need_service.claim(member_b2, claimed)
-        release_need_ids.append(claimed.id)
-    pending_project = make_project(member_b, b, status="approved", title="待批项目")
-    with atomic():
-        project_service.request_join(member_b3, pending_project)
-    started = utcnow() - timedelta(hours=24)  # overlaps no other session
-    page_started = (utcnow() - timedelta(hours=28)).astimezone(ZONE)
+            if releaser == "owner":
+                need_service.dispatch(world.secretary_b, given, project_id=project.id)
+            else:
+                need_service.claim(member_b2, given)
+        release_need_ids[releaser] = given.id
+    # member_b3 asks to join three projects: one request for each answering route
+    pending_project_ids = []
+    for i in range(3):
+        pending = make_project(member_b, b, status="approved", title=f"待批项目{i}")
+        with atomic():
+            project_service.request_join(member_b3, pending)
+        pending_project_ids.append(pending.id)
+    # sessions recorded by the allowed callers (non-owner, owner): they overlap no other
+    api_started = [utcnow() - timedelta(hours=h) for h in (24, 32)]
+    page_started = [(utcnow() - timedelta(hours=h)).astimezone(ZONE) for h in (28, 36)]
     with atomic():
         revoke_grant_ids = [g.id for g in user_service.get_user(revoke_user.id).grants]
     give_points(member_b2, 50, b)
@@ -798,6 +854,7 @@ def _objects(world) -> dict[str, object]:
         "codes": codes,
         "unrated_delivery_id": unrated(8).id,
         "page_unrated_delivery_id": unrated(20).id,
+        "photo_delivery_id": unrated(52).id,
         "settle_delivery_id": unrated(3, now=utcnow() - timedelta(days=8)).id,
         "page_settle_delivery_id": unrated(3, now=utcnow() - timedelta(days=9)).id,
         "open_rating_id": open_rating.id,
@@ -805,27 +862,31 @@ def _objects(world) -> dict[str, object]:
         "open_need_id": make_need(resident_b, b).id,
         "cancel_need_id": make_need(resident_b, b).id,
         "page_cancel_need_id": make_need(resident_b, b).id,
-        "claim_need_id": make_need(resident_b, b).id,
+        "claim_need_ids": [make_need(resident_b, b).id for _i in range(2)],
         "release_need_ids": release_need_ids,
         "submitted_project_id": make_project(member_b, b, status="submitted", title="待审").id,
         "page_submitted_project_id": make_project(
             member_b, b, status="submitted", title="待审二"
         ).id,
-        "cancel_project_id": _approved(world, "取消项目"),
-        "page_cancel_project_id": _approved(world, "取消项目二"),
-        "complete_project_id": _approved(world, "结项项目"),
+        # [secretary's, owner's] where both may act
+        "cancel_project_ids": [_approved(world, f"取消项目{i}") for i in range(2)],
+        "page_cancel_project_ids": [_approved(world, f"页面取消项目{i}") for i in range(2)],
+        "complete_project_ids": [_approved(world, f"结项项目{i}") for i in range(2)],
+        "edit_project_id": make_project(member_b, b, title="草稿").id,
+        "submit_project_id": make_project(member_b, b, title="待提交").id,
+        "withdraw_project_id": make_project(member_b, b, status="submitted", title="撤回").id,
         "join_project_id": _approved(world, "加入项目"),
         "page_join_project_id": _approved(world, "加入项目二"),
         "leave_project_id": make_project(
             member_b, b, status="submitted", team=[member_b2], title="退出项目"
         ).id,
-        "pending_project_id": pending_project.id,
+        "pending_project_ids": pending_project_ids,
         "fulfil_redemption": fulfil_redemption,
         "page_fulfil_redemption": redeem(member_b, reward),
         "reject_redemption_id": redeem(member_b, reward).redemption.id,
         "page_reject_redemption_id": redeem(member_b, reward).redemption.id,
-        "cancel_redemption_id": redeem(member_b, reward).redemption.id,
-        "page_cancel_redemption_id": redeem(member_b, reward).redemption.id,
+        "cancel_redemption_ids": [redeem(member_b, reward).redemption.id for _i in range(2)],
+        "page_cancel_redemption_ids": [redeem(member_b, reward).redemption.id for _i in range(2)],
         "fresh_tx_id": give_points(member_b, 5, b).id,
         "page_tx_id": give_points(member_b, 5, b).id,
         "fresh_reward_id": make_reward(b, name="矩阵奖品").id,
@@ -833,14 +894,20 @@ def _objects(world) -> dict[str, object]:
         "page_edit_reward_id": make_reward(b, name="编辑奖品").id,
         "retire_reward_id": make_reward(b, name="下架奖品").id,
         "page_retire_reward_id": make_reward(b, name="下架奖品二").id,
-        "when": {
-            "started_at": started.isoformat(),
-            "ended_at": (started + timedelta(hours=2)).isoformat(),
-        },
-        "page_when": (
-            page_started.strftime("%Y-%m-%dT%H:%M"),
-            (page_started + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        ),
+        "when": [
+            {
+                "started_at": started.isoformat(),
+                "ended_at": (started + timedelta(hours=2)).isoformat(),
+            }
+            for started in api_started
+        ],
+        "page_when": [
+            (
+                started.strftime("%Y-%m-%dT%H:%M"),
+                (started + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+            )
+            for started in page_started
+        ],
     }
 
 
@@ -941,3 +1008,24 @@ def test_access_matrix(app, world):
             if not ok:
                 problems.append(f"{method} {url} as {actor}: {resp.status_code} (want {want})")
     assert not problems, f"{len(problems)} access-matrix mismatches:\n" + "\n".join(problems)
+
+
+def test_project_page_shows_the_history_to_whom_the_api_serves_it(app, world):
+    """The project page lists the lifecycle history (who reviewed, with their comments)
+    to exactly the callers :data:`MATRIX` lets read ``/transitions`` (``project.history``:
+    the owner and B's staff), not to every viewer of the public project."""
+    from ..conftest import login
+
+    app.test_client_class = IsolatedClient
+    member_b2 = make_user("member_b2", (Role.MEMBER, world.community_b))
+    project = make_project(world.member_b, world.community_b, status="approved", team=[member_b2])
+    comment = "审核意见"  # the secretary's comment on the approval (factories.make_project)
+    allowed = MATRIX[("GET", "/api/v1/projects/<int:project_id>/transitions")]
+    shown = {}
+    for actor in sorted(SIGNED_IN):
+        client = app.test_client()
+        login(client, USERNAMES[actor])
+        resp = client.get(f"/projects/{project.id}")
+        assert resp.status_code == 200, actor  # approved: public
+        shown[actor] = comment in resp.get_data(as_text=True)
+    assert {actor for actor, seen in shown.items() if seen} == allowed

@@ -578,7 +578,7 @@ def project(project_id: int):  # type: ignore[no-untyped-def]
             .unique()
             .scalars()
         )
-    history = project_service.transitions_of(p) if (is_owner or staff) else []
+    history = project_service.transitions_of(p) if permissions.may(me, "project.history", p) else []
     similar = []
     if (is_owner and can_edit) or (is_reviewer and p.status == ProjectStatus.SUBMITTED):
         similar = project_service.similar_projects(me, p.community, p.title, exclude_id=p.id)
