@@ -6,8 +6,8 @@ Creates the schema (``db.create_all``; existing tables are dropped first) and lo
 whole city district: the area tree (1 district, 10 streets, 100 communities, 2 grids
 each), one officer, one secretary per community, ``N`` members (Zipf-skewed activity),
 ``R`` residents, 5 approved projects per community, the default points policy, and
-deliveries with participants and beneficiaries spread over the last two years. Then
-it *simulates* in time order what the services would do with these events:
+deliveries with participants and beneficiaries spread over the last two years. It
+*simulates* in time order what the services would do with these events:
 
 * residents rate the deliveries they received (``services.ratings.rate``; most rate,
   scores skewed towards 5); the last beneficiary's rating settles the delivery
@@ -21,15 +21,29 @@ it *simulates* in time order what the services would do with these events:
   and the redemptions are fulfilled, cancelled, rejected, expired or still held,
   with their ``hold``/``redeem``/``release`` transactions and stock changes.
 
-Every row is what the services would have written for the same events at the same
-times (ids, ledger keys, hash chain, account creation order, rollups): the events are
-returned by :func:`plan` and ``tests/bench/test_generate.py`` replays them through the
-services into a second database and compares the two table by table. Not generated:
-the audit log and notifications the services also write, needs, replies.
+Streaming: :func:`plan` draws only the base rows; :func:`simulate` draws the events
+one ``WINDOW_DAYS`` window at a time (deliveries beginning in it, requests made in
+it; their later ratings, settlements and outcomes wait on a heap), applies every
+event due before the window's end and writes the window's rows before drawing the
+next. Carried across windows: accounts, hash-chain head, stock, counters, the
+deliveries and redemptions still open, per-member monthly limits, team rollup sums;
+member rollup sums go to a temporary staging table per window and become the rollups
+at the end in SQL (``INSERT … SELECT … GROUP BY`` per area level and period). Memory
+is therefore bounded by a window, not by the data set (see docs/benchmarks.md for
+the measured time and peak RSS at 1M and 10M entries).
 
-Bulk paths: PostgreSQL ``COPY`` (secondary indexes dropped during the load and
-re-created afterwards), SQLite ``executemany`` with ``synchronous=OFF`` /
-``journal_mode=MEMORY``.
+Every row is what the services would have written for the same events at the same
+times (ids, ledger keys, hash chain, account creation order, rollups):
+``tests/bench/test_generate.py`` collects the service calls (``applied``), replays
+them through the services into a second database and compares the two table by
+table. Not generated: the audit log and notifications the services also write,
+needs, replies.
+
+Bulk paths: values are encoded once per engine (timestamps from per-day and
+per-second string tables, no ``datetime`` per row); PostgreSQL ``COPY`` text from a
+writer thread, SQLite ``executemany`` with ``synchronous=OFF`` /
+``journal_mode=MEMORY`` and a 1 GB page cache; the big tables' secondary indexes are
+dropped during the load and re-created afterwards on both engines.
 """
 
 from __future__ import annotations
@@ -41,9 +55,12 @@ import heapq
 import itertools
 import json
 import math
+import os
+import queue
 import random
 import resource
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +76,7 @@ from volunteer_market.extensions import db
 from volunteer_market.models import GENESIS_HASH
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services import rankings
+from volunteer_market.services.ledger import MAX_REASON
 from volunteer_market.services.settlement import _decimal, _reason
 
 RESULTS = Path(__file__).parent / "results"
@@ -69,6 +87,14 @@ PROJECTS_PER_COMMUNITY = 5
 #: Zipf exponent of member activity (rank r gets weight 1 / r**s).
 ZIPF_S = 0.9
 BATCH = 50_000
+#: Days of events drawn, applied and written at a time (bounds the memory).
+WINDOW_DAYS = 7
+#: Temporary table of the per-window member rollup sums.
+STAGE = "gen_stage"
+#: Row lists (one table's rows of one window each) queued for the writer thread.
+WRITE_QUEUE = 40
+#: SQLite page cache during the load (KiB).
+SQLITE_CACHE_KB = 1_000_000
 YEARS = 2
 #: Key of the pickup codes (``PICKUP_CODE_KEY``) in the generated databases.
 PICKUP_KEY = "bench-pickup-code-key"
@@ -77,6 +103,8 @@ SCORES = (5, 4, 3, 2, 1)
 SCORE_WEIGHTS = (58, 24, 9, 5, 4)
 #: Share of beneficiaries who rate at all (the rest leave it to the secretary).
 RATE_SHARE = 0.85
+#: Durations of a delivery (minutes), drawn uniformly.
+MINUTES = (30, 60, 60, 90, 120, 120, 180, 240)
 COMMENTS = (None, None, None, "很好", "非常感谢！", "准时、耐心", "下次还请你们来", "一般")
 #: Redemption requests per earn (each has a hold and usually a redeem/release).
 REDEEM_RATE = 0.08
@@ -121,16 +149,20 @@ def make_app(url: str) -> Any:
     )
 
 
-# --- the plan: base rows and the events, in time order -----------------------------
+# --- the plan: base rows and the drawing parameters ---------------------------------
 
 
 @dataclass
 class Plan:
-    """The base data set and the service events to apply to it (see :func:`plan`)."""
+    """The base data set and what the event drawing needs (see :func:`plan`).
+
+    The events themselves (deliveries, ratings, settlements, redemption requests and
+    their outcomes) are drawn window by window by :func:`simulate`, never all held."""
 
     now: datetime
     start: datetime
     since: datetime
+    entries: int = 0
     areas: list[tuple] = field(default_factory=list)
     communities: list[int] = field(default_factory=list)
     ancestors: dict[int, tuple[int, ...]] = field(default_factory=dict)
@@ -145,31 +177,32 @@ class Plan:
     policy: dict[str, Any] = field(default_factory=dict)
     #: Rewards as ``services.rewards.create_reward`` keyword arguments, in id order.
     rewards: list[dict[str, Any]] = field(default_factory=list)
-    #: ``(id, project_id, community_id, recorded_by_id, started_at, ended_at,
-    #: rating_deadline, created_at)``
-    deliveries: list[tuple] = field(default_factory=list)
-    #: ``(id, delivery_id, user_id, minutes)``
-    participants: list[tuple] = field(default_factory=list)
-    #: ``(id, delivery_id, user_id, code_hash, token_hash)``
-    beneficiaries: list[tuple] = field(default_factory=list)
-    #: ``(at, seq, kind, *args)`` sorted: ``rate`` (delivery, resident, score,
-    #: comment), ``settle`` (delivery, secretary), ``request`` (member, reward index,
-    #: quantity, outcome, outcome delay in seconds, reason, pickup-code salt).
-    events: list[tuple] = field(default_factory=list)
+    #: Drawing state: the random generator after the base rows, the number of earns
+    #: and requests to draw, Zipf tables, community pools.
+    rng: random.Random = field(default_factory=random.Random)
+    n_earns: int = 0
+    n_requests: int = 0
+    order: list[int] = field(default_factory=list)
+    cum: list[float] = field(default_factory=list)
+    by_comm: dict[int, list[int]] = field(default_factory=dict)
+    residents_of: dict[int, list[int]] = field(default_factory=dict)
+    projects_of: dict[int, list[int]] = field(default_factory=dict)
+    redeemers: list[int] = field(default_factory=list)
+    rcum: list[float] = field(default_factory=list)
 
 
 def plan(members: int, entries: int, residents: int | None = None, seed: int = 7,
          now: datetime | None = None, redeem_rate: float = REDEEM_RATE,
          streets: int = STREETS, communities_per_street: int = COMMUNITIES_PER_STREET,
          ) -> Plan:  # fmt: skip
-    """Draw the data set: base rows and the events (ratings, settlements by the
-    secretary, redemption requests with their later outcome). Activity grows linearly
-    over the two years (density of deliveries and requests proportional to time)."""
+    """Draw the base data set (areas, users, grants, projects, policy, rewards) and
+    prepare the event drawing. Activity grows linearly over the two years (density of
+    deliveries and requests proportional to time)."""
     rng = random.Random(seed)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     start = now - timedelta(days=365 * YEARS)
     since = start - timedelta(days=30)
-    p = Plan(now=now, start=start, since=since)
+    p = Plan(now=now, start=start, since=since, entries=entries)
     residents = residents if residents is not None else max(20, members)
 
     # areas
@@ -217,24 +250,23 @@ def plan(members: int, entries: int, residents: int | None = None, seed: int = 7
         if rng.random() < 0.5:
             grid = p.grid_of[u] = rng.choice(grids_of[cid])
             p.grants.append((next(gid), u, "member", grid, since, revoked))
-    residents_of: dict[int, list[int]] = {c: [] for c in comms}
+    p.residents_of = {c: [] for c in comms}
     for u in resident_ids:
         cid = comms[rng.randrange(len(comms))]
-        residents_of[cid].append(u)
+        p.residents_of[cid].append(u)
         p.users.append((u, f"r{u}", "!bench", f"居民{u}", True, 1, since))
         p.grants.append((next(gid), u, "resident", cid, since, None))
     for cid in comms:  # every community has someone to serve
-        if not residents_of[cid]:
-            residents_of[cid].append(resident_ids[rng.randrange(len(resident_ids))])
+        if not p.residents_of[cid]:
+            p.residents_of[cid].append(resident_ids[rng.randrange(len(resident_ids))])
 
     # projects, policy, rewards
-    projects_of: dict[int, list[int]] = {}
     pid = itertools.count(1)
     for cid in comms:
-        projects_of[cid] = []
+        p.projects_of[cid] = []
         for _k in range(PROJECTS_PER_COMMUNITY):
             n = next(pid)
-            projects_of[cid].append(n)
+            p.projects_of[cid].append(n)
             p.title_of[n] = f"项目{n}"
             p.projects.append(
                 (n, cid, p.secretary_of[cid], f"项目{n}", "基准测试项目", "elderly", "event",
@@ -242,11 +274,9 @@ def plan(members: int, entries: int, residents: int | None = None, seed: int = 7
             )  # fmt: skip
     p.policy = {"id": 1, "community_id": None, "version": 1, **pp.default_policy_values(),
                 "created_at": since}  # fmt: skip
-    policy = SimpleNamespace(**p.policy)
-    window = timedelta(days=policy.rating_window_days)
 
-    n_earns = max(1, int(entries / 2 * 1.03 / (1 + redeem_rate)))
-    n_requests = int(n_earns * redeem_rate)
+    p.n_earns = max(1, int(entries / 2 * 1.03 / (1 + redeem_rate)))
+    p.n_requests = n_requests = int(p.n_earns * redeem_rate)
     p.rewards.append(
         {
             "area_id": d,
@@ -272,260 +302,481 @@ def plan(members: int, entries: int, residents: int | None = None, seed: int = 7
                               "limit_period": "month", "sponsor": "中百超市"})  # fmt: skip
         p.rewards.append({"area_id": cid, "name": f"社区{cid}：理发券", "cost": 50})
 
-    # deliveries: Zipf-skewed lead member, 1-3 participants, 1-3 beneficiaries
-    weights = [1 / (r**ZIPF_S) for r in range(1, members + 1)]
-    order = member_ids[:]
-    rng.shuffle(order)  # activity rank is independent of id and community
-    cum = list(itertools.accumulate(weights))
-    by_comm: dict[int, list[int]] = {c: [] for c in comms}
+    # Zipf-skewed activity: rank independent of id and community
+    p.order = member_ids[:]
+    rng.shuffle(p.order)
+    p.cum = list(itertools.accumulate(1 / (r**ZIPF_S) for r in range(1, members + 1)))
+    p.by_comm = {c: [] for c in comms}
     for u in member_ids:
-        by_comm[p.community_of[u]].append(u)
-    span = (now - start).total_seconds() - 4 * 3600
-    events: list[tuple] = []
-    seq = itertools.count()
-    did = part_id = ben_id = 0
-    planned = 0
-    bar = Progress("plan deliveries", n_earns)
-    while planned < n_earns:
-        lead = order[bisect.bisect_left(cum, rng.random() * cum[-1])]
-        cid = p.community_of[lead]
-        team = {lead}
-        for _ in range(rng.choice((0, 0, 1, 2))):
-            team.add(rng.choice(by_comm[cid]))
-        did += 1
-        began = start + timedelta(seconds=int(math.sqrt(rng.random()) * span))
-        minutes = rng.choice((30, 60, 60, 90, 120, 120, 180, 240))
-        ended_at = began + timedelta(minutes=minutes)
-        deadline = ended_at + window
-        recorder = p.secretary_of[cid]
-        p.deliveries.append((did, rng.choice(projects_of[cid]), cid, recorder, began, ended_at,
-                             deadline, ended_at))  # fmt: skip
-        for u in sorted(team):
-            part_id += 1
-            p.participants.append((part_id, did, u, minutes))
-        pool = residents_of[cid]
-        n_ben = min(len(pool), rng.choice((1, 1, 1, 2, 2, 3)))
-        rated = 0
-        for r in rng.sample(pool, n_ben):
-            ben_id += 1
-            h = hashlib.sha256(f"bench:{ben_id}".encode()).hexdigest()
-            p.beneficiaries.append((ben_id, did, r, h, h))
-            if rng.random() < RATE_SHARE:
-                at = ended_at + timedelta(seconds=int(rng.expovariate(1 / 86400)) + 60)
-                if at < deadline and at <= now:
-                    score = rng.choices(SCORES, SCORE_WEIGHTS)[0]
-                    events.append((at, next(seq), "rate", did, r, score, rng.choice(COMMENTS)))
-                    rated += 1
-        if rated < n_ben:
-            at = deadline + timedelta(seconds=int(rng.random() * 3 * 86400))
-            if at <= now:
-                events.append((at, next(seq), "settle", did, recorder))
-        planned += len(team)
-        bar.add(len(team))
-    bar.finish()
-
-    # redemption requests (refused ones are dropped by the simulation)
-    redeemers = [u for u in order if u not in suspended and u not in ended]
-    rcum = list(itertools.accumulate(1 / (r**ZIPF_S) for r in range(1, len(redeemers) + 1)))
-    n_district = 3
-    outcome_names = [o for o, _w in OUTCOMES]
-    outcome_weights = [w for _o, w in OUTCOMES]
-    total_span = (now - start).total_seconds()
-    comm_index = {c: i for i, c in enumerate(comms)}
-    for _ in range(n_requests if redeemers else 0):
-        u = redeemers[bisect.bisect_left(rcum, rng.random() * rcum[-1])]
-        cidx = comm_index[p.community_of[u]]
-        choice = rng.randrange(n_district + 2)
-        reward_idx = choice if choice < n_district else n_district + 2 * cidx + choice - n_district
-        at = start + timedelta(seconds=int(math.sqrt(rng.random()) * total_span))
-        qty = 1 if rng.random() < 0.9 else 2
-        outcome = rng.choices(outcome_names, outcome_weights)[0]
-        if outcome == "fulfil":
-            delay = rng.randrange(1800, 10 * 86400)
-            reason = None
-        elif outcome == "cancel":
-            delay = rng.randrange(60, 5 * 86400)
-            reason = rng.choice(CANCEL_REASONS)
-        elif outcome == "reject":
-            delay = rng.randrange(3600, 3 * 86400)
-            reason = rng.choice(REJECT_REASONS)
-        else:
-            delay = rng.randrange(0, 3600)  # after expires_at: the hourly cron
-            reason = None
-        salt = f"{rng.getrandbits(128):032x}"
-        events.append((at, next(seq), "request", u, reward_idx, qty, outcome, delay, reason, salt))
-    events.sort()
-    p.events = events
+        p.by_comm[p.community_of[u]].append(u)
+    p.redeemers = [u for u in p.order if u not in suspended and u not in ended]
+    p.rcum = list(itertools.accumulate(1 / (r**ZIPF_S) for r in range(1, len(p.redeemers) + 1)))
+    p.rng = rng
     return p
 
 
-# --- the simulation: what the services write for these events -----------------------
+# --- encoding: whole-second instants and values as the database takes them -----------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ts(at: datetime) -> int:
+    """Epoch seconds of a whole-second instant (every generated instant is one)."""
+    return int(at.timestamp())
+
+
+def _dt(t: int) -> datetime:
+    return _EPOCH + timedelta(seconds=t)
+
+
+class Enc:
+    """Values as one engine's bulk path takes them: SQLite ``executemany`` parameters
+    (naive UTC text for timestamps, as ``models.types.UTCDateTime`` stores them, floats
+    for numerics) or PostgreSQL ``COPY`` text fields (``\\N``, ``t``/``f``, ISO
+    timestamps with offset, escaped text). Timestamps come from per-day and
+    per-second-of-day string tables instead of ``datetime`` formatting."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+        self.null: Any = r"\N" if self.pg else None
+        self.true: Any = "t" if self.pg else True
+        self.false: Any = "f" if self.pg else False
+        self.suffix = "+00" if self.pg else ".000000"
+        self.days: dict[int, str] = {}
+        self.hms = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60)
+                    for s in range(60)]  # fmt: skip
+
+    def day(self, d: int) -> str:
+        s = self.days.get(d)
+        if s is None:
+            s = self.days[d] = (_EPOCH + timedelta(days=d)).strftime("%Y-%m-%d")
+        return s
+
+    def iso(self, t: int) -> str:
+        """``services.ledger``'s ``created_at`` in the hash (``isoformat``, UTC, µs)."""
+        q, r = divmod(t, 86400)
+        return f"{self.day(q)}T{self.hms[r]}.000000+00:00"
+
+    def ts(self, t: int | None) -> Any:
+        if t is None:
+            return self.null
+        q, r = divmod(t, 86400)
+        return f"{self.day(q)} {self.hms[r]}{self.suffix}"
+
+    def text(self, s: str | None) -> Any:
+        if s is None:
+            return self.null
+        if self.pg and ("\\" in s or "\t" in s or "\n" in s or "\r" in s):
+            s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            s = s.replace("\r", "\\r")
+        return s
+
+    def num(self, value: Decimal | None) -> Any:
+        if value is None:
+            return self.null
+        return str(value) if self.pg else float(value)
+
+    def opt(self, value: Any) -> Any:
+        return self.null if value is None else value
+
+
+class Writer:
+    """Bulk writes of encoded rows on one connection: ``COPY`` text chunks on
+    PostgreSQL, ``executemany`` on SQLite. ``rows`` counts what was written,
+    ``seconds`` the time spent writing.
+
+    ``threaded``: the writes run on a background thread (a bounded queue of row
+    lists), so the database's work -- SQLite's ``sqlite3_step`` and PostgreSQL's
+    socket I/O release the GIL -- overlaps the next window's drawing. Nothing else may
+    use the connection until :meth:`close`."""
+
+    def __init__(self, conn: Any, threaded: bool = False) -> None:
+        self.conn = conn
+        self.enc = Enc(conn.dialect.name)
+        self.raw = conn.connection.driver_connection
+        self.rows = 0
+        self.seconds = 0.0
+        self._sql: dict[str, str] = {}
+        self._error: BaseException | None = None
+        self._queue: queue.Queue | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=WRITE_QUEUE)
+            self._thread = threading.Thread(target=self._run, name="bench-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*job)
+                except BaseException as exc:  # re-raised by write()/close()
+                    self._error = exc
+
+    def write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if self._error is not None:
+            raise self._error
+        if not rows:
+            return
+        if self._queue is None:
+            self._write(name, columns, rows)
+        else:
+            self._queue.put((name, columns, rows))
+
+    def close(self) -> None:
+        """Wait for the queued writes; raise what failed."""
+        if self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+        if self._error is not None:
+            raise self._error
+
+    def _write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        t = time.perf_counter()
+        self.rows += len(rows)
+        if self.enc.pg:
+            with (
+                self.raw.cursor() as cur,
+                cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as cp,
+            ):
+                for i in range(0, len(rows), BATCH):
+                    cp.write("".join(["\t".join(map(str, r)) + "\n" for r in rows[i : i + BATCH]]))
+        else:
+            sql = self._sql.get(name)
+            if sql is None:
+                sql = self._sql[name] = (f"INSERT INTO {name} ({', '.join(columns)}) "
+                                         f"VALUES ({', '.join('?' * len(columns))})")  # fmt: skip
+            self.raw.executemany(sql, rows)
+        self.seconds += time.perf_counter() - t
+
 
 _KINDS_MEMBER = ("member_available", "member_held")
 
 
-@dataclass
-class Result:
-    """Rows of every table the events change, in id order, and the applied events."""
+# --- the simulation: draw the events window by window, write what the services write --
 
-    accounts: dict[tuple, list] = field(default_factory=dict)
-    transactions: list[tuple] = field(default_factory=list)
-    entries: list[tuple] = field(default_factory=list)
-    ratings: list[tuple] = field(default_factory=list)
-    code_used: dict[tuple[int, int], datetime] = field(default_factory=dict)
-    settled: set[int] = field(default_factory=set)
-    settlements: list[tuple] = field(default_factory=list)
-    postings: list[tuple] = field(default_factory=list)
-    rewards: list[dict[str, Any]] = field(default_factory=list)
-    redemptions: dict[int, list] = field(default_factory=dict)
-    stock_changes: list[tuple] = field(default_factory=list)
-    #: ``(at, member, community, delivery, project, minutes, points)`` per earn.
-    earns: list[tuple] = field(default_factory=list)
-    head: tuple | None = None
-    #: Each reward's stock at the end (index = reward id - 1; None: unlimited).
-    final_stock: list[int | None] = field(default_factory=list)
-    #: What the services were asked, in order: ``(at, kind, *args)``.
-    applied: list[tuple] = field(default_factory=list)
+_COLS = {
+    "deliveries": ("id", "project_id", "community_id", "recorded_by_id", "started_at",
+                   "ended_at", "status", "rating_deadline", "created_at"),
+    "delivery_participants": ("id", "delivery_id", "user_id", "minutes"),
+    "delivery_beneficiaries": ("id", "delivery_id", "user_id", "rating_code_hash",
+                               "rating_token_hash", "code_used_at"),
+    "ratings": ("id", "delivery_id", "beneficiary_id", "entered_by_id", "score", "comment",
+                "is_proxy", "via_code", "created_at", "updated_at"),
+    "ledger_transactions": ("id", "kind", "idempotency_key", "member_id", "community_id",
+                            "delivery_id", "redemption_id", "minutes", "policy_id", "actor_id",
+                            "reason", "created_at", "prev_hash", "hash"),
+    "ledger_entries": ("id", "transaction_id", "account_id", "amount", "created_at"),
+    "settlements": ("id", "delivery_id", "community_id", "policy_id", "policy_version",
+                    "ratings_count", "score_sum", "average_score", "multiplier",
+                    "confirmed_unrated", "total_points", "total_minutes", "settled_by_id",
+                    "settled_at"),
+    "settlement_postings": ("id", "settlement_id", "delivery_id", "user_id", "minutes",
+                            "counted_minutes", "points", "transaction_id"),
+    "redemptions": ("id", "reward_id", "member_id", "community_id", "quantity", "cost_each",
+                    "total", "status", "stock_reserved", "limit_applied", "period_key",
+                    "pickup_code_hash", "code_salt", "hold_transaction_id",
+                    "final_transaction_id", "expires_at", "created_at", "reason",
+                    "decided_by_id", "updated_at"),
+    "reward_stock_changes": ("id", "reward_id", "kind", "delta", "stock_before", "stock_after",
+                             "redemption_id", "actor_id", "note", "created_at"),
+    "ledger_accounts": ("id", "kind", "user_id", "community_id", "owner_key", "balance",
+                        "earned", "created_at"),
+    "rewards": ("id", "area_id", "name", "description", "cost", "stock", "per_member_limit",
+                "limit_period", "sponsor", "is_active", "created_at", "updated_at"),
+    "ledger_head": ("id", "last_transaction_id", "last_hash", "transaction_count",
+                    "updated_at"),
+    STAGE: ("user_id", "district_id", "street_id", "community_id", "grid_id", "y", "q", "m",
+            "points", "minutes", "reached_at"),
+    "ranking_teams": ("area_id", "period_key", "project_id", "points", "minutes",
+                      "reached_at"),
+}  # fmt: skip
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+class _Dlv:
+    """A delivery whose events are not all applied yet."""
+
+    __slots__ = ("id", "project", "cid", "recorder", "began", "ended", "deadline", "minutes",
+                 "team", "bens", "scores", "pending")  # fmt: skip
+
+    def __init__(self, *values: Any) -> None:
+        (self.id, self.project, self.cid, self.recorder, self.began, self.ended,
+         self.deadline, self.minutes, self.team, self.bens) = values  # fmt: skip
+        self.scores: list[int] = []
+        self.pending = 0
 
 
-def _j(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
+def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer,
+             applied: list[tuple] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Draw the events in windows of ``WINDOW_DAYS`` and apply them as the services
+    would, writing each window's rows through ``out`` before drawing the next.
 
-
-def simulate(p: Plan, derive_code: Any, code_digest: Any) -> Result:
-    """Apply the plan's events as the services would (see the module docstring).
-
+    Per window: draw the deliveries that begin in it (their ratings and the
+    secretary's settlement go on the event heap, possibly into later windows) and the
+    redemption requests made in it, apply every event due before the window's end in
+    time order, write the rows. A delivery (a redemption) is written once nothing can
+    change it any more. Carried across windows: accounts, hash-chain head, stock,
+    counters, open deliveries/redemptions, the team rollups; member rollup sums go to
+    the ``STAGE`` table per window. ``applied`` (for the replay test) receives what the
+    services are asked, in order: ``(at, kind, *args)``.
     ``derive_code``/``code_digest`` are ``services.redemptions``' (they need the app).
+    Returns counts and the carried state the final writes need.
     """
-    res = Result()
+    enc, write = out.enc, out.write
+    null, true, false = enc.null, enc.true, enc.false
+    iso, ts, text = enc.iso, enc.ts, enc.text
+    rng = p.rng
+    rand, choice, randrange = rng.random, rng.choice, rng.randrange
     policy = SimpleNamespace(**p.policy)
-    accounts = res.accounts
-    tx_rows = res.transactions
-    entry_rows = res.entries
+    pol_id, pol_version, base_rate = policy.id, policy.version, policy.base_rate
+    cap = policy.hours_cap_minutes
+    now_t, start_t, since_t = _ts(p.now), _ts(p.start), _ts(p.since)
+    window_s = policy.rating_window_days * 86400
+    hold_s = policy.redemption_hold_days * 86400
+    revoked = {u: _ts(at) for u, at in p.revoked_at.items()}
+    grid_of, community_of, secretary_of = p.grid_of, p.community_of, p.secretary_of
+    anc, title_of = p.ancestors, p.title_of
     sha = hashlib.sha256
-    state = {"prev": GENESIS_HASH, "head_created": None}
-    deliveries = {dv[0]: dv for dv in p.deliveries}
-    parts_of: dict[int, list[tuple[int, int]]] = {}
-    for _pid, dlv, u, minutes in p.participants:
-        parts_of.setdefault(dlv, []).append((u, minutes))
-    bens_of: dict[int, int] = {}
-    for _bid, dlv, _u, _h, _t in p.beneficiaries:
-        bens_of[dlv] = bens_of.get(dlv, 0) + 1
-    scores: dict[int, list[int]] = {}
+    heappush, heappop = heapq.heappush, heapq.heappop
+    zone = rankings._zone(rankings.DEFAULT_TIMEZONE)
+
+    hours: dict[int, tuple] = {}
+
+    def hour(t: int) -> tuple:
+        """(period keys, local month start, ``YYYY-MM``) of the hour holding ``t``
+        (Asia/Shanghai is a whole-hour offset: one local month per UTC hour)."""
+        h = t // 3600
+        info = hours.get(h)
+        if info is None:
+            at = _dt(h * 3600)
+            local = at.astimezone(zone)
+            begin = _ts(datetime(local.year, local.month, 1, tzinfo=zone))
+            keys = tuple(rankings.period_keys(at, rankings.DEFAULT_TIMEZONE))
+            info = hours[h] = (keys, begin, f"{local.year:04d}-{local.month:02d}")
+        return info
+
+    # output buffers of the current window
+    b_dlv: list[tuple] = []
+    b_part: list[tuple] = []
+    b_ben: list[tuple] = []
+    b_rat: list[tuple] = []
+    b_tx: list[tuple] = []
+    b_ent: list[tuple] = []
+    b_set: list[tuple] = []
+    b_post: list[tuple] = []
+    b_red: list[tuple] = []
+    b_stock: list[tuple] = []
+    buffers = (("deliveries", b_dlv), ("delivery_participants", b_part),
+               ("delivery_beneficiaries", b_ben), ("ratings", b_rat),
+               ("ledger_transactions", b_tx), ("ledger_entries", b_ent),
+               ("settlements", b_set), ("settlement_postings", b_post),
+               ("redemptions", b_red), ("reward_stock_changes", b_stock))  # fmt: skip
+
+    accounts: dict[tuple, list] = {}
+    n = {"tx": 0, "entries": 0, "ratings": 0, "settlements": 0, "postings": 0,
+         "stock": 0, "redemptions": 0, "deliveries": 0, "settled": 0,
+         "earn": 0, "hold": 0, "redeem": 0, "release": 0}  # fmt: skip
+    statuses: dict[str, int] = {}
+    chain = [GENESIS_HASH, None, None]  # prev hash, head created (t), last tx at (t)
+    m_agg: dict[tuple, list] = {}
+    t_agg: dict[tuple, list] = {}
     points_cache: dict[tuple, tuple] = {}
     points_of: dict[tuple, int] = {}
+    reasons: dict[tuple, tuple] = {}
 
-    last_iso: list = [None, ""]
-    last_reason: list = [None, "null"]
-
-    def iso_of(at: datetime) -> str:  # the participants of a settlement share one instant
-        if at is not last_iso[0]:
-            last_iso[0], last_iso[1] = at, _iso(at)
-        return last_iso[1]
-
-    def reason_json(reason: str | None) -> str:  # ... and one reason
-        if reason is not last_reason[0]:
-            last_reason[0], last_reason[1] = reason, _j(reason)
-        return last_reason[1]
-
-    def account(kind: str, user: int | None, community: int | None, at: datetime) -> list:
+    def account(kind: str, user: int | None, community: int | None, t: int) -> list:
         key = (kind, user, community)
         acc = accounts.get(key)
         if acc is None:
-            if state["head_created"] is None:
-                state["head_created"] = at
+            if chain[1] is None:
+                chain[1] = t
             owner = f"{kind}:u{user or ''}:c{community or ''}"
-            acc = accounts[key] = [len(accounts) + 1, kind, user, community, owner, 0, 0, at]
+            acc = accounts[key] = [len(accounts) + 1, kind, user, community, owner, 0, 0, t]
         return acc
 
-    def post(kind: str, key: str, member: int, community: int, delivery: int | None,
-             rid: int | None, minutes: int | None, policy_id: int | None, actor: int | None,
-             reason: str | None, at: datetime, legs: list) -> int:  # fmt: skip
-        legs.sort(key=lambda leg: leg[0][0])
-        for acc, amount in legs:
-            acc[5] += amount
-            if kind == "earn" and acc[1] == "member_available":
-                acc[6] += amount
-            assert acc[1] not in _KINDS_MEMBER or acc[5] >= 0
-        tid = len(tx_rows) + 1
-        prev = state["prev"]
-        (a1, m1), (a2, m2) = ((acc[0], amount) for acc, amount in legs)
-        # services.ledger.hash_content's canonical JSON (sorted keys, compact)
+    def post(kind: str, key: str, member: int, community: int, rid: int, actor: int | None,
+             reason: str | None, t: int, debit: list, credit: list, amount: int) -> int:  # fmt: skip
+        """A redemption transaction (hold/redeem/release): ``amount`` from debit to credit."""
+        debit[5] -= amount
+        credit[5] += amount
+        assert debit[1] not in _KINDS_MEMBER or debit[5] >= 0
+        if debit[0] < credit[0]:
+            a1, m1, a2, m2 = debit[0], -amount, credit[0], amount
+        else:
+            a1, m1, a2, m2 = credit[0], amount, debit[0], -amount
+        n["tx"] = tid = n["tx"] + 1
+        n[kind] += 1
+        prev = chain[0]
+        actor_j = "null" if actor is None else actor
+        reason_j = "null" if reason is None else json.dumps(reason, ensure_ascii=False)
         raw = (
-            f'{{"actor_id":{_j(actor)},"community_id":{community},"created_at":"{iso_of(at)}",'
-            f'"delivery_id":{_j(delivery)},"entries":[[{a1},{m1}],[{a2},{m2}]],'
+            f'{{"actor_id":{actor_j},"community_id":{community},"created_at":"{iso(t)}",'
+            f'"delivery_id":null,"entries":[[{a1},{m1}],[{a2},{m2}]],'
             f'"idempotency_key":"{key}","kind":"{kind}","member_id":{member},'
-            f'"minutes":{_j(minutes)},"policy_id":{_j(policy_id)},"prev_hash":"{prev}",'
-            f'"reason":{reason_json(reason)},"redemption_id":{_j(rid)},"reverses_id":null,"v":1}}'
+            f'"minutes":null,"policy_id":null,"prev_hash":"{prev}",'
+            f'"reason":{reason_j},"redemption_id":{rid},"reverses_id":null,"v":1}}'
         )
         digest = sha(raw.encode()).hexdigest()
-        tx_rows.append((tid, kind, key, member, community, delivery, rid, minutes, policy_id,
-                        actor, reason, at, prev, digest))  # fmt: skip
-        n = len(entry_rows)
-        entry_rows.append((n + 1, tid, a1, m1, at))
-        entry_rows.append((n + 2, tid, a2, m2, at))
-        state["prev"] = digest
+        when = ts(t)
+        b_tx.append((tid, kind, key, member, community, null, rid, null, null,
+                     null if actor is None else actor, text(reason), when, prev, digest))  # fmt: skip
+        e = n["entries"]
+        b_ent.append((e + 1, tid, a1, m1, when))
+        b_ent.append((e + 2, tid, a2, m2, when))
+        n["entries"] = e + 2
+        chain[0], chain[2] = digest, t
         return tid
 
-    def settle(dlv: int, actor: int | None, at: datetime) -> None:
-        _d, project, cid, _rec, _s, _e, _dl, _c = deliveries[dlv]
-        given = scores.get(dlv, [])
+    def settle(dv: _Dlv, actor: int | None, t: int) -> None:
+        """``services.settlement.settle``: the settlement, its lines, the earns."""
+        dlv, cid, project = dv.id, dv.cid, dv.project
+        given = dv.scores
         ck = (len(given), sum(given))
-        if ck not in points_cache:
+        cached = points_cache.get(ck)
+        if cached is None:
             avg = pp.average_score(given)
             factor = pp.multiplier(avg, policy)
-            points_cache[ck] = (avg, factor, _decimal(avg) if avg is not None else None,
-                                _decimal(factor))  # fmt: skip
-        avg, _factor, avg_dec, mult_dec = points_cache[ck]
-        sid = len(res.settlements) + 1
-        s = SimpleNamespace(ratings_count=len(given), average_score=avg_dec, multiplier=mult_dec,
-                            policy_version=policy.version)  # fmt: skip
-        reason = _reason(SimpleNamespace(id=dlv), p.title_of[project], s, policy.base_rate)
+            avg_dec = _decimal(avg) if avg is not None else None
+            cached = points_cache[ck] = (avg, avg_dec, _decimal(factor), enc.num(avg_dec),
+                                         enc.num(_decimal(factor)))  # fmt: skip
+        avg, avg_dec, mult_dec, avg_db, mult_db = cached
+        n["settlements"] = sid = n["settlements"] + 1
+        # settlement._reason: "服务记录 #<id>" + a tail that depends on the project and
+        # the scores only (cached; checked against _reason when cached)
+        rk = (project, ck)
+        tail = reasons.get(rk)
+        if tail is None:
+            s = SimpleNamespace(ratings_count=len(given), average_score=avg_dec,
+                                multiplier=mult_dec, policy_version=pol_version)  # fmt: skip
+            full = _reason(SimpleNamespace(id=dlv), title_of[project], s, base_rate)
+            head = f"服务记录 #{dlv}"
+            assert full.startswith(head) and len(full) + 12 < MAX_REASON, full
+            rest = full[len(head) :]
+            tail = reasons[rk] = (rest, json.dumps(rest, ensure_ascii=False)[1:], text(rest))
+        head = f"服务记录 #{dlv}"
+        reason_j = f'"{head}{tail[1]}'
+        reason_db = head + tail[2]
+        when, stamp = ts(t), iso(t)
+        actor_j = "null" if actor is None else actor
+        actor_db = null if actor is None else actor
+        keys = hour(t)[0]
+        minutes = dv.minutes
         total_p = total_m = 0
-        for u, minutes in sorted(parts_of[dlv]):
+        counted = min(minutes, cap)  # pp.counted_minutes
+        src = None
+        for u in dv.team:
             pk = (minutes, ck)
             points = points_of.get(pk)
             if points is None:
                 points = points_of[pk] = pp.points_for(minutes, avg, policy)
-            tid = None
+            tid: Any = null
             if points > 0:
-                wallet = account("member_available", u, None, at)
-                source = account("issuance", None, cid, at)
-                tid = post("earn", f"earn:d{dlv}:u{u}", u, cid, dlv, None, minutes, policy.id,
-                           actor, reason, at, [(source, -points), (wallet, points)])  # fmt: skip
-                res.earns.append((at, u, cid, dlv, project, minutes, points))
-            counted = min(minutes, policy.hours_cap_minutes)  # pp.counted_minutes
-            res.postings.append((len(res.postings) + 1, sid, dlv, u, minutes, counted, points, tid))
+                wallet = accounts.get(("member_available", u, None))
+                if wallet is None:
+                    wallet = account("member_available", u, None, t)
+                if src is None:
+                    src = accounts.get(("issuance", None, cid))
+                    if src is None:
+                        src = account("issuance", None, cid, t)
+                src[5] -= points
+                wallet[5] += points
+                wallet[6] += points
+                if src[0] < wallet[0]:
+                    a1, m1, a2, m2 = src[0], -points, wallet[0], points
+                else:
+                    a1, m1, a2, m2 = wallet[0], points, src[0], -points
+                n["tx"] = tid = n["tx"] + 1
+                prev = chain[0]
+                key = f"earn:d{dlv}:u{u}"
+                # services.ledger.hash_content's canonical JSON (sorted keys, compact)
+                raw = (
+                    f'{{"actor_id":{actor_j},"community_id":{cid},"created_at":"{stamp}",'
+                    f'"delivery_id":{dlv},"entries":[[{a1},{m1}],[{a2},{m2}]],'
+                    f'"idempotency_key":"{key}","kind":"earn","member_id":{u},'
+                    f'"minutes":{minutes},"policy_id":{pol_id},"prev_hash":"{prev}",'
+                    f'"reason":{reason_j},"redemption_id":null,"reverses_id":null,"v":1}}'
+                )
+                digest = sha(raw.encode()).hexdigest()
+                b_tx.append((tid, "earn", key, u, cid, dlv, null, minutes, pol_id, actor_db,
+                             reason_db, when, prev, digest))  # fmt: skip
+                e = n["entries"]
+                b_ent.append((e + 1, tid, a1, m1, when))
+                b_ent.append((e + 2, tid, a2, m2, when))
+                n["entries"] = e + 2
+                chain[0], chain[2] = digest, t
+                n["earn"] += 1
+                # rollup sums per (member, community, grid, local month); reached_at is
+                # the latest earn, i.e. this one (time order)
+                grid = grid_of.get(u)
+                if grid is not None and u in revoked and revoked[u] <= t:
+                    grid = None
+                mk = (u, cid, grid, keys)
+                row = m_agg.get(mk)
+                if row is None:
+                    m_agg[mk] = [points, minutes, t]
+                else:
+                    row[0] += points
+                    row[1] += minutes
+                    row[2] = t
+                tk = (project, cid, keys)
+                row = t_agg.get(tk)
+                if row is None:
+                    t_agg[tk] = [points, minutes, t]
+                else:
+                    row[0] += points
+                    row[1] += minutes
+                    row[2] = t
+            n["postings"] += 1
+            b_post.append((n["postings"], sid, dlv, u, minutes, counted, points, tid))
             total_p += points
             total_m += minutes
-        res.settlements.append((sid, dlv, cid, policy.id, policy.version, len(given), sum(given),
-                                avg_dec, mult_dec, not given, total_p, total_m, actor, at))  # fmt: skip
-        res.settled.add(dlv)
+        b_set.append((sid, dlv, cid, pol_id, pol_version, len(given), sum(given), avg_db,
+                      mult_db, true if not given else false, total_p, total_m, actor_db,
+                      when))  # fmt: skip
+        n["settled"] += 1
+        finish(dv, "settled")
+
+    def finish(dv: _Dlv, status: str) -> None:
+        """Write a delivery nothing can change any more (with its beneficiaries)."""
+        live.pop(dv.id, None)
+        dlv = dv.id
+        ended = ts(dv.ended)
+        b_dlv.append((dlv, dv.project, dv.cid, dv.recorder, ts(dv.began), ended, status,
+                      ts(dv.deadline), ended))  # fmt: skip
+        for bid, r, h, used in dv.bens:
+            b_ben.append((bid, dlv, r, h, h, ts(used)))
 
     # rewards (created by the CLI at ``since``: initial stock changes)
     stock: list[int | None] = []
+    since_db = ts(since_t)
     for i, r in enumerate(p.rewards, start=1):
-        res.rewards.append({**r, "id": i, "created_at": p.since})
         stock.append(r.get("stock"))
-        res.stock_changes.append((len(res.stock_changes) + 1, i, "initial", None, None,
-                                  r.get("stock"), None, None, None, p.since))  # fmt: skip
+        n["stock"] += 1
+        b_stock.append((n["stock"], i, "initial", null, null, enc.opt(r.get("stock")), null,
+                        null, null, since_db))  # fmt: skip
     held_digests: set[str] = set()
-    used: dict[tuple[int, int], list] = {}  # (member, reward) -> redemptions (mutable rows)
-    zone = rankings._zone(rankings.DEFAULT_TIMEZONE)
-    hold_delta = timedelta(days=policy.redemption_hold_days)
+    used: dict[tuple[int, int], list] = {}  # (member, reward) -> this month's redemptions
+    open_red: dict[int, list] = {}
+    live: dict[int, _Dlv] = {}
+    heap: list[tuple] = []
+    seq = itertools.count()
+    outcome_of = {"cancel": "cancelled", "reject": "rejected", "expire": "expired"}
 
-    def request(at: datetime, u: int, ridx: int, qty: int, outcome: str, delay: int,
-                reason: str | None, salt: str, later: list) -> None:  # fmt: skip
-        reward = res.rewards[ridx]
-        cid = p.community_of[u]
+    def write_redemption(row: list) -> None:
+        (rid, reward_id, u, cid, qty, cost, total, status, reserved, limit, pkey, digest,
+         salt, hold, final, expires, created, reason, decided, updated) = row  # fmt: skip
+        statuses[status] = statuses.get(status, 0) + 1
+        b_red.append((rid, reward_id, u, cid, qty, cost, total, status,
+                      true if reserved else false, enc.opt(limit), enc.opt(pkey), digest, salt,
+                      hold, enc.opt(final), ts(expires), ts(created), text(reason),
+                      enc.opt(decided), ts(updated)))  # fmt: skip
+
+    def request(t: int, u: int, ridx: int, qty: int, outcome: str, delay: int,
+                reason: str | None, salt: str) -> None:  # fmt: skip
+        """``services.redemptions.request`` (refused requests leave nothing)."""
+        reward = p.rewards[ridx]
+        cid = community_of[u]
         total = reward["cost"] * qty
         wallet = accounts.get(("member_available", u, None))
         if wallet is None or wallet[5] < total:
@@ -536,17 +787,15 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any) -> Result:
         limit = reward.get("per_member_limit")
         pkey = None
         if limit is not None:
-            local = at.astimezone(zone)
-            begin = datetime(local.year, local.month, 1, tzinfo=zone)
+            _keys, begin, pkey = hour(t)
             mine = used.setdefault((u, ridx), [])
-            taken = sum(r[4] for r in mine if r[17] >= begin and r[8] in ("held", "fulfilled"))
+            mine[:] = [r for r in mine if r[16] >= begin]  # earlier months never count again
+            taken = sum(r[4] for r in mine if r[7] in ("held", "fulfilled"))
             if taken + qty > limit:
                 return  # LimitReached
-            pkey = f"{local.year:04d}-{local.month:02d}"
-        rid = len(res.redemptions) + 1
-        held = account("member_held", u, None, at)
-        hold = post("hold", f"hold:r{rid}", u, cid, None, rid, None, None, u, None, at,
-                    [(wallet, -total), (held, total)])  # fmt: skip
+        n["redemptions"] = rid = n["redemptions"] + 1
+        held = account("member_held", u, None, t)
+        hold = post("hold", f"hold:r{rid}", u, cid, rid, u, None, t, wallet, held, total)
         if left is not None:
             stock[ridx] = left - qty
         while True:
@@ -556,96 +805,220 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any) -> Result:
                 break
             salt = sha(salt.encode()).hexdigest()[:32]
         held_digests.add(digest)
-        # id reward member community qty cost total status reserved limit pkey digest salt
-        # hold final key expires reason(16)... laid out as the table's columns below
-        row = [rid, ridx + 1, u, cid, qty, reward["cost"], total, None, "held",
-               left is not None, limit, pkey, digest, salt, hold, None, at + hold_delta, at,
-               None, None, at, code]  # fmt: skip
-        res.redemptions[rid] = row
+        row = [rid, ridx + 1, u, cid, qty, reward["cost"], total, "held", left is not None,
+               limit, pkey, digest, salt, hold, None, t + hold_s, t, None, None, t]  # fmt: skip
         if limit is not None:
             used[(u, ridx)].append(row)
         if left is not None:
-            res.stock_changes.append((len(res.stock_changes) + 1, ridx + 1, "reserve", -qty,
-                                      left, left - qty, rid, u, None, at))  # fmt: skip
-        res.applied.append((at, "request", u, ridx + 1, qty, salt, rid))
-        when = (at + hold_delta if outcome == "expire" else at) + timedelta(seconds=delay)
-        if outcome == "fulfil" and when >= at + hold_delta:
+            n["stock"] += 1
+            b_stock.append((n["stock"], ridx + 1, "reserve", -qty, left, left - qty, rid, u, null,
+                            ts(t)))  # fmt: skip
+        if applied is not None:
+            applied.append((_dt(t), "request", u, ridx + 1, qty, salt, rid))
+        when = (t + hold_s if outcome == "expire" else t) + delay
+        if (outcome == "fulfil" and when >= t + hold_s) or when > now_t:
+            write_redemption(row)  # stays held
             return
-        if when <= p.now:
-            heapq.heappush(later, (when, next(seq), outcome, rid, reason))
+        open_red[rid] = row
+        heappush(heap, (when, next(seq), 3, outcome, rid, reason))
 
-    def close(at: datetime, outcome: str, rid: int, reason: str | None) -> None:
-        row = res.redemptions[rid]
+    def close(t: int, outcome: str, rid: int, reason: str | None) -> None:
+        row = open_red.pop(rid)
         u, cid, total, ridx = row[2], row[3], row[6], row[1] - 1
-        secretary = p.secretary_of[cid]
+        secretary = secretary_of[cid]
         actor = {"fulfil": secretary, "reject": secretary, "cancel": u, "expire": None}[outcome]
-        held = account("member_held", u, None, at)
+        held = account("member_held", u, None, t)
         if outcome == "fulfil":
-            counter = account("redemption_sink", None, cid, at)
+            counter = account("redemption_sink", None, cid, t)
             kind, key, status = "redeem", f"redeem:r{rid}", "fulfilled"
         else:
-            counter = account("member_available", u, None, at)
-            kind, key = "release", f"release:r{rid}"
-            status = {"cancel": "cancelled", "reject": "rejected", "expire": "expired"}[outcome]
-        tid = post(kind, key, u, cid, None, rid, None, None, actor, reason, at,
-                   [(held, -total), (counter, total)])  # fmt: skip
-        row[8], row[15], row[18], row[19], row[20] = status, tid, reason, actor, at
-        held_digests.discard(row[12])
-        if outcome != "fulfil" and row[9]:
+            counter = account("member_available", u, None, t)
+            kind, key, status = "release", f"release:r{rid}", outcome_of[outcome]
+        tid = post(kind, key, u, cid, rid, actor, reason, t, held, counter, total)
+        row[7], row[14], row[17], row[18], row[19] = status, tid, reason, actor, t
+        held_digests.discard(row[11])
+        if outcome != "fulfil" and row[8]:
             left = stock[ridx]
             stock[ridx] = left + row[4]
-            res.stock_changes.append((len(res.stock_changes) + 1, ridx + 1, "return", row[4],
-                                      left, left + row[4], rid, actor, None, at))  # fmt: skip
-        res.applied.append((at, outcome, rid, actor, reason))
+            n["stock"] += 1
+            b_stock.append((n["stock"], ridx + 1, "return", row[4], left, left + row[4], rid,
+                            enc.opt(actor), null, ts(t)))  # fmt: skip
+        write_redemption(row)
+        if applied is not None:
+            applied.append((_dt(t), outcome, rid, actor, reason))
 
-    later: list[tuple] = []
-    seq = itertools.count(len(p.events))
-    bar = Progress("simulate events", len(p.events))
-    events = iter(p.events)
-    nxt = next(events, None)
-    done = 0
-    while nxt is not None or later:
-        if later and (nxt is None or later[0][:2] < nxt[:2]):
-            at, _s, outcome, rid, reason = heapq.heappop(later)
-            close(at, outcome, rid, reason)
-            continue
-        ev = nxt
-        nxt = next(events, None)
-        at, kind = ev[0], ev[2]
-        if kind == "rate":
-            _at, _s, _k, dlv, r, score, comment = ev
-            if dlv in res.settled:
-                continue
-            if state["head_created"] is None:
-                state["head_created"] = at
-            res.ratings.append((len(res.ratings) + 1, dlv, r, r, score, comment, False, False,
-                                at, at))  # fmt: skip
-            res.code_used[(dlv, r)] = at
-            scores.setdefault(dlv, []).append(score)
-            res.applied.append((at, "rate", dlv, r, score, comment))
-            if len(scores[dlv]) == bens_of[dlv]:
-                settle(dlv, None, at)
-        elif kind == "settle":
-            _at, _s, _k, dlv, secretary = ev
-            if dlv in res.settled:
-                continue
-            if state["head_created"] is None:
-                state["head_created"] = at
-            res.applied.append((at, "settle", dlv, secretary, dlv not in scores))
-            settle(dlv, secretary, at)
-        else:
-            request(at, *ev[3:], later)
-        done += 1
-        if done % 10_000 == 0:
-            bar.add(10_000)
-    bar.add(done % 10_000)
+    # drawing tables
+    order, cum, by_comm = p.order, p.cum, p.by_comm
+    cum_last = cum[-1]
+    residents_of, projects_of = p.residents_of, p.projects_of
+    redeemers, rcum = p.redeemers, p.rcum
+    rcum_last = rcum[-1] if rcum else 0.0
+    comm_index = {c: i for i, c in enumerate(p.communities)}
+    n_district = 3
+    outcome_names = [o for o, _w in OUTCOMES]
+    outcome_cum = list(itertools.accumulate(w for _o, w in OUTCOMES))
+    score_cum = list(itertools.accumulate(SCORE_WEIGHTS))
+    score_total = score_cum[-1]
+    span = now_t - start_t - 4 * 3600  # deliveries end before now
+    total_span = now_t - start_t
+    step = WINDOW_DAYS * 86400
+    bisect_left = bisect.bisect_left
+    did = part_id = ben_id = planned = drawn_requests = 0
+    n_events = 0
+
+    def flush() -> None:
+        for name, buf in buffers:
+            if buf:
+                write(name, _COLS[name], buf[:])  # a copy: the writer thread owns it
+                buf.clear()
+        if m_agg:
+            rows = []
+            for (u, cid, grid, keys), (pts, mins, t) in m_agg.items():
+                d, s, c = anc[cid]
+                rows.append((u, d, s, c, null if grid is None else grid, keys[1], keys[2],
+                             keys[3], pts, mins, ts(t)))  # fmt: skip
+            write(STAGE, _COLS[STAGE], rows)
+            m_agg.clear()
+
+    bar = Progress("generate (windows)", p.entries)
+    w0 = start_t
+    while w0 <= now_t:
+        w1 = min(w0 + step, now_t + 1)
+        # deliveries beginning in [w0, w1): density grows linearly (offset x ~ sqrt(U))
+        f0 = min(1.0, ((w0 - start_t) / span) ** 2)
+        f1 = min(1.0, ((w1 - start_t) / span) ** 2)
+        target = p.n_earns if f1 >= 1.0 else int(p.n_earns * f1)
+        while planned < target:
+            lead = order[bisect_left(cum, rand() * cum_last)]
+            cid = community_of[lead]
+            team = {lead}
+            for _ in range((0, 0, 1, 2)[int(rand() * 4)]):
+                pool = by_comm[cid]
+                team.add(pool[int(rand() * len(pool))])
+            did += 1
+            began = start_t + min(int(math.sqrt(f0 + rand() * (f1 - f0)) * span), w1 - start_t - 1)
+            minutes = MINUTES[int(rand() * 8)]
+            ended = began + minutes * 60
+            deadline = ended + window_s
+            pool = projects_of[cid]
+            project = pool[int(rand() * len(pool))]
+            members = sorted(team)
+            for u in members:
+                part_id += 1
+                b_part.append((part_id, did, u, minutes))
+            pool = residents_of[cid]
+            n_ben = min(len(pool), (1, 1, 1, 2, 2, 3)[int(rand() * 6)])
+            bens = []
+            dv = _Dlv(did, project, cid, secretary_of[cid], began, ended, deadline, minutes,
+                      members, bens)  # fmt: skip
+            rated = 0
+            for r in rng.sample(pool, n_ben):
+                ben_id += 1
+                h = sha(f"bench:{ben_id}".encode()).hexdigest()
+                bens.append([ben_id, r, h, None])
+                if rand() < RATE_SHARE:
+                    at = ended + int(rng.expovariate(1 / 86400)) + 60
+                    if at < deadline and at <= now_t:
+                        score = SCORES[bisect_left(score_cum, rand() * score_total)]
+                        comment = COMMENTS[int(rand() * len(COMMENTS))]
+                        heappush(heap, (at, next(seq), 0, dv, r, score, comment))
+                        rated += 1
+            if rated < n_ben:
+                at = deadline + int(rand() * 3 * 86400)
+                if at <= now_t:
+                    heappush(heap, (at, next(seq), 1, dv))
+                    rated += 1
+            n["deliveries"] += 1
+            if rated:
+                dv.pending = rated
+                live[did] = dv
+            else:
+                finish(dv, "awaiting_ratings")
+            planned += len(team)
+        # redemption requests made in [w0, w1)
+        g0 = ((w0 - start_t) / total_span) ** 2
+        g1 = min(1.0, ((w1 - start_t) / total_span) ** 2)
+        target = int(p.n_requests * g1) if g1 < 1.0 else p.n_requests
+        while redeemers and drawn_requests < target:
+            drawn_requests += 1
+            u = redeemers[bisect_left(rcum, rand() * rcum_last)]
+            cidx = comm_index[community_of[u]]
+            pick = randrange(n_district + 2)
+            reward_idx = pick if pick < n_district else n_district + 2 * cidx + pick - n_district
+            at = start_t + min(int(math.sqrt(g0 + rand() * (g1 - g0)) * total_span),
+                               w1 - start_t - 1)  # fmt: skip
+            qty = 1 if rand() < 0.9 else 2
+            outcome = outcome_names[bisect_left(outcome_cum, rand() * outcome_cum[-1])]
+            if outcome == "fulfil":
+                delay = randrange(1800, 10 * 86400)
+                reason = None
+            elif outcome == "cancel":
+                delay = randrange(60, 5 * 86400)
+                reason = choice(CANCEL_REASONS)
+            elif outcome == "reject":
+                delay = randrange(3600, 3 * 86400)
+                reason = choice(REJECT_REASONS)
+            else:
+                delay = randrange(0, 3600)  # after expires_at: the hourly cron
+                reason = None
+            salt = f"{rng.getrandbits(128):032x}"
+            heappush(heap, (at, next(seq), 2, u, reward_idx, qty, outcome, delay, reason, salt))
+        # apply the events due in the window, in time order
+        while heap and heap[0][0] < w1:
+            ev = heappop(heap)
+            t, kind = ev[0], ev[2]
+            n_events += 1
+            if kind == 0:  # a resident rates (services.ratings.rate)
+                _t, _s, _k, dv, r, score, comment = ev
+                if dv.id not in live:
+                    continue
+                dv.pending -= 1
+                if chain[1] is None:
+                    chain[1] = t
+                n["ratings"] += 1
+                when = ts(t)
+                b_rat.append((n["ratings"], dv.id, r, r, score, text(comment), false, false,
+                              when, when))  # fmt: skip
+                for b in dv.bens:
+                    if b[1] == r:
+                        b[3] = t
+                dv.scores.append(score)
+                if applied is not None:
+                    applied.append((_dt(t), "rate", dv.id, r, score, comment))
+                if len(dv.scores) == len(dv.bens):
+                    settle(dv, None, t)
+                elif dv.pending == 0:
+                    finish(dv, "awaiting_ratings")
+            elif kind == 1:  # the secretary settles after the window
+                dv = ev[3]
+                if dv.id not in live:
+                    continue
+                if chain[1] is None:
+                    chain[1] = t
+                if applied is not None:
+                    applied.append((_dt(t), "settle", dv.id, dv.recorder, not dv.scores))
+                settle(dv, dv.recorder, t)
+            elif kind == 2:
+                request(t, *ev[3:])
+            else:
+                close(t, *ev[3:])
+        flush()
+        bar.add(n["entries"] - bar.done)
+        w0 = w1
     bar.finish()
-    if tx_rows:
-        res.head = (1, len(tx_rows), state["prev"], len(tx_rows), tx_rows[-1][11])
-    elif state["head_created"] is not None:
-        res.head = (1, None, GENESIS_HASH, 0, state["head_created"])
-    res.final_stock = stock
-    return res
+    assert not heap and not open_red, "events left after now"
+    for dv in list(live.values()):  # pragma: no cover - every event is before now
+        finish(dv, "awaiting_ratings")
+    flush()
+    return {
+        "accounts": accounts,
+        "chain": chain,
+        "stock": stock,
+        "t_agg": t_agg,
+        "counts": n,
+        "statuses": statuses,
+        "events": n_events,
+    }
 
 
 # --- writing ----------------------------------------------------------------------
@@ -661,8 +1034,8 @@ def _naive(value: Any) -> Any:
 
 
 def bulk(conn: Any, name: str, columns: list[str], rows: Any, total: int, label: str = "") -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) in batches with a progress bar:
-    PostgreSQL ``COPY``, SQLite ``executemany``."""
+    """Insert the small tables' ``rows`` (Python values in ``columns`` order) with a
+    progress bar: PostgreSQL ``COPY``, SQLite ``executemany``."""
     bar = Progress(label or name, total)
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
@@ -700,35 +1073,42 @@ def _set_sequences(conn: Any) -> None:
             )
 
 
-#: Tables whose secondary indexes are dropped during a PostgreSQL load.
+#: Tables whose secondary indexes (``Index`` objects; not the unique constraints of
+#: the table definitions) are dropped during the load and re-created afterwards.
 BIG_TABLES = ("ledger_entries", "ledger_transactions", "ranking_members", "ranking_teams",
               "settlement_postings", "settlements", "ratings", "deliveries",
-              "delivery_participants", "delivery_beneficiaries", "ranking_score_counts")  # fmt: skip
+              "delivery_participants", "delivery_beneficiaries", "ranking_score_counts",
+              "redemptions", "reward_stock_changes")  # fmt: skip
 
 
 def _drop_indexes(conn: Any) -> list[sa.Index]:
-    """Drop the non-unique secondary indexes of the big tables (PostgreSQL); return them."""
-    if conn.dialect.name != "postgresql":
-        return []
+    """Drop the secondary indexes of the big tables; return them."""
     dropped = []
     for name in BIG_TABLES:
         for index in db.metadata.tables[name].indexes:
-            if not index.unique:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-                dropped.append(index)
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+            dropped.append(index)
     return dropped
 
 
-def load_base(conn: Any, p: Plan, res: Result | None = None) -> None:
-    """Write the plan's base rows; with ``res`` the deliveries' final states too
-    (settled, codes used), else as recorded (awaiting ratings, codes unused)."""
+def load_base(conn: Any, p: Plan) -> None:
+    """Write the plan's base rows: areas, users, grants, projects, points policy."""
     bulk(conn, "areas", ["id", "name", "kind", "parent_id", "path", "depth", "timezone",
                          "created_at"],
          (a + ("Asia/Shanghai", p.since) for a in p.areas), len(p.areas))  # fmt: skip
-    bulk(conn, "users", ["id", "username", "password_hash", "display_name", "is_active",
-                         "session_version", "created_at"], p.users, len(p.users))  # fmt: skip
-    bulk(conn, "role_grants", ["id", "user_id", "role", "area_id", "granted_at", "revoked_at"],
-         p.grants, len(p.grants))  # fmt: skip
+    out = Writer(conn)
+    enc = out.enc
+    since, null = enc.ts(_ts(p.since)), enc.null
+    bar = Progress("users, grants", len(p.users) + len(p.grants))
+    out.write("users", ("id", "username", "password_hash", "display_name", "is_active",
+                        "session_version", "created_at"),
+              [(i, enc.text(name), pw, enc.text(shown), enc.true if active else enc.false, v,
+                since) for i, name, pw, shown, active, v, _at in p.users])  # fmt: skip
+    out.write("role_grants", ("id", "user_id", "role", "area_id", "granted_at", "revoked_at"),
+              [(i, u, role, area, since, null if ended is None else enc.ts(_ts(ended)))
+               for i, u, role, area, _at, ended in p.grants])  # fmt: skip
+    bar.add(out.rows)
+    bar.finish()
     bulk(conn, "projects", ["id", "community_id", "owner_id", "title", "description", "category",
                             "mode", "capacity", "team_size", "planned_minutes", "skills",
                             "target_groups", "status", "created_at", "updated_at"],
@@ -736,140 +1116,100 @@ def load_base(conn: Any, p: Plan, res: Result | None = None) -> None:
     from volunteer_market.models import PointsPolicy
 
     conn.execute(PointsPolicy.__table__.insert().values(**p.policy))
-    settled = res.settled if res is not None else set()
-    used = res.code_used if res is not None else {}
-    bulk(conn, "deliveries", ["id", "project_id", "community_id", "recorded_by_id",
-                              "started_at", "ended_at", "status", "rating_deadline",
-                              "created_at"],
-         ((i, pr, c, rec, s, e, "settled" if i in settled else "awaiting_ratings", dl, at)
-          for i, pr, c, rec, s, e, dl, at in p.deliveries), len(p.deliveries))  # fmt: skip
-    bulk(conn, "delivery_participants", ["id", "delivery_id", "user_id", "minutes"],
-         p.participants, len(p.participants))  # fmt: skip
-    bulk(conn, "delivery_beneficiaries", ["id", "delivery_id", "user_id", "rating_code_hash",
-                                          "rating_token_hash", "code_used_at"],
-         ((*b, used.get((b[1], b[2]))) for b in p.beneficiaries),
-         len(p.beneficiaries))  # fmt: skip
 
 
-def load_result(conn: Any, res: Result) -> None:
-    """Write what the events produced (see :func:`simulate`)."""
-    bulk(conn, "ratings", ["id", "delivery_id", "beneficiary_id", "entered_by_id", "score",
-                           "comment", "is_proxy", "via_code", "created_at", "updated_at"],
-         res.ratings, len(res.ratings))  # fmt: skip
-    bulk(conn, "ledger_accounts", ["id", "kind", "user_id", "community_id", "owner_key",
-                                   "balance", "earned", "created_at"],
-         sorted(res.accounts.values()), len(res.accounts))  # fmt: skip
-    bulk(conn, "ledger_transactions", ["id", "kind", "idempotency_key", "member_id",
-                                       "community_id", "delivery_id", "redemption_id",
-                                       "minutes", "policy_id", "actor_id", "reason",
-                                       "created_at", "prev_hash", "hash"],
-         res.transactions, len(res.transactions))  # fmt: skip
-    bulk(conn, "ledger_entries", ["id", "transaction_id", "account_id", "amount", "created_at"],
-         res.entries, len(res.entries))  # fmt: skip
-    bulk(conn, "settlements", ["id", "delivery_id", "community_id", "policy_id",
-                               "policy_version", "ratings_count", "score_sum", "average_score",
-                               "multiplier", "confirmed_unrated", "total_points",
-                               "total_minutes", "settled_by_id", "settled_at"],
-         res.settlements, len(res.settlements))  # fmt: skip
-    bulk(conn, "settlement_postings", ["id", "settlement_id", "delivery_id", "user_id",
-                                       "minutes", "counted_minutes", "points",
-                                       "transaction_id"],
-         res.postings, len(res.postings))  # fmt: skip
-    stock = res.final_stock
-    bulk(conn, "rewards", ["id", "area_id", "name", "description", "cost", "stock",
-                           "per_member_limit", "limit_period", "sponsor", "is_active",
-                           "created_at", "updated_at"],
-         ((r["id"], r["area_id"], r["name"], "", r["cost"], stock[r["id"] - 1],
-           r.get("per_member_limit"), r.get("limit_period", "all"), r.get("sponsor"), True,
-           r["created_at"], r["created_at"]) for r in res.rewards),
-         len(res.rewards))  # fmt: skip
-    bulk(conn, "redemptions", ["id", "reward_id", "member_id", "community_id", "quantity",
-                               "cost_each", "total", "status", "stock_reserved",
-                               "limit_applied", "period_key", "pickup_code_hash", "code_salt",
-                               "hold_transaction_id", "final_transaction_id", "expires_at",
-                               "created_at", "reason", "decided_by_id", "updated_at"],
-         ((*r[:7], *r[8:21]) for r in res.redemptions.values()),
-         len(res.redemptions))  # fmt: skip
-    bulk(conn, "reward_stock_changes", ["id", "reward_id", "kind", "delta", "stock_before",
-                                        "stock_after", "redemption_id", "actor_id", "note",
-                                        "created_at"],
-         res.stock_changes, len(res.stock_changes))  # fmt: skip
-    if res.head is not None:
-        bulk(conn, "ledger_head", ["id", "last_transaction_id", "last_hash",
-                                   "transaction_count", "updated_at"], [res.head], 1)  # fmt: skip
+def write_final(out: Writer, p: Plan, sim: dict[str, Any]) -> None:
+    """The rows whose final state is known at the end: accounts (cached balance and
+    earned), rewards (stock left), the ledger head."""
+    enc = out.enc
+    out.write("ledger_accounts", _COLS["ledger_accounts"],
+              [(i, kind, enc.opt(u), enc.opt(c), owner, bal, earned, enc.ts(t))
+               for i, kind, u, c, owner, bal, earned, t in sorted(sim["accounts"].values())])  # fmt: skip
+    since = enc.ts(_ts(p.since))
+    stock = sim["stock"]
+    out.write("rewards", _COLS["rewards"],
+              [(i, r["area_id"], enc.text(r["name"]), "", r["cost"], enc.opt(stock[i - 1]),
+                enc.opt(r.get("per_member_limit")), r.get("limit_period", "all"),
+                enc.text(r.get("sponsor")), enc.true, since, since)
+               for i, r in enumerate(p.rewards, start=1)])  # fmt: skip
+    prev, head_created, last_at = sim["chain"]
+    count = sim["counts"]["tx"]
+    if count:
+        out.write("ledger_head", _COLS["ledger_head"], [(1, count, prev, count, enc.ts(last_at))])
+    elif head_created is not None:
+        out.write("ledger_head", _COLS["ledger_head"],
+                  [(1, enc.null, GENESIS_HASH, 0, enc.ts(head_created))])  # fmt: skip
 
 
-def rollups(p: Plan, earns: list[tuple]) -> tuple[list, list, list]:
-    """Return the ranking rollup rows of ``earns`` exactly as ``rankings.rebuild()``
-    computes them: member rows on the community, its ancestors and the member's grid
-    while the grid grant was active at the earn, team rows on the community and its
-    ancestors; periods from ``rankings.period_keys`` (Asia/Shanghai); ``reached_at`` =
-    the latest earn; score buckets of member rows with points > 0. ``tests/bench``
-    checks them against ``rebuild()`` and against the replay through the services.
-
-    Earns are first summed per (member, community, grid, local month) -- one dict
-    update per earn -- and only those sums are spread over areas and periods."""
-    month_keys: dict[tuple, tuple] = {}
-    m_agg: dict[tuple, list] = {}
-    t_agg: dict[tuple, list] = {}
-    grid_of, revoked_at = p.grid_of, p.revoked_at
-    for at, u, cid, _dlv, project, minutes, pts in earns:
-        hk = (at.year, at.month, at.day, at.hour)  # whole-hour offsets: same local month
-        keys = month_keys.get(hk)
-        if keys is None:
-            keys = month_keys[hk] = tuple(rankings.period_keys(at, rankings.DEFAULT_TIMEZONE))
-        grid = grid_of.get(u)
-        if grid is not None and (u in revoked_at and revoked_at[u] <= at):
-            grid = None
-        for agg, key in ((m_agg, (u, cid, grid, keys)), (t_agg, (project, cid, keys))):
-            row = agg.get(key)
-            if row is None:
-                agg[key] = [pts, minutes, at]
-            else:
-                row[0] += pts
-                row[1] += minutes
-                if at > row[2]:
-                    row[2] = at
-    members: dict[tuple, list] = {}
-    teams: dict[tuple, list] = {}
-
-    def spread(target: dict, areas: Any, keys: tuple, who: int, v: list) -> None:
-        for a in areas:
-            for k in keys:
-                key = (a, k, who)
-                row = target.get(key)
-                if row is None:
-                    target[key] = v[:]
-                else:
-                    row[0] += v[0]
-                    row[1] += v[1]
-                    if v[2] > row[2]:
-                        row[2] = v[2]
-
-    anc = p.ancestors
-    for (u, cid, grid, keys), v in m_agg.items():
-        spread(members, anc[cid] + ((grid,) if grid is not None else ()), keys, u, v)
-    for (project, cid, keys), v in t_agg.items():
-        spread(teams, anc[cid], keys, project, v)
-    buckets: dict[tuple, int] = {}
-    for (a, k, _u), (pts, _m, _at) in members.items():
-        if pts > 0:
-            buckets[(a, k, pts)] = buckets.get((a, k, pts), 0) + 1
-    return (
-        [(*k, *v) for k, v in members.items()],
-        [(*k, *v) for k, v in teams.items()],
-        [(*k, n) for k, n in buckets.items()],
+def _create_stage(conn: Any) -> None:
+    """The per-window member rollup sums (one row per member, community, grid, local
+    month and window): a temporary table, gone with the connection."""
+    ts = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TEXT"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {STAGE} (user_id INTEGER NOT NULL, district_id INTEGER NOT NULL,"
+        " street_id INTEGER NOT NULL, community_id INTEGER NOT NULL, grid_id INTEGER,"
+        " y VARCHAR(7) NOT NULL, q VARCHAR(7) NOT NULL, m VARCHAR(7) NOT NULL,"
+        f" points BIGINT NOT NULL, minutes BIGINT NOT NULL, reached_at {ts} NOT NULL)"
     )
 
 
-def write_rollups(conn: Any, p: Plan, earns: list[tuple]) -> dict[str, int]:
-    m, t, b = rollups(p, earns)
-    cols = ["area_id", "period_key", "user_id", "points", "minutes", "reached_at"]
-    bulk(conn, "ranking_members", cols, m, len(m))
-    cols[2] = "project_id"
-    bulk(conn, "ranking_teams", cols, t, len(t))
-    bulk(conn, "ranking_score_counts", ["area_id", "period_key", "points", "members"], b, len(b))
-    return {"members": len(m), "teams": len(t), "buckets": len(b)}
+def write_rollups(conn: Any, out: Writer, p: Plan, sim: dict[str, Any]) -> dict[str, int]:
+    """Write the ranking rollups exactly as ``rankings.rebuild()`` computes them: member
+    rows on the community, its ancestors and the member's grid while the grid grant
+    was active at the earn, team rows on the community and its ancestors; periods from
+    ``rankings.period_keys`` (Asia/Shanghai: all, year, quarter, month); ``reached_at``
+    = the latest earn; score buckets of member rows with points > 0.
+
+    Member rows: the staged per-window sums are summed per month (``{STAGE}_m``), then
+    ``INSERT … SELECT … GROUP BY`` per area level and period (sums and the latest
+    instant compose over months). Team rows (a few per project) from the sums carried
+    in memory. ``tests/bench`` checks them against ``rebuild()`` and the replay."""
+    month = f"{STAGE}_m"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {month} AS SELECT user_id, district_id, street_id,"
+        " community_id, grid_id, y, q, m, SUM(points) AS points, SUM(minutes) AS minutes,"
+        f" MAX(reached_at) AS reached_at FROM {STAGE}"
+        " GROUP BY user_id, district_id, street_id, community_id, grid_id, y, q, m"
+    )
+    conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+    steps = [(a, k) for a in ("district_id", "street_id", "community_id", "grid_id")
+             for k in ("'all'", "y", "q", "m")]  # fmt: skip
+    bar = Progress("ranking_members", len(steps))
+    for area, key in steps:
+        where = " WHERE grid_id IS NOT NULL" if area == "grid_id" else ""
+        group = f"{area}, user_id" if key == "'all'" else f"{area}, {key}, user_id"
+        conn.exec_driver_sql(
+            "INSERT INTO ranking_members (area_id, period_key, user_id, points, minutes,"
+            f" reached_at) SELECT {area}, {key}, user_id, SUM(points), SUM(minutes),"
+            f" MAX(reached_at) FROM {month}{where} GROUP BY {group} ORDER BY {group}"
+        )
+        bar.add(1)
+    bar.finish()
+    conn.exec_driver_sql(f"DROP TABLE {month}")
+    teams: dict[tuple, list] = {}
+    for (project, cid, keys), v in sim["t_agg"].items():
+        for a in p.ancestors[cid]:
+            for k in keys:
+                row = teams.get((a, k, project))
+                if row is None:
+                    teams[(a, k, project)] = v[:]
+                else:
+                    row[0] += v[0]
+                    row[1] += v[1]
+                    row[2] = max(row[2], v[2])
+    ts = out.enc.ts
+    out.write("ranking_teams", _COLS["ranking_teams"],
+              [(a, k, pr, v[0], v[1], ts(v[2])) for (a, k, pr), v in sorted(teams.items())])  # fmt: skip
+    conn.exec_driver_sql(
+        "INSERT INTO ranking_score_counts (area_id, period_key, points, members)"
+        " SELECT area_id, period_key, points, COUNT(*) FROM ranking_members WHERE points > 0"
+        " GROUP BY area_id, period_key, points"
+    )
+    count = {}
+    for name, table in (("members", "ranking_members"), ("teams", "ranking_teams"),
+                        ("buckets", "ranking_score_counts")):  # fmt: skip
+        count[name] = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+    return count
 
 
 # --- the command ------------------------------------------------------------------
@@ -882,10 +1222,14 @@ def _tune(conn: Any) -> None:
         raw.execute("PRAGMA synchronous=OFF")
         raw.execute("PRAGMA journal_mode=MEMORY")
         raw.execute("PRAGMA foreign_keys=OFF")  # consistent by construction; verify checks
+        raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")  # the unique keys' b-trees
+        raw.execute("PRAGMA threads=2")  # sorter threads of CREATE INDEX / GROUP BY
     else:
         with raw.cursor() as cur:
             cur.execute("SET synchronous_commit = off")
-            cur.execute("SET maintenance_work_mem = '256MB'")
+            cur.execute("SET maintenance_work_mem = '512MB'")
+            cur.execute("SET work_mem = '256MB'")
+            cur.execute("SET temp_buffers = '256MB'")
             # No per-row foreign-key triggers during COPY (the rows are consistent by
             # construction; ledger verify and tests/bench check them). Superuser only.
             cur.execute("SET session_replication_role = replica")
@@ -911,37 +1255,58 @@ def _server_cpu(conn: Any) -> float:
     try:
         pid = conn.connection.driver_connection.info.backend_pid
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        import os
-
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return -1.0
 
 
-def write_database(url: str, p: Plan, res: Result) -> dict[str, float]:
-    """Create the schema at ``url`` (dropping existing tables) and write the plan's base
-    rows, the simulated rows and the rollups; return timings."""
+def write_database(url: str, p: Plan, applied: list[tuple] | None = None) -> dict[str, Any]:
+    """Create the schema at ``url`` (dropping existing tables), write the plan's base
+    rows, stream the simulation's rows window by window, then the accounts, rewards,
+    head and rollups; re-create the indexes. Return counts and timings. ``applied``
+    receives the service calls (see :func:`simulate`)."""
+    from volunteer_market.services.redemptions import code_digest, derive_code
+
     timings: dict[str, float] = {}
-    db.drop_all()
-    db.create_all()
     engine = db.engine
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # else DROP TABLE areas fails on its own rows
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        with conn.begin():
+            db.metadata.drop_all(conn)
+        if conn.dialect.name == "sqlite":
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    db.create_all()
     t = time.perf_counter()
     with engine.connect() as conn:
         _tune(conn)
         with conn.begin():
             dropped = _drop_indexes(conn)
-            load_base(conn, p, res)
-            load_result(conn, res)
-            timings["load_s"] = time.perf_counter() - t
+            load_base(conn, p)
+            _create_stage(conn)
+            # SQLite's executemany takes the GIL back after every row: a writer thread
+            # would wait on it (measured slower); COPY's socket writes overlap well.
+            out = Writer(conn, threaded=conn.dialect.name == "postgresql")
+            try:
+                sim = simulate(p, derive_code, code_digest, out, applied)
+                write_final(out, p, sim)
+            finally:
+                out.close()
+            timings["stream_s"] = time.perf_counter() - t
+            timings["stream_write_s"] = out.seconds
             t = time.perf_counter()
-            timings.update(write_rollups(conn, p, res.earns))
+            rollups = write_rollups(conn, out, p, sim)
             timings["rollups_s"] = time.perf_counter() - t
             t = time.perf_counter()
+            bar = Progress("create indexes", len(dropped))
             for index in dropped:
-                sys.stderr.write(f"create index {index.name}\n")
                 index.create(conn)
+                bar.add(1)
+            bar.finish()
             _set_sequences(conn)
             timings["indexes_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+        timings["commit_s"] = time.perf_counter() - t
         _untune(conn)
         timings["server_cpu_s"] = _server_cpu(conn)
     t = time.perf_counter()
@@ -953,47 +1318,42 @@ def write_database(url: str, p: Plan, res: Result) -> dict[str, float]:
     timings["analyze_s"] = time.perf_counter() - t
     db.session.remove()
     engine.dispose()
-    return timings
+    n = sim["counts"]
+    return {
+        "entries": n["entries"],
+        "transactions": n["tx"],
+        "transaction_kinds": {k: n[k] for k in ("earn", "hold", "redeem", "release") if n[k]},
+        "deliveries": n["deliveries"],
+        "settlements": n["settlements"],
+        "ratings": n["ratings"],
+        "redemptions": sim["statuses"],
+        "earners": sum(1 for k in sim["accounts"] if k[0] == "member_available"),
+        "rollups": rollups,
+        "rows_written": out.rows,
+        "timings": timings,
+    }
 
 
 def generate(url: str, members: int, entries: int, seed: int = 7, now: datetime | None = None,
              residents: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Build the data set (see the module docstring); return sizes and timings."""
-    from volunteer_market.services.redemptions import code_digest, derive_code
-
     t0 = time.perf_counter()
     app = make_app(url)
     with app.app_context():
         p = plan(members, entries, residents, seed, now)
         timings: dict[str, float] = {"plan_s": time.perf_counter() - t0}
-        t = time.perf_counter()
-        res = simulate(p, derive_code, code_digest)
-        timings["simulate_s"] = time.perf_counter() - t
-        timings.update(write_database(url, p, res))
-    counts = {k: int(timings.pop(k)) for k in ("members", "teams", "buckets")}
+        info = write_database(url, p)
+    timings.update(info.pop("timings"))
     timings["total_s"] = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     timings["client_cpu_s"] = usage.ru_utime + usage.ru_stime
-    kinds: dict[str, int] = {}
-    for row in res.transactions:
-        kinds[row[1]] = kinds.get(row[1], 0) + 1
-    statuses: dict[str, int] = {}
-    for row in res.redemptions.values():
-        statuses[row[8]] = statuses.get(row[8], 0) + 1
     return {
         "engine": "postgresql" if url.startswith("postgres") else "sqlite",
         "members": members,
         "residents": len(p.users) - members - len(p.communities) - 1,
-        "entries": len(res.entries),
-        "transactions": len(res.transactions),
-        "transaction_kinds": kinds,
-        "deliveries": len(p.deliveries),
-        "settlements": len(res.settlements),
-        "ratings": len(res.ratings),
-        "redemptions": statuses,
-        "earners": sum(1 for k in res.accounts if k[0] == "member_available"),
-        "rollups": counts,
+        **info,
         **{k: round(v, 1) for k, v in timings.items()},
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
     }
 
 
