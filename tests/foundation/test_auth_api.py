@@ -19,7 +19,7 @@ from volunteer_market.extensions import db
 from volunteer_market.models import ApiToken, AuditEntry, User
 from volunteer_market.services import auth as auth_service
 
-from ..conftest import csrf_token
+from ..conftest import csrf_token, login
 from ..factories import PASSWORD, bearer
 from .conftest import count_rows, fresh_session
 
@@ -374,3 +374,56 @@ def r_keys(prefix: str) -> list:
     import redis
 
     return list(redis.Redis.from_url("redis://127.0.0.1:6379").scan_iter(f"*{prefix}*"))
+
+
+# --- the current-password check of /profile shares the login counters ------------------------
+
+
+def _change_password(client, old: str):
+    return client.post(
+        "/profile",
+        data={
+            "action": "password",
+            "old_password": old,
+            "new_password": "a-new-password",
+            "csrf_token": csrf_token(client, "/profile"),
+        },
+    )
+
+
+def test_profile_password_guesses_are_throttled_with_logins(client, world):
+    login(client, "member_a")
+    before = count_rows("users")
+    hash_before = db.session.get(User, world.member_a.id).password_hash
+    for _ in range(3):
+        assert _change_password(client, "wrong").status_code == 422
+    # Locked out: even the right current password is refused, and nothing changes.
+    resp = _change_password(client, PASSWORD)
+    assert resp.status_code == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    fresh_session()
+    assert db.session.get(User, world.member_a.id).password_hash == hash_before
+    assert count_rows("users") == before
+    # The same account is locked at the login form and the token endpoint too.
+    _assert_429(_post_token(client, "member_a", PASSWORD, environ_base={"REMOTE_ADDR": "10.9.9.9"}))
+    # Another account from another address is not.
+    assert (
+        _post_token(client, "member_a2", PASSWORD, environ_base={"REMOTE_ADDR": "10.9.9.8"})
+    ).status_code == 201
+
+
+def test_profile_other_actions_do_not_count(client, world):
+    login(client, "member_a")
+    for locale in ("en", "zh_CN", "en", "zh_CN"):
+        resp = client.post(
+            "/profile",
+            data={
+                "action": "language",
+                "locale": locale,
+                "csrf_token": csrf_token(client, "/profile"),
+            },
+        )
+        assert resp.status_code == 302
+    assert client.get("/profile").status_code == 200
+    # A right current password changes it (and signs out), not counted either.
+    assert _change_password(client, PASSWORD).status_code == 302

@@ -10,6 +10,7 @@ from ..database import atomic
 from ..services import passwords
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
+from .throttle import mark_login_failed, password_check_throttle
 
 bp = Blueprint("web_main", __name__)
 
@@ -23,6 +24,7 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
+@password_check_throttle
 def profile():  # type: ignore[no-untyped-def]
     """Show my profile; on POST change my language or password."""
     errors: dict[str, list[str]] = {}
@@ -42,6 +44,7 @@ def profile():  # type: ignore[no-untyped-def]
             old = request.form.get("old_password", "")
             new = request.form.get("new_password", "")
             if not passwords.verify_password(current_user.password_hash, old):
+                mark_login_failed()  # counts with failed logins (throttle.py)
                 errors["old_password"] = [_("原密码不正确。")]
             else:
                 try:
