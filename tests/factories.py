@@ -363,3 +363,14 @@ def insert_approved_project(community_id: int, owner_id: int, *, title: str) -> 
         db.session.add(project)
         db.session.flush()
         return project.id
+
+
+def verified() -> None:
+    """Assert that every ledger invariant (every registered ``ledger verify`` check) holds,
+    on a fresh read (the session's transaction is ended first)."""
+    from volunteer_market.extensions import db
+    from volunteer_market.services import ledger_verify
+
+    db.session.rollback()
+    found = ledger_verify.verify_all()
+    assert found == [], [str(v) for v in found]

@@ -58,7 +58,14 @@ from volunteer_market.extensions import db
 from volunteer_market.models import LedgerTransaction, Redemption
 from volunteer_market.services import ledger_verify, redemptions
 
-from ..factories import give_points, insert_approved_project, make_reward, points_of, redeem
+from ..factories import (
+    give_points,
+    insert_approved_project,
+    make_reward,
+    points_of,
+    redeem,
+    verified,
+)
 from .crash_writer import (
     APPLICATION_NAME,
     BETWEEN,
@@ -306,9 +313,7 @@ def test_sigkilled_writers_leave_a_consistent_database(app, world, database_url,
 
     storage = _check_storage(database_url)
 
-    db.session.rollback()
-    found = ledger_verify.verify_all()
-    assert found == [], [str(v) for v in found]
+    verified()
 
     confirmed = _confirmed(work)
     intents = _intents(work)
@@ -379,9 +384,7 @@ def test_sigkilled_writers_leave_a_consistent_database(app, world, database_url,
     assert (
         db.session.execute(sa.select(sa.func.count(LedgerTransaction.id))).scalar_one() == total + 2
     )
-    db.session.rollback()
-    found = ledger_verify.verify_all()
-    assert found == [], [str(v) for v in found]
+    verified()
 
     print(  # noqa: T201 - the figures of the run (pytest -s)
         f"\ncrash[{db.engine.dialect.name}]: {figures['kills']} SIGKILLs over "
