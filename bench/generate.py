@@ -1158,7 +1158,8 @@ def write_rollups(conn: Any, out: Writer, p: Plan, sim: dict[str, Any]) -> dict[
     rows on the community, its ancestors and the member's grid while the grid grant
     was active at the earn, team rows on the community and its ancestors; periods from
     ``rankings.period_keys`` (Asia/Shanghai: all, year, quarter, month); ``reached_at``
-    = the latest earn; score buckets of member rows with points > 0.
+    = the latest earn; ``eligible`` false on excluded members' rows
+    (``rankings.MARK_EXCLUDED_SQL``); score buckets of eligible rows with points > 0.
 
     Member rows: the staged per-window sums are summed per month (``{STAGE}_m``), then
     ``INSERT … SELECT … GROUP BY`` per area level and period (sums and the latest
@@ -1200,10 +1201,13 @@ def write_rollups(conn: Any, out: Writer, p: Plan, sim: dict[str, Any]) -> dict[
     ts = out.enc.ts
     out.write("ranking_teams", _COLS["ranking_teams"],
               [(a, k, pr, v[0], v[1], ts(v[2])) for (a, k, pr), v in sorted(teams.items())])  # fmt: skip
+    # Excluded members' rows (suspended, or member role ended there): eligible false,
+    # as the postings set it (the state never changes during the simulated history).
+    conn.execute(sa.text(rankings.MARK_EXCLUDED_SQL))
     conn.exec_driver_sql(
         "INSERT INTO ranking_score_counts (area_id, period_key, points, members)"
-        " SELECT area_id, period_key, points, COUNT(*) FROM ranking_members WHERE points > 0"
-        " GROUP BY area_id, period_key, points"
+        " SELECT area_id, period_key, points, COUNT(*) FROM ranking_members"
+        " WHERE points > 0 AND eligible GROUP BY area_id, period_key, points"
     )
     count = {}
     for name, table in (("members", "ranking_members"), ("teams", "ranking_teams"),

@@ -80,3 +80,41 @@ def test_upgrade_installs_the_append_only_ledger_triggers(empty_app):
             ).scalars()
         tables = set(rows)
     assert tables == {"ledger_transactions", "ledger_entries"}
+
+
+def test_0004_flags_excluded_rows_as_the_services_do(empty_app):
+    """Migration 0004 computes ``ranking_members.eligible`` and the buckets from the
+    data as the services maintain them: services build rollups with a suspended member
+    and an ended grant, 0004 is undone and redone, and every rollup row is the same."""
+    from volunteer_market.database import atomic
+    from volunteer_market.models import Role, RoleGrant, User
+    from volunteer_market.services import users as user_service
+
+    from .factories import build_world
+    from .rankings.conftest import earn, rollups
+
+    upgrade()
+    w = build_world()
+    earn(w.member_a, w.community_a, 30)
+    earn(w.member_a2, w.community_a, 20)
+    earn(w.member_c, w.community_c, 10)
+    with atomic():
+        db.session.get(User, w.member_a2.id).is_active = False
+        grant = db.session.scalars(
+            sa.select(RoleGrant).where(
+                RoleGrant.user_id == w.member_c.id, RoleGrant.role == Role.MEMBER
+            )
+        ).one()
+        user_service.revoke_role(None, grant)
+    before = rollups()
+    excluded = {(r[0], r[2]) for r in before["ranking_members"] if not r[-1]}
+    assert {u for _a, u in excluded} == {w.member_a2.id, w.member_c.id}
+    downgrade(revision="0003")
+    with db.engine.connect() as conn:  # 0003 counts every member in the buckets
+        counted = conn.execute(
+            sa.text("select members from ranking_score_counts where area_id = :a and points = 20"),
+            {"a": w.community_a.id},
+        ).all()
+    assert counted and all(n == 1 for (n,) in counted)
+    upgrade()
+    assert rollups() == before

@@ -53,6 +53,12 @@ class RankingMember(Model):
     #: Time of the last posting that changed ``points`` (the latest contributing
     #: transaction's ``created_at``): who reached a tied total first ranks first.
     reached_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: False while the member is excluded from this area's boards: suspended, or their
+    #: member role there has ended (``services.rankings`` keeps it current: the
+    #: posting that creates the row sets it, and a change of ``users.is_active`` or of
+    #: a member grant refreshes the member's rows in the same transaction). Excluded
+    #: rows are not counted in the score buckets.
+    eligible: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
 
 
 #: Top-N in display order (points desc, reached first, user id) with the row data
@@ -75,7 +81,7 @@ sa.Index(
 
 
 class RankingScoreCount(Model):
-    """How many members of an area have exactly ``points`` (> 0) in a period."""
+    """How many eligible members of an area have exactly ``points`` (> 0) in a period."""
 
     __tablename__ = "ranking_score_counts"
     __table_args__ = (
@@ -170,12 +176,13 @@ class RankingSettings(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# --- indexes the read-time exclusions need on other aggregates' tables -----------------
-#: Suspended users are few: found through this index, never by scanning users.
+# --- indexes on other aggregates' tables for the exclusions -----------------------------
+#: Suspended users are few: found through this index, never by scanning users (the
+#: flags' migration 0004, the generator, ``ledger verify``).
 sa.Index("ix_users_is_active", User.is_active)
-#: Ended grants of an area by role (partial: only revoked grants; covering: the
-#: exclusion look-up of a district reads these few index entries, never the grants'
-#: table rows). Migration 0003 replaced ``ix_role_grants_area_role_revoked`` with it.
+#: Ended grants of an area by role (partial: only revoked grants; covering). Migration
+#: 0003 replaced ``ix_role_grants_area_role_revoked`` with it for the read-time
+#: exclusion look-up that migration 0004 replaced by ``RankingMember.eligible``.
 sa.Index(
     "ix_role_grants_ended",
     RoleGrant.area_id,

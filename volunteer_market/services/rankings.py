@@ -25,15 +25,19 @@ earn subtracts them. Rows touched, per posting:
 :func:`rebuild` recomputes every rollup from the ledger in member-id chunks and
 :func:`first_mismatch` (``ledger verify``) compares them with a fresh recomputation.
 
-Reading. A ranking reads only rollups, settings, users and role grants:
+Eligibility. Each member row carries ``eligible``: False while the member is
+suspended or their member role there has ended (a revoked member grant on the area's
+subtree or ancestors and no active one there, :meth:`MemberState.eligible_in`). The
+score buckets count eligible rows only. The posting that creates a row sets the flag
+from the member's current state; a change of ``users.is_active`` or of a role grant
+is noticed by a session hook, and :func:`refresh_eligibility` flips that member's
+rows and moves them out of (or back into) the buckets in the same transaction.
 
-* eligible members of area X: ``users.is_active`` and not "ended there" (a revoked
-  member grant on X's subtree or ancestors and no active one there). The ineligible
-  rows of (X, period) are found from the few suspended users and ended grants
-  (indexed) and subtracted; the page query skips them with ``NOT IN``;
+Reading. A ranking reads only rollups, settings and users:
+
 * the page walks ``ix_ranking_members_top`` (points desc, reached_at, user id) with
-  LIMIT/OFFSET; rank = 1 + eligible rows with more points = the score buckets above
-  minus the ineligible rows above (standard competition ranking 1, 2, 2, 4);
+  LIMIT/OFFSET, skipping ineligible rows; rank = 1 + the score buckets above
+  (standard competition ranking 1, 2, 2, 4); total = the buckets above 0;
 * ``me`` is a primary-key lookup plus the same bucket sum, on or off the page.
 
 No caching: every read is a few index range scans, exact at the moment of reading.
@@ -42,7 +46,6 @@ No caching: every read is a few index range scans, exact at the moment of readin
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections import defaultdict
@@ -53,7 +56,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from flask import has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
 
 from ..database import frozen, frozen_violation, writing
@@ -168,42 +173,122 @@ class Contribution:
     grid_ids: tuple[int, ...]
     timezone: str
     project_id: int | None
+    #: Areas (of ``area_ids`` and ``grid_ids``) where the member is excluded *now*: a
+    #: row this contribution creates there starts with ``eligible`` False.
+    ineligible: frozenset[int] = frozenset()
 
 
 def _member_points(legs: Iterable[tuple[LedgerAccount, int]]) -> int:
     return sum(amount for account, amount in legs if account.kind == AccountKind.MEMBER_AVAILABLE)
 
 
-#: The grids of a community where a member held a member grant at a moment (built
-#: once with bound parameters: compiled once, then served from SQLAlchemy's cache).
-_GRIDS_AT = (
-    sa.select(RoleGrant.area_id)
-    .join(Area, Area.id == RoleGrant.area_id)
-    .where(
-        RoleGrant.user_id == sa.bindparam("member_id"),
-        RoleGrant.role == Role.MEMBER,
-        Area.parent_id == sa.bindparam("community_id"),
-        Area.kind == AreaKind.GRID,
-        RoleGrant.granted_at <= sa.bindparam("at", type_=UTCDateTime()),
-        sa.or_(
-            RoleGrant.revoked_at.is_(None),
-            RoleGrant.revoked_at > sa.bindparam("at", type_=UTCDateTime()),
-        ),
+@dataclass(frozen=True)
+class MemberGrant:
+    area_id: int
+    path: str
+    parent_id: int | None
+    kind: AreaKind
+    granted_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """What the rankings need of a member: suspended or not, and their member grants."""
+
+    active: bool
+    grants: tuple[MemberGrant, ...] = ()
+
+    def eligible_in(self, path: str) -> bool:
+        """May the member be ranked on the boards of the area at ``path``?
+
+        No if suspended, or if their member role there has ended: an ended member
+        grant on the area's subtree or on an ancestor, and no active one there (a
+        member who moved from community A to C stays ranked in the district over
+        both, but not in A or A's street unless C is in it)."""
+        if not self.active:
+            return False
+        related = [g for g in self.grants if g.path.startswith(path) or path.startswith(g.path)]
+        ended = any(g.revoked_at is not None for g in related)
+        return not ended or any(g.revoked_at is None for g in related)
+
+    def grids_at(self, community_id: int, at: datetime) -> tuple[int, ...]:
+        """The grids of the community where the member held a member grant at ``at``."""
+        return tuple(
+            sorted(
+                {
+                    g.area_id
+                    for g in self.grants
+                    if g.kind == AreaKind.GRID
+                    and g.parent_id == community_id
+                    and g.granted_at <= at
+                    and (g.revoked_at is None or g.revoked_at > at)
+                }
+            )
+        )
+
+
+@functools.cache
+def _member_states_statement() -> sa.Select[Any]:
+    """Users (``ids``, expanding) with each of their member grants and its area."""
+    users, grants, areas = User.__table__, RoleGrant.__table__, Area.__table__
+    granted = grants.join(areas, areas.c.id == grants.c.area_id)
+    return (
+        sa.select(
+            users.c.id,
+            users.c.is_active,
+            grants.c.area_id,
+            areas.c.path,
+            areas.c.parent_id,
+            areas.c.kind,
+            grants.c.granted_at,
+            grants.c.revoked_at,
+        )
+        .select_from(
+            users.outerjoin(
+                granted, sa.and_(grants.c.user_id == users.c.id, grants.c.role == Role.MEMBER)
+            )
+        )
+        .where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
     )
-    .distinct()
-)
+
+
+def member_states(user_ids: Iterable[int]) -> dict[int, MemberState]:
+    """Return ``{user_id: MemberState}`` for existing users among ``user_ids`` (one query)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    active: dict[int, bool] = {}
+    grants: dict[int, list[MemberGrant]] = defaultdict(list)
+    for r in db.session.connection().execute(_member_states_statement(), {"ids": ids}):
+        active[r.id] = bool(r.is_active)
+        if r.area_id is not None:
+            grants[r.id].append(
+                MemberGrant(
+                    r.area_id,
+                    r.path,
+                    r.parent_id,
+                    AreaKind(r.kind),
+                    r.granted_at,
+                    r.revoked_at,
+                )
+            )
+    return {u: MemberState(a, tuple(grants.get(u, ()))) for u, a in active.items()}
+
+
+def _area_paths(community: Area, grid_ids: Iterable[int]) -> dict[int, str]:
+    """Paths of the community's ancestors (inclusive) and of its grids ``grid_ids``."""
+    ids = community.ancestor_ids()
+    paths = {a: "/" + "/".join(map(str, ids[: i + 1])) + "/" for i, a in enumerate(ids)}
+    for g in grid_ids:
+        paths[g] = f"{community.path}{g}/"
+    return paths
+
+
 _EARN_OF = sa.select(LedgerTransaction.kind, LedgerTransaction.created_at).where(
     LedgerTransaction.id == sa.bindparam("tx_id")
 )
 _PROJECT_OF = sa.select(Delivery.project_id).where(Delivery.id == sa.bindparam("delivery_id"))
-
-
-def _grid_ids(member_id: int, community_id: int, at: datetime) -> tuple[int, ...]:
-    """Return the grids of the community where the member held a member grant at ``at``."""
-    rows = db.session.execute(
-        _GRIDS_AT, {"member_id": member_id, "community_id": community_id, "at": at}
-    ).scalars()
-    return tuple(sorted(rows))
 
 
 def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, int]]):
@@ -228,10 +313,9 @@ def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, i
     community = db.session.get(Area, tx.community_id)
     if community is None:
         return None
+    state = member_states([tx.member_id]).get(tx.member_id, MemberState(active=False))
     grids = (
-        _grid_ids(tx.member_id, community.id, effective_at)
-        if community.kind == AreaKind.COMMUNITY
-        else ()
+        state.grids_at(community.id, effective_at) if community.kind == AreaKind.COMMUNITY else ()
     )
     project_id = None
     if tx.delivery_id is not None:
@@ -253,6 +337,9 @@ def contribution_of(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, i
         grid_ids=grids,
         timezone=community.timezone,
         project_id=project_id,
+        ineligible=frozenset(
+            a for a, path in _area_paths(community, grids).items() if not state.eligible_in(path)
+        ),
     )
 
 
@@ -294,7 +381,9 @@ def apply(c: Contribution) -> None:
     if c.points != 0:  # a minutes-only change leaves every member in its bucket
         inc: list[tuple[int, str, int]] = []
         dec: list[tuple[int, str, int]] = []
-        for area_id, key, new in changed:
+        for area_id, key, new, eligible in changed:
+            if not eligible:  # the buckets count eligible members only
+                continue
             new = int(new)
             old = new - c.points
             if old > 0:
@@ -348,7 +437,7 @@ def _statement(dialect: str, name: str) -> Any:
                 "minutes": cols.minutes + ins.excluded.minutes,
                 "reached_at": _later(cols.reached_at, ins.excluded.reached_at),
             },
-        ).returning(cols.area_id, cols.period_key, cols.points)
+        ).returning(cols.area_id, cols.period_key, cols.points, *_flag(cols))
     return (
         table.update()
         .where(
@@ -361,8 +450,13 @@ def _statement(dialect: str, name: str) -> Any:
             minutes=cols.minutes + sa.bindparam("d_minutes", type_=sa.Integer()),
             reached_at=_later(cols.reached_at, sa.bindparam("posted_at", type_=UTCDateTime())),
         )
-        .returning(cols.area_id, cols.period_key, cols.points)
+        .returning(cols.area_id, cols.period_key, cols.points, *_flag(cols))
     )
+
+
+def _flag(cols: Any) -> list[Any]:
+    """``eligible`` of member rows (team rows have no exclusions: always true)."""
+    return [cols.eligible] if "eligible" in cols else [sa.true()]
 
 
 def _stmt(name: str) -> Any:
@@ -371,7 +465,9 @@ def _stmt(name: str) -> Any:
 
 def _add_or_subtract(kind: str, keys: list[tuple[int, str, int]], c: Contribution) -> list[Any]:
     """Apply ``c``'s points and minutes to the rows ``keys`` of a rollup table
-    (``kind`` member or team); return ``[(area_id, period_key, new points)]``."""
+    (``kind`` member or team); return ``[(area_id, period_key, new points, eligible)]``.
+    A member row created here gets ``eligible`` from ``c.ineligible``; an existing
+    row keeps its flag (kept current by :func:`refresh_eligibility`)."""
     table, owner = _ROLLUPS[kind]
     if c.points >= 0 and c.minutes >= 0:
         rows = [
@@ -382,6 +478,7 @@ def _add_or_subtract(kind: str, keys: list[tuple[int, str, int]], c: Contributio
                 "points": c.points,
                 "minutes": c.minutes,
                 "reached_at": c.posted_at,
+                **({"eligible": a not in c.ineligible} if kind == "member" else {}),
             }
             for a, k, o in keys
         ]
@@ -426,6 +523,140 @@ def _move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int
         )
 
 
+# --- eligibility flags ----------------------------------------------------------------
+
+
+@functools.cache
+def _member_areas_statement() -> sa.Select[Any]:
+    """The (user, area, flag) combinations of the member rows of users ``ids``."""
+    areas = Area.__table__
+    return (
+        sa.select(_rm.c.user_id, _rm.c.area_id, areas.c.path, _rm.c.eligible)
+        .select_from(_rm.join(areas, areas.c.id == _rm.c.area_id))
+        .where(_rm.c.user_id.in_(sa.bindparam("ids", expanding=True)))
+        .distinct()
+    )
+
+
+@functools.cache
+def _flag_update() -> Any:
+    p = sa.bindparam
+    return (
+        _rm.update()
+        .where(_rm.c.user_id == p("b_user_id"), _rm.c.area_id == p("b_area_id"))
+        .where(_rm.c.eligible == p("was", type_=sa.Boolean()))
+        .values(eligible=p("now", type_=sa.Boolean()))
+        .returning(_rm.c.area_id, _rm.c.period_key, _rm.c.points)
+    )
+
+
+#: The bulk form of :meth:`MemberState.eligible_in` over the whole table, for bulk
+#: loads (``bench.generate``) that write member rows in SQL: rows whose member is
+#: suspended, or holds an ended member grant on an area related to the row's area
+#: (its subtree or an ancestor) and no active one there. Migration 0004 holds a copy.
+MARK_EXCLUDED_SQL = """
+UPDATE ranking_members SET eligible = false
+WHERE user_id IN (SELECT id FROM users WHERE is_active = false)
+   OR (user_id IN (SELECT user_id FROM role_grants
+                   WHERE role = 'member' AND revoked_at IS NOT NULL)
+       AND EXISTS (
+           SELECT 1 FROM role_grants g, areas ga, areas x
+           WHERE g.user_id = ranking_members.user_id AND g.role = 'member'
+             AND g.revoked_at IS NOT NULL AND ga.id = g.area_id
+             AND x.id = ranking_members.area_id
+             AND (ga.path LIKE x.path || '%' OR x.path LIKE ga.path || '%'))
+       AND NOT EXISTS (
+           SELECT 1 FROM role_grants g, areas ga, areas x
+           WHERE g.user_id = ranking_members.user_id AND g.role = 'member'
+             AND g.revoked_at IS NULL AND ga.id = g.area_id
+             AND x.id = ranking_members.area_id
+             AND (ga.path LIKE x.path || '%' OR x.path LIKE ga.path || '%')))
+"""
+
+
+def refresh_eligibility(user_ids: Iterable[int]) -> int:
+    """Set ``eligible`` on every member row of ``user_ids`` from their current state
+    (:meth:`MemberState.eligible_in`) and move the rows whose flag changes into or out
+    of the score buckets; return the number of rows changed.
+
+    Called by the session hook below whenever ``users.is_active`` or a role grant
+    changes, in the same transaction. Inside ``atomic()`` it first takes the ledger
+    head lock (lock order: head, rollups), so a concurrent posting either finished
+    before (its rows are seen and fixed here) or starts after (it reads the new state).
+    """
+    from .ledger import lock_head
+
+    ids = sorted(set(user_ids))
+    if not ids:
+        return 0
+    if writing():
+        lock_head()
+    conn = db.session.connection()
+    rows = conn.execute(_member_areas_statement(), {"ids": ids}).all()
+    if not rows:
+        return 0
+    states = member_states(ids)
+    inc: list[tuple[int, str, int]] = []
+    dec: list[tuple[int, str, int]] = []
+    changed = 0
+    for r in rows:
+        state = states.get(r.user_id, MemberState(active=False))
+        now = state.eligible_in(r.path)
+        if now == bool(r.eligible):
+            continue
+        for area_id, key, points in conn.execute(
+            _flag_update(),
+            {
+                "b_user_id": r.user_id,
+                "b_area_id": r.area_id,
+                "was": bool(r.eligible),
+                "now": now,
+            },
+        ):
+            changed += 1
+            if points > 0:
+                (inc if now else dec).append((area_id, key, int(points)))
+    _move_buckets(inc, dec)
+    return changed
+
+
+_PENDING = "rankings.eligibility_pending"
+
+
+def _our_session(session: Session) -> bool:
+    return has_app_context() and session is db.session()
+
+
+@event.listens_for(Session, "before_flush")
+def _note_eligibility_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """Remember the users whose ``is_active`` or role grants this flush changes."""
+    if not _our_session(session):
+        return
+    users: set[int] = set()
+    for obj in session.dirty:
+        if isinstance(obj, User) and sa.inspect(obj).attrs.is_active.history.has_changes():
+            users.add(obj.id)
+        elif isinstance(obj, RoleGrant) and session.is_modified(obj):
+            users.add(obj.user_id)
+    for obj in session.new:
+        if isinstance(obj, RoleGrant):
+            user = obj.__dict__.get("user")  # never a lazy load inside a flush
+            uid = obj.user_id if obj.user_id is not None else getattr(user, "id", None)
+            if uid is not None:
+                users.add(uid)
+    if users:
+        session.info.setdefault(_PENDING, set()).update(users)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _refresh_noted(session: Session, _context: Any) -> None:
+    """Refresh the flags of the users noted above, in the flush's transaction."""
+    users = session.info.pop(_PENDING, None)
+    if users and _our_session(session):
+        with session.no_autoflush:
+            refresh_eligibility(users)
+
+
 # --- rebuild and verify: recomputation from the ledger -----------------------------------
 
 Totals = dict[tuple[int, str, int], list[Any]]  # key -> [points, minutes, reached_at]
@@ -452,8 +683,8 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
 
 
 @functools.cache
-def _contribution_statements() -> tuple[sa.Select[Any], sa.Select[Any]]:
-    """The two statements of :func:`_contributions` (built once; ids are expanding)."""
+def _contribution_statement() -> sa.Select[Any]:
+    """The earns statement of :func:`_contributions` (built once; ids are expanding)."""
     ids = sa.bindparam("ids", expanding=True)
     t = LedgerTransaction
     o = aliased(LedgerTransaction)
@@ -491,32 +722,14 @@ def _contribution_statements() -> tuple[sa.Select[Any], sa.Select[Any]]:
         )
         .order_by(t.member_id, t.id)
     )
-    grid_grants = (
-        sa.select(
-            RoleGrant.user_id,
-            RoleGrant.area_id,
-            Area.parent_id,
-            RoleGrant.granted_at,
-            RoleGrant.revoked_at,
-        )
-        .join(Area, Area.id == RoleGrant.area_id)
-        .where(
-            RoleGrant.user_id.in_(ids),
-            RoleGrant.role == Role.MEMBER,
-            Area.kind == AreaKind.GRID,
-        )
-    )
-    return earns, grid_grants
+    return earns
 
 
-def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
-    """Yield the contributions of the given members' earns and reversals of earns."""
-    earns, grid_grants = _contribution_statements()
+def _contributions(member_ids: list[int], states: dict[int, MemberState]) -> Iterator[Contribution]:
+    """Yield the contributions of the given members' earns and reversals of earns
+    (``states``: :func:`member_states` of the members, for their grid grants)."""
     conn = db.session.connection()
-    grants: dict[int, list[Any]] = defaultdict(list)
-    for g in conn.execute(grid_grants, {"ids": member_ids}):
-        grants[g.user_id].append(g)
-    for r in conn.execute(earns, {"ids": member_ids}):
+    for r in conn.execute(_contribution_statement(), {"ids": member_ids}):
         reverse = r.kind == TransactionKind.REVERSE
         effective_at = r.original_at if reverse else r.created_at
         minutes = -(r.minutes or 0) if reverse else (r.minutes or 0)
@@ -524,17 +737,8 @@ def _contributions(member_ids: list[int]) -> Iterator[Contribution]:
             continue
         grids: tuple[int, ...] = ()
         if r.area_kind == AreaKind.COMMUNITY:
-            grids = tuple(
-                sorted(
-                    {
-                        g.area_id
-                        for g in grants.get(r.member_id, ())
-                        if g.parent_id == r.community_id
-                        and g.granted_at <= effective_at
-                        and (g.revoked_at is None or g.revoked_at > effective_at)
-                    }
-                )
-            )
+            state = states.get(r.member_id, MemberState(active=False))
+            grids = state.grids_at(r.community_id, effective_at)
         yield Contribution(
             member_id=r.member_id,
             points=int(r.points),
@@ -559,11 +763,21 @@ def _add(totals: Totals, key: tuple[int, str, int], c: Contribution) -> None:
             row[2] = c.posted_at
 
 
-def _recompute(member_ids: list[int], teams: Totals) -> Totals:
-    """Return the member rows of ``member_ids`` recomputed from the ledger; add the
-    team rows of their contributions to ``teams``."""
+def _area_paths_all() -> dict[int, str]:
+    return {int(a): p for a, p in db.session.connection().execute(_AREA_PATHS)}
+
+
+_AREA_PATHS = sa.select(Area.__table__.c.id, Area.__table__.c.path)
+
+
+def _recompute(member_ids: list[int], teams: Totals, paths: dict[int, str]) -> Totals:
+    """Return the member rows of ``member_ids`` recomputed from the ledger, each
+    ``[points, minutes, reached_at, eligible]`` (``eligible`` from the members' current
+    state; ``paths``: every area's path); add the team rows of their contributions to
+    ``teams``."""
     members: Totals = {}
-    for c in _contributions(member_ids):
+    states = member_states(member_ids)
+    for c in _contributions(member_ids, states):
         keys = period_keys(c.effective_at, c.timezone)
         for area_id in {*c.area_ids, *c.grid_ids}:
             for key in keys:
@@ -572,6 +786,9 @@ def _recompute(member_ids: list[int], teams: Totals) -> Totals:
             for area_id in c.area_ids:
                 for key in keys:
                     _add(teams, (area_id, key, c.project_id), c)
+    for (area_id, _key, user_id), row in members.items():
+        state = states.get(user_id, MemberState(active=False))
+        row.append(state.eligible_in(paths[area_id]))
     return members
 
 
@@ -590,6 +807,7 @@ def rebuild() -> dict[str, int]:
         db.session.execute(table.delete())
     teams: Totals = {}
     n_members = 0
+    paths = _area_paths_all()
     for chunk in _chunks(_earner_ids()):
         rows = [
             {
@@ -599,8 +817,9 @@ def rebuild() -> dict[str, int]:
                 "points": v[0],
                 "minutes": v[1],
                 "reached_at": v[2],
+                "eligible": v[3],
             }
-            for (a, k, u), v in sorted(_recompute(chunk, teams).items())
+            for (a, k, u), v in sorted(_recompute(chunk, teams, paths).items())
         ]
         if rows:
             db.session.execute(_rm.insert(), rows)
@@ -622,7 +841,7 @@ def rebuild() -> dict[str, int]:
         _rs.insert().from_select(
             ["area_id", "period_key", "points", "members"],
             sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count())
-            .where(_rm.c.points > 0)
+            .where(_rm.c.points > 0, _rm.c.eligible)
             .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points),
         )
     )
@@ -641,7 +860,8 @@ def _describe(kind: str, key: tuple[int, str, int], expected: Any, actual: Any) 
 def _fmt(v: Any) -> str:
     if v is None:
         return "no row"
-    return f"points={v[0]} minutes={v[1]} reached_at={v[2].isoformat()}"
+    flag = f" eligible={v[3]}" if len(v) > 3 else ""
+    return f"points={v[0]} minutes={v[1]} reached_at={v[2].isoformat()}{flag}"
 
 
 def _compare(kind: str, expected: Totals, actual: Totals) -> str | None:
@@ -683,10 +903,16 @@ def first_mismatch() -> str | None:
     conn = db.session.connection()
     teams: Totals = {}
     earners = _earner_ids()
+    paths = _area_paths_all()
     for chunk in _chunks(earners):
-        expected = _recompute(chunk, teams)
+        expected = _recompute(chunk, teams, paths)
         actual: Totals = {
-            (r.area_id, r.period_key, r.user_id): [int(r.points), int(r.minutes), r.reached_at]
+            (r.area_id, r.period_key, r.user_id): [
+                int(r.points),
+                int(r.minutes),
+                r.reached_at,
+                bool(r.eligible),
+            ]
             for r in conn.execute(_stored_member_rows(), {"ids": chunk})
         }
         found = _compare("member", expected, actual)
@@ -695,7 +921,7 @@ def first_mismatch() -> str | None:
     stray = _stray_member_row.first()
     if stray is not None:
         found_row = conn.execute(
-            sa.select(_rm.c.points, _rm.c.minutes, _rm.c.reached_at).where(
+            sa.select(_rm.c.points, _rm.c.minutes, _rm.c.reached_at, _rm.c.eligible).where(
                 _rm.c.area_id == stray[0], _rm.c.period_key == stray[1], _rm.c.user_id == stray[2]
             )
         ).one()
@@ -718,7 +944,7 @@ def _stored_team_rows() -> sa.Select[Any]:
 def _bucket_rows() -> tuple[sa.Select[Any], sa.Select[Any]]:
     grouped = (
         sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count().label("members"))
-        .where(_rm.c.points > 0)
+        .where(_rm.c.points > 0, _rm.c.eligible)
         .group_by(_rm.c.area_id, _rm.c.period_key, _rm.c.points)
     )
     stored = sa.select(_rs.c.area_id, _rs.c.period_key, _rs.c.points, _rs.c.members)
@@ -843,59 +1069,21 @@ def set_exposure(
 def _reads(dialect: str) -> dict[str, Any]:
     """Build the read statements once per dialect, with scalar bound parameters only.
 
-    No expanding ``IN (...)`` parameter: SQLAlchemy re-renders those per call and the
-    SQL text changes with the list length (no statement cache on either side, and a
-    district bound ~300 area ids). Area subtrees and ancestors come from the
-    materialized path inside the statement (``path LIKE :prefix`` /
-    ``:path LIKE path || '%'``); the few excluded user ids are one parameter
-    (PostgreSQL ``<> ALL(:excluded)``, SQLite ``NOT IN (SELECT value FROM
-    json_each(:excluded))``). Plain Core on tables, so no ORM entity loading.
+    Excluded members' rows carry ``eligible`` False and are not in the score buckets,
+    so a read needs no exclusion list: totals and ranks are bucket sums, and the page
+    walks ``ix_ranking_members_top`` skipping the rare ineligible rows. Ancestors of an
+    area come from the materialized path inside the statement (``:path LIKE path ||
+    '%'``), never an expanding ``IN``. Plain Core on tables, so no ORM entity loading.
     """
     p = sa.bindparam
-    areas, users, grants, settings = (
-        Area.__table__,
-        User.__table__,
-        RoleGrant.__table__,
-        RankingSettings.__table__,
-    )
+    areas, users, settings = Area.__table__, User.__table__, RankingSettings.__table__
     path = p("path", type_=sa.String)
-
-    def related(t: Any) -> Any:
-        # The scope's subtree and its ancestors (a community grant covers its grids);
-        # paths hold digits and slashes only: no LIKE wildcards to escape.
-        return sa.or_(t.c.path.like(p("prefix", type_=sa.String)), path.like(t.c.path + "%"))
-
-    ended_grant = grants.alias("ended_grant")
-    active_grant = grants.alias("active_grant")
-    active_area = areas.alias("active_area")
-    inactive = sa.select(users.c.id).where(users.c.is_active == sa.false())
-    ended = sa.select(ended_grant.c.user_id).where(
-        ended_grant.c.area_id.in_(sa.select(areas.c.id).where(related(areas))),
-        ended_grant.c.role == Role.MEMBER,
-        ended_grant.c.revoked_at.is_not(None),
-        ~sa.exists()
-        .select_from(active_grant.join(active_area, active_area.c.id == active_grant.c.area_id))
-        .where(
-            active_grant.c.user_id == ended_grant.c.user_id,
-            active_grant.c.role == Role.MEMBER,
-            active_grant.c.revoked_at.is_(None),
-            related(active_area),
-        ),
+    eligible = sa.and_(
+        _rm.c.area_id == p("area_id"),
+        _rm.c.period_key == p("period"),
+        _rm.c.points > 0,
+        _rm.c.eligible,
     )
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        # Bound as the array's text ('{1,2}') and cast by the server: psycopg's own
-        # list adaptation costs more client CPU than the whole statement.
-        excluded = sa.cast(p("excluded", type_=sa.String), ARRAY(sa.BigInteger))
-        not_excluded = _rm.c.user_id != sa.all_(excluded)
-    else:
-        listed_ids = sa.func.json_each(p("excluded", type_=sa.String)).table_valued("value")
-        not_excluded = _rm.c.user_id.not_in(sa.select(listed_ids.c.value))
-    on_board = sa.and_(
-        _rm.c.area_id == p("area_id"), _rm.c.period_key == p("period"), _rm.c.points > 0
-    )
-    eligible = sa.and_(on_board, not_excluded)
     display_order = (_rm.c.points.desc(), _rm.c.reached_at, _rm.c.user_id)
     listed = (
         sa.select(
@@ -919,16 +1107,6 @@ def _reads(dialect: str) -> dict[str, Any]:
         )
         .select_from(settings.join(areas, areas.c.id == settings.c.area_id))
         .where(path.like(areas.c.path + "%")),
-        # Ranked rows of (area, period) whose member is excluded: suspended, or whose
-        # member role there has ended. The candidates are the few suspended users and
-        # ended grants (indexed); each is then looked up by the rollup's primary key
-        # (area, period, user) -- never a scan of the board. ``points > 0`` is checked
-        # by the caller, so that no engine plans this as a range over the board.
-        "ineligible": sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes).where(
-            _rm.c.area_id == p("area_id"),
-            _rm.c.period_key == p("period"),
-            _rm.c.user_id.in_(sa.union(inactive, ended)),
-        ),
         "bucket_sum": sa.select(sa.func.coalesce(sa.func.sum(_rs.c.members), 0)).where(
             _rs.c.area_id == p("area_id"),
             _rs.c.period_key == p("period"),
@@ -947,6 +1125,7 @@ def _reads(dialect: str) -> dict[str, Any]:
         "mine": sa.select(
             _rm.c.points,
             _rm.c.minutes,
+            _rm.c.eligible,
             sa.select(sa.func.coalesce(sa.func.sum(_rs.c.members), 0))
             .where(
                 _rs.c.area_id == _rm.c.area_id,
@@ -969,22 +1148,6 @@ def _read(name: str, params: dict[str, Any]) -> sa.CursorResult:
     return conn.execute(_reads(conn.dialect.name)[name], params)
 
 
-def _area_params(area: Area) -> dict[str, Any]:
-    return {"path": area.path, "prefix": f"{area.path}%"}
-
-
-def ineligible(area: Area, period: str) -> dict[int, tuple[int, int]]:
-    """Return ``{user_id: (points, minutes)}`` of the ranked rows of (area, period) whose
-    member is excluded: suspended, or whose member role there has ended (a revoked
-    member grant in the area's subtree or above it, and no active one there).
-
-    One statement that starts from the few suspended users and ended grants (indexed)
-    and probes their rows by primary key, never from the area's members.
-    """
-    rows = _read("ineligible", {"area_id": area.id, "period": period, **_area_params(area)})
-    return {u: (int(p), int(m)) for u, p, m in rows.all() if p > 0}
-
-
 def _bucket_sum(area_id: int, period: str, above: int) -> int:
     """Members of (area, period) with more than ``above`` points (from the buckets)."""
     return int(
@@ -994,32 +1157,19 @@ def _bucket_sum(area_id: int, period: str, above: int) -> int:
 
 @dataclass
 class _Board:
+    """The eligible members of (area, period): counts from the score buckets (which
+    count eligible rows only), rows from ``ix_ranking_members_top``."""
+
     area_id: int
     period: str
-    excluded: dict[int, tuple[int, int]]
-    dialect: str
 
     @functools.cached_property
     def params(self) -> dict[str, Any]:
-        ids = sorted(self.excluded)
-        return {
-            "area_id": self.area_id,
-            "period": self.period,
-            # One parameter, not one per id (see _reads): an array literal on
-            # PostgreSQL, a JSON array on SQLite.
-            "excluded": (
-                "{" + ",".join(map(str, ids)) + "}"
-                if self.dialect == "postgresql"
-                else json.dumps(ids)
-            ),
-        }
+        return {"area_id": self.area_id, "period": self.period}
 
-    def above(self, points: int, base: int | None = None) -> int:
-        """Eligible members with more than ``points`` points (``base``: the bucket sum
-        above ``points``, when already read)."""
-        if base is None:
-            base = _bucket_sum(self.area_id, self.period, max(points, 0))
-        return base - sum(1 for p, _m in self.excluded.values() if p > points)
+    def above(self, points: int) -> int:
+        """Eligible members with more than ``points`` points."""
+        return _bucket_sum(self.area_id, self.period, max(points, 0))
 
     def total(self) -> int:
         return self.above(0)
@@ -1038,9 +1188,7 @@ class _Board:
         return _read("page", params).all()
 
     def mine(self, user_id: int) -> Any:
-        return _read(
-            "mine", {"area_id": self.area_id, "period": self.period, "user_id": user_id}
-        ).first()
+        return _read("mine", {**self.params, "user_id": user_id}).first()
 
 
 def hours(minutes: int) -> float:
@@ -1079,7 +1227,7 @@ def ranking(
     """
     period = parse_period(period)
     page, per_page = _paging(page, per_page)
-    board = _Board(area.id, period, ineligible(area, period), db.engine.dialect.name)
+    board = _Board(area.id, period)
     setting = exposure_for(area)
     mode = Exposure.FULL if sees_full_list(viewer, area) else setting.mode
     total = board.total()
@@ -1119,11 +1267,11 @@ def ranking(
             items = _ranked(rows, offset, board)
 
     me = None
-    if viewer is not None and viewer.id not in board.excluded:
+    if viewer is not None:
         mine = board.mine(viewer.id)
-        if mine is not None and mine.points > 0:
+        if mine is not None and mine.points > 0 and mine.eligible:
             me = {
-                "rank": 1 + board.above(int(mine.points), int(mine.above)),
+                "rank": 1 + int(mine.above),
                 "points": int(mine.points),
                 "hours": hours(int(mine.minutes)),
                 "tier": _tier(int(mine.points), cutoffs) if mode == Exposure.TIERS else None,
@@ -1347,8 +1495,8 @@ def community_table(
     member grants now), active members (eligible, with points in the period), their
     points and hours, per active member, and the share of members active.
 
-    Cost: one grouped pass over the communities' rollup rows and member grants
-    (bounded by members, never by the ledger) plus the exclusion look-up per community.
+    Cost: one grouped pass over the communities' eligible rollup rows and member
+    grants (bounded by members, never by the ledger).
 
     :raises Forbidden: not an officer over the area, its secretary or admin.
     :raises ValidationFailed: bad period or paging; a grid (choose its community).
@@ -1400,7 +1548,12 @@ def community_table(
                     sa.func.sum(_rm.c.points).label("points"),
                     sa.func.sum(_rm.c.minutes).label("minutes"),
                 )
-                .where(_rm.c.area_id.in_(ids), _rm.c.period_key == period, _rm.c.points > 0)
+                .where(
+                    _rm.c.area_id.in_(ids),
+                    _rm.c.period_key == period,
+                    _rm.c.points > 0,
+                    _rm.c.eligible,
+                )
                 .group_by(_rm.c.area_id)
             )
         }
@@ -1411,9 +1564,6 @@ def community_table(
     for c in communities:
         s = sums.get(c.id)
         active, points, minutes = (int(s.n), int(s.points), int(s.minutes)) if s else (0, 0, 0)
-        if s is not None:
-            for p, m in ineligible(c, period).values():
-                active, points, minutes = active - 1, points - p, minutes - m
         n_members = int(members.get(c.id, 0))
         rows.append(
             {
