@@ -7,7 +7,9 @@ rollups exact."""
 
 from __future__ import annotations
 
+import itertools
 import threading
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -178,12 +180,23 @@ def test_rebuild_computes_the_same_flags_and_buckets(world):
     assert rollups() == before
 
 
-def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world):
+def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world, monkeypatch):
     """Four threads post earns for member_a and member_a2 while a fifth suspends and
-    reinstates member_a over and over, each in its own transaction on one database."""
+    reinstates member_a over and over (ending suspended), each in its own transaction
+    on one database. Every posting lands in a new month, so most postings create rows
+    (and read member_a's state to flag them) while the suspensions flip the others."""
     w = world
-    posters, per_thread, toggles = 4, 6, 8
+    posters, per_thread, toggles = 4, 6, 9
     deliveries = bare_deliveries(w.community_a, w.member_a, posters * per_thread)
+    months = itertools.count()
+    lock = threading.Lock()
+
+    def next_month() -> datetime:
+        with lock:
+            n = next(months)
+        return datetime(2020, 1, 15, 4, tzinfo=UTC) + timedelta(days=31 * n)
+
+    monkeypatch.setattr(ledger_service, "utcnow", next_month)
     barrier = threading.Barrier(posters + 1)
     errors: list[BaseException] = []
 
@@ -226,12 +239,12 @@ def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world):
         t.join(120)
         assert not t.is_alive(), "a worker hung"
     assert errors == []
-    # The last toggle reinstated member_a: every row eligible, every point counted.
-    assert set().union(*flags(w.member_a).values()) == {True}
+    # The last toggle suspended member_a: no row of theirs may still count.
+    assert set().union(*flags(w.member_a).values()) == {False}
+    assert ledger_verify.verify() is None
+    assert [i["display_name"] for i in board(w.community_a)["items"]] == ["member_a2"]
+    set_active(w.member_a, True)
     assert ledger_verify.verify() is None
     expected_a = sum(5 + i for i in range(posters) for j in range(per_thread) if j % 2 == 0)
     assert board(w.community_a, viewer=w.member_a)["me"]["points"] == expected_a
-    set_active(w.member_a, False)
-    assert ledger_verify.verify() is None
-    assert [i["display_name"] for i in board(w.community_a)["items"]] == ["member_a2"]
     assert rankings.first_mismatch() is None
