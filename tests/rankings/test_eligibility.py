@@ -248,3 +248,33 @@ def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world, 
     expected_a = sum(5 + i for i in range(posters) for j in range(per_thread) if j % 2 == 0)
     assert board(w.community_a, viewer=w.member_a)["me"]["points"] == expected_a
     assert rankings.first_mismatch() is None
+
+
+def _statements_of_a_ranking(area, viewer) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    db.session.rollback()
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        rankings.ranking(area, "all", viewer=viewer)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    return [s for s in seen if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+
+
+def test_a_read_needs_no_exclusion_look_up(world):
+    """Reads cost the same with or without excluded members: no statement reads the
+    role grants, and the count does not change when members are suspended."""
+    w = world
+    for member, points in ((w.member_a, 30), (w.member_a2, 20), (w.member_a3, 10)):
+        earn(member, w.community_a, points)
+    before = _statements_of_a_ranking(w.district, w.member_a3)
+    set_active(w.member_a, False)
+    revoke_member_grant(w.member_a2, w.community_a)
+    after = _statements_of_a_ranking(w.district, w.member_a3)
+    assert len(after) == len(before) <= 4, after
+    assert not [s for s in before + after if "role_grants" in s]
+    assert standings(w.district, viewer=w.member_a3) == [(1, "member_a3", 10)]
