@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
-from volunteer_market.models import Delivery, Project, utcnow
+from volunteer_market.models import Delivery, Project, Role, RoleGrant, User, utcnow
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import rankings
+from volunteer_market.services import users as user_service
 
 from ..factories import insert_approved_project
 
@@ -130,3 +131,32 @@ def rebuild() -> dict[str, int]:
     db.session.rollback()
     with atomic():
         return rankings.rebuild()
+
+
+def raw(sql: str, **params):
+    """Run SQL behind the services' back (committed at once); rows or the row count."""
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        result = conn.execute(sa.text(sql), params)
+        return result.all() if result.returns_rows else result.rowcount
+
+
+def set_active(user, active: bool) -> None:
+    """Suspend or reinstate by setting the attribute (no service call: the session
+    hook of ``services.rankings`` notices the change)."""
+    with atomic():
+        db.session.get(User, user.id).is_active = active
+
+
+def revoke_member_grant(user, area) -> None:
+    """End the user's active member grant on ``area`` through ``users.revoke_role``."""
+    with atomic():
+        grant = db.session.scalars(
+            sa.select(RoleGrant).where(
+                RoleGrant.user_id == user.id,
+                RoleGrant.area_id == area.id,
+                RoleGrant.role == Role.MEMBER,
+                RoleGrant.revoked_at.is_(None),
+            )
+        ).one()
+        user_service.revoke_role(None, grant)

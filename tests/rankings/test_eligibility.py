@@ -15,25 +15,28 @@ import sqlalchemy as sa
 
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
-from volunteer_market.models import Role, RoleGrant, User
+from volunteer_market.models import Role, User
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import ledger_verify, rankings
 from volunteer_market.services import users as user_service
 
-from .conftest import bare_deliveries, board, earn, rebuild, rollups, standings
-
-
-def _raw(sql: str, **params):
-    db.session.rollback()
-    with db.engine.begin() as conn:
-        result = conn.execute(sa.text(sql), params)
-        return result.all() if result.returns_rows else result.rowcount
+from .conftest import (
+    bare_deliveries,
+    board,
+    earn,
+    raw,
+    rebuild,
+    revoke_member_grant,
+    rollups,
+    set_active,
+    standings,
+)
 
 
 def flags(user) -> dict[int, set[bool]]:
     """``{area_id: {eligible flags of the user's rows there}}``."""
     out: dict[int, set[bool]] = {}
-    for area_id, eligible in _raw(
+    for area_id, eligible in raw(
         "SELECT area_id, eligible FROM ranking_members WHERE user_id = :u", u=user.id
     ):
         out.setdefault(area_id, set()).add(bool(eligible))
@@ -41,7 +44,7 @@ def flags(user) -> dict[int, set[bool]]:
 
 
 def bucket(area, points: int, period: str = "all") -> int:
-    rows = _raw(
+    rows = raw(
         "SELECT members FROM ranking_score_counts"
         " WHERE area_id = :a AND period_key = :p AND points = :n",
         a=area.id,
@@ -49,26 +52,6 @@ def bucket(area, points: int, period: str = "all") -> int:
         n=points,
     )
     return int(rows[0][0]) if rows else 0
-
-
-def set_active(user, active: bool) -> None:
-    """Suspend or reinstate by setting the attribute (no service call: the session
-    hook notices the change)."""
-    with atomic():
-        db.session.get(User, user.id).is_active = active
-
-
-def revoke_member_grant(user, area) -> None:
-    with atomic():
-        grant = db.session.scalars(
-            sa.select(RoleGrant).where(
-                RoleGrant.user_id == user.id,
-                RoleGrant.area_id == area.id,
-                RoleGrant.role == Role.MEMBER,
-                RoleGrant.revoked_at.is_(None),
-            )
-        ).one()
-        user_service.revoke_role(None, grant)
 
 
 def test_suspension_flags_every_row_and_reinstatement_restores_them(world):
@@ -137,7 +120,7 @@ def test_an_earn_of_an_excluded_member_creates_flagged_rows_outside_the_buckets(
 def test_verify_reports_a_wrong_flag_and_rebuild_repairs_it(world):
     w = world
     earn(w.member_a, w.community_a, 30)
-    _raw(
+    raw(
         "UPDATE ranking_members SET eligible = false WHERE user_id = :u AND area_id = :a"
         " AND period_key = 'all'",
         u=w.member_a.id,
@@ -157,7 +140,7 @@ def test_verify_reports_a_bucket_that_counts_an_excluded_member(world):
     earn(w.member_a, w.community_a, 30)
     set_active(w.member_a, False)
     assert ledger_verify.verify() is None
-    _raw(
+    raw(
         "INSERT INTO ranking_score_counts (area_id, period_key, points, members)"
         " VALUES (:a, 'all', 30, 1)",
         a=w.community_a.id,

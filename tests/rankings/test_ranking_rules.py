@@ -9,15 +9,22 @@ from datetime import timedelta
 import pytest
 
 from volunteer_market.database import atomic
-from volunteer_market.extensions import db
-from volunteer_market.models import AccountKind, Role, RoleGrant, TransactionKind
+from volunteer_market.models import AccountKind, Role, TransactionKind
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import rankings
 from volunteer_market.services import users as user_service
 from volunteer_market.services.errors import Forbidden, ValidationFailed
 
 from ..factories import make_user, points_of
-from .conftest import board, earn, local, reverse, standings
+from .conftest import (
+    board,
+    earn,
+    local,
+    reverse,
+    revoke_member_grant,
+    set_active,
+    standings,
+)
 
 
 def test_standard_competition_ranking_and_tie_order(world, clock):
@@ -178,17 +185,12 @@ def test_adjustments_are_not_service_record(world):
     assert standings(w.community_a) == [(1, "member_a2", 5)]
 
 
-def _suspend(user):
-    with atomic():
-        db.session.get(type(user), user.id).is_active = False
-
-
 def test_suspended_members_are_excluded(world):
     w = world
     earn(w.member_a, w.community_a, 30)
     earn(w.member_a2, w.community_a, 20)
     earn(w.member_a3, w.community_a, 10)
-    _suspend(w.member_a)
+    set_active(w.member_a, False)
     result = board(w.community_a, viewer=w.member_a3)
     assert [(i["rank"], i["display_name"]) for i in result["items"]] == [
         (1, "member_a2"),
@@ -199,25 +201,12 @@ def test_suspended_members_are_excluded(world):
     assert board(w.district, viewer=w.member_a3)["me"]["rank"] == 2
 
 
-def _revoke(user, area):
-    with atomic():
-        grant = db.session.scalars(
-            db.select(RoleGrant).where(
-                RoleGrant.user_id == user.id,
-                RoleGrant.area_id == area.id,
-                RoleGrant.role == Role.MEMBER,
-                RoleGrant.revoked_at.is_(None),
-            )
-        ).one()
-        user_service.revoke_role(None, grant)
-
-
 def test_members_whose_role_ended_are_excluded_there(world):
     w = world
     earn(w.member_a, w.community_a, 30)
     earn(w.member_a2, w.community_a, 20)
     earn(w.member_c, w.community_c, 5)
-    _revoke(w.member_a, w.community_a)
+    revoke_member_grant(w.member_a, w.community_a)
     assert standings(w.community_a) == [(1, "member_a2", 20)]
     assert standings(w.street) == [(1, "member_a2", 20)]
     assert board(w.community_a, viewer=w.member_a)["me"] is None

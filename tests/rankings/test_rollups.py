@@ -9,7 +9,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
@@ -18,14 +17,7 @@ from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import ledger_verify, rankings
 
 from ..factories import make_delivery, make_project, make_user
-from .conftest import bare_deliveries, earn, local, rebuild, reverse, rollups
-
-
-def _raw(sql: str, **params):
-    db.session.rollback()
-    with db.engine.begin() as conn:
-        result = conn.execute(sa.text(sql), params)
-        return result.all() if result.returns_rows else result.rowcount
+from .conftest import bare_deliveries, earn, local, raw, rebuild, reverse, rollups
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -83,7 +75,7 @@ def test_verify_reports_a_tampered_rollup_and_rebuild_repairs_it(world, runner):
     earn(w.member_a, w.community_a, 30)
     earn(w.member_a2, w.community_a, 20)
     assert ledger_verify.verify() is None
-    _raw(
+    raw(
         "UPDATE ranking_members SET points = points + 5 WHERE user_id = :u AND area_id = :a"
         " AND period_key = 'all'",
         u=w.member_a2.id,
@@ -104,7 +96,7 @@ def test_verify_reports_a_tampered_rollup_and_rebuild_repairs_it(world, runner):
 
 def test_verify_reports_a_wrong_score_bucket(world):
     earn(world.member_a, world.community_a, 30)
-    _raw("UPDATE ranking_score_counts SET members = members + 1 WHERE points = 30")
+    raw("UPDATE ranking_score_counts SET members = members + 1 WHERE points = 30")
     found = ledger_verify.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert "score bucket" in found.detail
@@ -112,7 +104,7 @@ def test_verify_reports_a_wrong_score_bucket(world):
 
 def test_verify_reports_a_stray_row(world):
     earn(world.member_a, world.community_a, 30)
-    _raw(
+    raw(
         "INSERT INTO ranking_members (area_id, period_key, user_id, points, minutes, reached_at)"
         " VALUES (:a, 'all', :u, 5, 0, :t)",
         a=world.community_b.id,
@@ -126,7 +118,7 @@ def test_verify_reports_a_stray_row(world):
 
 def test_a_reversal_without_rollups_is_refused(world):
     tx = earn(world.member_a, world.community_a, 30)
-    _raw("DELETE FROM ranking_members")
+    raw("DELETE FROM ranking_members")
     with pytest.raises(rankings.RollupsOutOfSync):
         reverse(tx)
     db.session.rollback()
@@ -194,7 +186,7 @@ def test_concurrent_earns_keep_rollups_exact(app, world):
                 continue
             expected[member_id] = expected.get(member_id, 0) + 10 + index
     got = dict(
-        _raw(
+        raw(
             "SELECT user_id, points FROM ranking_members WHERE area_id = :d AND period_key = 'all'",
             d=w.district.id,
         )
