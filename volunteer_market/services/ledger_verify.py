@@ -26,7 +26,6 @@ rollups) with :func:`register_check`; they run after the built-in ones.
 from __future__ import annotations
 
 import contextlib
-
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
