@@ -8,6 +8,7 @@ import re
 from flask import g
 
 from volunteer_market.database import atomic
+from volunteer_market.models.rankings import Exposure
 from volunteer_market.services import rankings
 
 from ..conftest import login, post_form
@@ -123,3 +124,28 @@ def test_admin_opens_on_the_first_district(world, client):
     login(client, "admin")
     html = client.get("/rankings").get_data(as_text=True)
     assert world.district.name in html and world.street2.name in html
+
+
+def test_settings_errors_are_shown_in_chinese_and_change_nothing(world, client, clock):
+    """Bad exposure input is answered with the form's translated messages (not
+    marshmallow's or the service's English) and leaves the setting as it was."""
+    w = world
+    _ranked(w, clock)
+    _login(client, "secretary_a")
+    page = f"/rankings?area_id={w.community_a.id}"
+    cases = [
+        ({"exposure": "top_n", "top_n": "0"}, "前 N 名：取值范围：1 ~ 1000。"),
+        ({"exposure": "everyone"}, "展示方式：请从选项中选择。"),
+        (
+            {"exposure": "tiers", "gold_pct": "50", "silver_pct": "30", "bronze_pct": "60"},
+            "档位比例：须满足 0 &lt; 金牌 &lt; 银牌 &lt; 铜牌 ≤ 100。",
+        ),
+        ({"exposure": "full", "gold_pct": "abc"}, "金牌比例：请输入整数。"),
+    ]
+    for form, shown in cases:
+        resp = post_form(client, f"/rankings/settings/{w.community_a.id}", form, token_from=page)
+        assert resp.status_code == 302
+        html = client.get(resp.headers["Location"]).get_data(as_text=True)
+        assert shown in html, (form, html[html.find("flash") - 200 : html.find("flash") + 400])
+        assert "Must be" not in html and "Tier percentiles" not in html
+        assert rankings.exposure_for(w.community_a).mode == Exposure.FULL

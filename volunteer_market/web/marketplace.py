@@ -138,6 +138,10 @@ _MESSAGES = {
     "Not a resident of this community.": _l("不是本社区居民。"),
     "Not a member of this community.": _l("不是本社区党员。"),
     "Not an approved project of this community.": _l("不是本社区已通过的项目。"),
+    # rankings exposure settings (services.rankings.set_exposure)
+    "Use full, top_n or tiers.": _l("请从选项中选择。"),
+    "From 1 to 1000.": _l("取值范围：1 ~ 1000。"),
+    "0 < gold < silver < bronze <= 100.": _l("须满足 0 < 金牌 < 银牌 < 铜牌 ≤ 100。"),
 }
 _RANGE_RE = re.compile(
     r"^Must be (?:greater than or equal to|greater than) (\S+) and less than or equal to (\S+)\.$"

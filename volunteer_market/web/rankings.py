@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
 
@@ -17,8 +18,9 @@ from ..schemas.rankings import ExposureIn
 from ..services import permissions
 from ..services import rankings as ranking_service
 from ..services.errors import DomainError, NotFound
-from . import form_data, form_errors
+from . import form_data
 from .ledger import chart_bars
+from .marketplace import display_errors
 
 bp = Blueprint("web_rankings", __name__)
 
@@ -117,6 +119,25 @@ def communities():  # type: ignore[no-untyped-def]
     return render_template("rankings/communities.html", table=table, **_common(area, period))
 
 
+#: Labels of the exposure form's fields in flashed errors.
+_SETTING_LABELS = {
+    "exposure": _l("展示方式"),
+    "top_n": _l("前 N 名"),
+    "gold_pct": _l("金牌比例"),
+    "silver_pct": _l("银牌比例"),
+    "bronze_pct": _l("铜牌比例"),
+    "tiers": _l("档位比例"),
+}
+
+
+def _flash_errors(errors: dict[str, list[str]]) -> None:
+    """Flash translated field errors of the exposure form (one line per field)."""
+    for field, messages in errors.items():
+        label = _SETTING_LABELS.get(field)
+        text = _("；").join(messages)
+        flash(_("%(field)s：%(message)s", field=label, message=text) if label else text, "error")
+
+
 @bp.route("/rankings/settings/<int:area_id>", methods=["POST"])
 @login_required
 def settings(area_id: int):  # type: ignore[no-untyped-def]
@@ -144,10 +165,9 @@ def settings(area_id: int):  # type: ignore[no-untyped-def]
                 bronze_pct=data["bronze_pct"],
             )
     except ValidationError as exc:
-        for field, messages in form_errors(exc).items():
-            flash(f"{field}: {'; '.join(messages)}", "error")
+        _flash_errors(display_errors(exc.messages_dict))
     except DomainError as exc:
-        flash(exc.detail, "error")
+        _flash_errors(display_errors(exc.errors) if exc.errors else {"": [_(exc.detail)]})
     else:
         flash(_("排行榜展示方式已保存。"), "success")
     return redirect(url_for("web_rankings.leaderboard", area_id=area.id))
