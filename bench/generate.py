@@ -507,6 +507,18 @@ class _Dlv:
         self.pending = 0
 
 
+def _add_sums(agg: dict[tuple, list], key: tuple, points: int, minutes: int, t: Any) -> None:
+    """Add an earn to the rollup sums of ``key``: [points, minutes, latest instant]
+    (earns arrive in time order, so the latest is this one)."""
+    row = agg.get(key)
+    if row is None:
+        agg[key] = [points, minutes, t]
+    else:
+        row[0] += points
+        row[1] += minutes
+        row[2] = t
+
+
 def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer,
              applied: list[tuple] | None = None) -> dict[str, Any]:  # fmt: skip
     """Draw the events in windows of ``WINDOW_DAYS`` and apply them as the services
@@ -711,22 +723,8 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer,
                 grid = grid_of.get(u)
                 if grid is not None and u in revoked and revoked[u] <= t:
                     grid = None
-                mk = (u, cid, grid, keys)
-                row = m_agg.get(mk)
-                if row is None:
-                    m_agg[mk] = [points, minutes, t]
-                else:
-                    row[0] += points
-                    row[1] += minutes
-                    row[2] = t
-                tk = (project, cid, keys)
-                row = t_agg.get(tk)
-                if row is None:
-                    t_agg[tk] = [points, minutes, t]
-                else:
-                    row[0] += points
-                    row[1] += minutes
-                    row[2] = t
+                _add_sums(m_agg, (u, cid, grid, keys), points, minutes, t)
+                _add_sums(t_agg, (project, cid, keys), points, minutes, t)
             n["postings"] += 1
             b_post.append((n["postings"], sid, dlv, u, minutes, counted, points, tid))
             total_p += points
