@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -40,13 +41,15 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n
 
+    url = sa.make_url(args.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        for suffix in ("", "-wal", "-shm", "-journal"):  # drop_all trips on the FK cycles
+            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
     app = create_app({**conftest.TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": args.url})
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             with db.engine.begin() as conn:
                 conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        else:
-            db.drop_all()
         db.create_all()
         build_world()
         db.session.remove()
