@@ -27,7 +27,7 @@ it; their later ratings, settlements and outcomes wait on a heap), applies every
 event due before the window's end and writes the window's rows before drawing the
 next. Carried across windows: accounts, hash-chain head, stock, counters, the
 deliveries and redemptions still open, per-member monthly limits, team rollup sums;
-member rollup sums go to a temporary staging table per window and become the rollups
+member rollup sums go to a staging table per window and become the rollups
 at the end in SQL (``INSERT … SELECT … GROUP BY`` per area level and period). Memory
 is therefore bounded by a window, not by the data set (see docs/benchmarks.md for
 the measured time and peak RSS at 1M and 10M entries).
@@ -40,9 +40,10 @@ table. Not generated: the audit log and notifications the services also write,
 needs, replies.
 
 Bulk paths: values are encoded once per engine (timestamps from per-day and
-per-second string tables, no ``datetime`` per row); PostgreSQL ``COPY`` text from a
-writer thread, SQLite ``executemany`` with ``synchronous=OFF`` /
-``journal_mode=MEMORY`` and a 1 GB page cache; the big tables' secondary indexes are
+per-second string tables, no ``datetime`` per row); the stream's rows are written by
+a child process (:class:`ProcessWriter`, on the second core) while this one draws:
+PostgreSQL ``COPY`` text, SQLite ``executemany`` with ``synchronous=OFF`` /
+``journal_mode=MEMORY`` and a 2.5 GB page cache; the big tables' secondary indexes are
 dropped during the load and re-created afterwards on both engines.
 """
 
@@ -55,13 +56,15 @@ import heapq
 import itertools
 import json
 import math
+import multiprocessing
 import os
+import pickle
 import queue
 import random
 import resource
 import sys
-import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -89,12 +92,14 @@ ZIPF_S = 0.9
 BATCH = 50_000
 #: Days of events drawn, applied and written at a time (bounds the memory).
 WINDOW_DAYS = 7
-#: Temporary table of the per-window member rollup sums.
+#: Staging table of the per-window member rollup sums (dropped after the rollups).
 STAGE = "gen_stage"
-#: Row lists (one table's rows of one window each) queued for the writer thread.
+#: Row lists (one table's rows of one window each) queued for the writer process.
 WRITE_QUEUE = 40
-#: SQLite page cache during the load (KiB).
-SQLITE_CACHE_KB = 1_000_000
+#: SQLite page cache during the load (KiB): the unique keys' b-trees (transaction hash
+#: and idempotency key, rating token hash) take random inserts; at 10M entries they
+#: outgrow 1 GB and the inserts grow faster than the data.
+SQLITE_CACHE_KB = 2_500_000
 YEARS = 2
 #: Key of the pickup codes (``PICKUP_CODE_KEY``) in the generated databases.
 PICKUP_KEY = "bench-pickup-code-key"
@@ -380,75 +385,176 @@ class Enc:
         return self.null if value is None else value
 
 
+def _write_rows(raw: Any, pg: bool, sql: dict[str, str], name: str, columns: tuple[str, ...],
+                rows: list[tuple]) -> None:  # fmt: skip
+    """Write encoded ``rows`` on the driver connection ``raw``: ``COPY`` text chunks on
+    PostgreSQL, ``executemany`` on SQLite (``sql`` caches the INSERT per table)."""
+    if pg:
+        with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as cp:
+            for i in range(0, len(rows), BATCH):
+                cp.write("".join(["\t".join(map(str, r)) + "\n" for r in rows[i : i + BATCH]]))
+    else:
+        if name not in sql:
+            sql[name] = (f"INSERT INTO {name} ({', '.join(columns)}) "
+                         f"VALUES ({', '.join('?' * len(columns))})")  # fmt: skip
+        raw.executemany(sql[name], rows)
+
+
 class Writer:
-    """Bulk writes of encoded rows on one connection: ``COPY`` text chunks on
-    PostgreSQL, ``executemany`` on SQLite. ``rows`` counts what was written,
-    ``seconds`` the time spent writing.
+    """Bulk writes of encoded rows on one connection, in its transaction: ``COPY``
+    text chunks on PostgreSQL, ``executemany`` on SQLite. ``rows`` counts what was
+    written, ``seconds`` the time spent writing."""
 
-    ``threaded``: the writes run on a background thread (a bounded queue of row
-    lists), so the database's work -- SQLite's ``sqlite3_step`` and PostgreSQL's
-    socket I/O release the GIL -- overlaps the next window's drawing. Nothing else may
-    use the connection until :meth:`close`."""
-
-    def __init__(self, conn: Any, threaded: bool = False) -> None:
-        self.conn = conn
+    def __init__(self, conn: Any) -> None:
         self.enc = Enc(conn.dialect.name)
         self.raw = conn.connection.driver_connection
         self.rows = 0
         self.seconds = 0.0
         self._sql: dict[str, str] = {}
-        self._error: BaseException | None = None
-        self._queue: queue.Queue | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=WRITE_QUEUE)
-            self._thread = threading.Thread(target=self._run, name="bench-writer", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        while (job := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._write(*job)
-                except BaseException as exc:  # re-raised by write()/close()
-                    self._error = exc
 
     def write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-        if self._error is not None:
-            raise self._error
         if not rows:
             return
-        if self._queue is None:
-            self._write(name, columns, rows)
-        else:
-            self._queue.put((name, columns, rows))
-
-    def close(self) -> None:
-        """Wait for the queued writes; raise what failed."""
-        if self._queue is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-        if self._error is not None:
-            raise self._error
-
-    def _write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         t = time.perf_counter()
         self.rows += len(rows)
-        if self.enc.pg:
-            with (
-                self.raw.cursor() as cur,
-                cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as cp,
-            ):
-                for i in range(0, len(rows), BATCH):
-                    cp.write("".join(["\t".join(map(str, r)) + "\n" for r in rows[i : i + BATCH]]))
-        else:
-            sql = self._sql.get(name)
-            if sql is None:
-                sql = self._sql[name] = (f"INSERT INTO {name} ({', '.join(columns)}) "
-                                         f"VALUES ({', '.join('?' * len(columns))})")  # fmt: skip
-            self.raw.executemany(sql, rows)
+        _write_rows(self.raw, self.enc.pg, self._sql, name, columns, rows)
         self.seconds += time.perf_counter() - t
+
+    def close(self) -> None:
+        """Nothing is pending (the same interface as :class:`ProcessWriter`)."""
+
+
+class ProcessWriter:
+    """The stream's writes in a child process with its own connection, on the second
+    core, while this process draws the next window.
+
+    A writer *thread* shares the GIL: SQLite's ``executemany`` takes it back after
+    every row (a thread was measured slower than none), and PostgreSQL's COPY text is
+    built in Python. A forked child does both beside the drawing. Row lists go
+    pickled through a bounded queue; the child writes them in one transaction (COPY
+    with ``session_replication_role = replica`` on PostgreSQL, as the loading
+    connection) and commits at :meth:`close`. The caller must hold no lock the child
+    needs (commit the schema changes first). ``target``: the SQLite file, or a libpq
+    URL. ``seconds``: the child's time in the writes; ``waited``: this process's time
+    blocked on a full queue (then the writer was the bottleneck); ``server_cpu``: the
+    CPU seconds of the child's PostgreSQL backend (0 on SQLite). The child's own CPU
+    time and peak RSS count in ``RUSAGE_CHILDREN`` once it has been joined.
+
+    ``fork`` (Linux): the child starts at once with the module loaded and touches
+    none of the parent's connections; it opens its own."""
+
+    def __init__(self, dialect: str, target: str, dbapi: Any = None) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.enc = Enc(dialect)
+        self.rows = 0
+        self.seconds = 0.0
+        self.waited = 0.0
+        self.server_cpu = 0.0
+        self._report: tuple[str, Any] | None = None
+        self._closed = self._raised = False
+        self._jobs = ctx.Queue(maxsize=WRITE_QUEUE)
+        self._result = ctx.Queue()
+        args = (dialect, target, dbapi, self._jobs, self._result)
+        self._proc: Any = ctx.Process(target=_process_writer, args=args, name="bench-writer",
+                                      daemon=True)  # fmt: skip
+        self._proc.start()
+
+    def _put(self, job: bytes | None) -> None:
+        t = time.perf_counter()
+        while True:
+            try:
+                self._jobs.put(job, timeout=1.0)
+                break
+            except queue.Full:
+                if not self._proc.is_alive():
+                    self._fail()
+        self.waited += time.perf_counter() - t
+
+    def _outcome(self, timeout: float | None) -> tuple[str, Any]:
+        """The child's report (once): ``("ok", (seconds, server_cpu))`` or
+        ``("error", traceback)``; ``("error", exit code)`` if it died without one."""
+        if self._report is None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._report is None:
+                try:
+                    self._report = self._result.get(timeout=1.0)
+                except queue.Empty:
+                    late = deadline is not None and time.monotonic() > deadline
+                    if late or not self._proc.is_alive():
+                        try:  # it may have reported just before exiting
+                            self._report = self._result.get(timeout=1.0)
+                        except queue.Empty:
+                            self._report = ("error", f"exit code {self._proc.exitcode}")
+        return self._report
+
+    def _fail(self) -> None:
+        self._raised = True
+        raise RuntimeError(f"the writer process failed: {self._outcome(5.0)[1]}")
+
+    def write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self._report is not None or not self._proc.is_alive():
+            self._fail()
+        self.rows += len(rows)
+        self._put(pickle.dumps((name, columns, rows), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        """Wait until the child has committed every row; raise what failed. Returns at
+        once when the failure was already raised by :meth:`write` (called from a
+        ``finally`` while that error propagates)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._report is None and self._proc.is_alive():
+            self._put(None)
+        status, detail = self._outcome(None)
+        self._proc.join(timeout=10.0)
+        if self._proc.is_alive():  # pragma: no cover - it reported; it is exiting
+            self._proc.terminate()
+        if status != "ok":
+            if self._raised:
+                return
+            raise RuntimeError(f"the writer process failed: {detail}")
+        self.seconds, self.server_cpu = detail
+
+
+def _process_writer(dialect: str, target: str, dbapi: Any, jobs: Any, result: Any) -> None:
+    """The child of :class:`ProcessWriter`: write what arrives, commit at the end."""
+    pg = dialect == "postgresql"
+    try:
+        if pg:
+            import psycopg
+
+            raw = psycopg.connect(target)
+            with raw.cursor() as cur:
+                cur.execute("SET synchronous_commit = off")
+                cur.execute("SET session_replication_role = replica")  # as _tune()
+        else:
+            raw = dbapi.connect(target, isolation_level=None)
+            raw.execute("PRAGMA synchronous=OFF")
+            raw.execute("PRAGMA journal_mode=MEMORY")
+            raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
+            raw.execute("PRAGMA busy_timeout=60000")
+            raw.execute("BEGIN IMMEDIATE")
+        seconds = 0.0
+        sql: dict[str, str] = {}
+        while (job := jobs.get()) is not None:
+            name, columns, rows = pickle.loads(job)  # noqa: S301 - from our parent
+            t = time.perf_counter()
+            _write_rows(raw, pg, sql, name, columns, rows)
+            seconds += time.perf_counter() - t
+        t = time.perf_counter()
+        if pg:
+            raw.commit()
+            server_cpu = _process_cpu(raw.info.backend_pid)
+        else:
+            raw.execute("COMMIT")
+            server_cpu = 0.0
+        raw.close()
+        result.put(("ok", (seconds + time.perf_counter() - t, server_cpu)))
+    except BaseException:  # reported to the parent, which raises it
+        result.put(("error", traceback.format_exc()))
 
 
 _KINDS_MEMBER = ("member_available", "member_held")
@@ -867,7 +973,7 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer,
     def flush() -> None:
         for name, buf in buffers:
             if buf:
-                write(name, _COLS[name], buf[:])  # a copy: the writer thread owns it
+                write(name, _COLS[name], buf)  # written or pickled before it returns
                 buf.clear()
         if m_agg:
             rows = []
@@ -1141,10 +1247,13 @@ def write_final(out: Writer, p: Plan, sim: dict[str, Any]) -> None:
 
 def _create_stage(conn: Any) -> None:
     """The per-window member rollup sums (one row per member, community, grid, local
-    month and window): a temporary table, gone with the connection."""
-    ts = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TEXT"
+    month and window): an ordinary table (the writer process fills it; unlogged on
+    PostgreSQL), dropped by :func:`write_rollups`."""
+    pg = conn.dialect.name == "postgresql"
+    ts = "TIMESTAMP WITH TIME ZONE" if pg else "TEXT"
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE} (user_id INTEGER NOT NULL, district_id INTEGER NOT NULL,"
+        f"CREATE {'UNLOGGED ' if pg else ''}TABLE {STAGE} (user_id INTEGER NOT NULL,"
+        " district_id INTEGER NOT NULL,"
         " street_id INTEGER NOT NULL, community_id INTEGER NOT NULL, grid_id INTEGER,"
         " y VARCHAR(7) NOT NULL, q VARCHAR(7) NOT NULL, m VARCHAR(7) NOT NULL,"
         f" points BIGINT NOT NULL, minutes BIGINT NOT NULL, reached_at {ts} NOT NULL)"
@@ -1254,8 +1363,12 @@ def _server_cpu(conn: Any) -> float:
     -1 when unknown): the server's share of the load, which the client's time omits."""
     if conn.dialect.name != "postgresql":
         return 0.0
+    return _process_cpu(conn.connection.driver_connection.info.backend_pid)
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` so far (-1 when unknown)."""
     try:
-        pid = conn.connection.driver_connection.info.backend_pid
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
@@ -1282,22 +1395,30 @@ def write_database(url: str, p: Plan, applied: list[tuple] | None = None) -> dic
     t = time.perf_counter()
     with engine.connect() as conn:
         _tune(conn)
+        pg = conn.dialect.name == "postgresql"
         with conn.begin():
             dropped = _drop_indexes(conn)
             load_base(conn, p)
             _create_stage(conn)
-            # SQLite's executemany takes the GIL back after every row: a writer thread
-            # would wait on it (measured slower); COPY's socket writes overlap well.
-            out = Writer(conn, threaded=conn.dialect.name == "postgresql")
-            try:
-                sim = simulate(p, derive_code, code_digest, out, applied)
-                write_final(out, p, sim)
-            finally:
-                out.close()
-            timings["stream_s"] = time.perf_counter() - t
-            timings["stream_write_s"] = out.seconds
-            t = time.perf_counter()
-            rollups = write_rollups(conn, out, p, sim)
+        # The stream's rows are written by a child process on its own connection
+        # (ProcessWriter); this connection holds no transaction meanwhile.
+        if pg:
+            target = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        else:
+            target = engine.url.database
+        out = ProcessWriter(conn.dialect.name, target, conn.dialect.dbapi)
+        try:
+            sim = simulate(p, derive_code, code_digest, out, applied)
+            write_final(out, p, sim)
+        finally:
+            out.close()
+        timings["stream_s"] = time.perf_counter() - t
+        timings["stream_write_s"] = out.seconds
+        timings["stream_wait_s"] = out.waited
+        t = time.perf_counter()
+        rollup_out = Writer(conn)
+        with conn.begin():
+            rollups = write_rollups(conn, rollup_out, p, sim)
             timings["rollups_s"] = time.perf_counter() - t
             t = time.perf_counter()
             bar = Progress("create indexes", len(dropped))
@@ -1310,7 +1431,7 @@ def write_database(url: str, p: Plan, applied: list[tuple] | None = None) -> dic
             t = time.perf_counter()
         timings["commit_s"] = time.perf_counter() - t
         _untune(conn)
-        timings["server_cpu_s"] = _server_cpu(conn)
+        timings["server_cpu_s"] = _server_cpu(conn) + out.server_cpu
     t = time.perf_counter()
     with engine.connect() as c3:
         if c3.dialect.name == "postgresql":
@@ -1331,7 +1452,7 @@ def write_database(url: str, p: Plan, applied: list[tuple] | None = None) -> dic
         "redemptions": sim["statuses"],
         "earners": sum(1 for k in sim["accounts"] if k[0] == "member_available"),
         "rollups": rollups,
-        "rows_written": out.rows,
+        "rows_written": out.rows + rollup_out.rows,
         "timings": timings,
     }
 
@@ -1348,7 +1469,9 @@ def generate(url: str, members: int, entries: int, seed: int = 7, now: datetime 
     timings.update(info.pop("timings"))
     timings["total_s"] = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)  # the writer process
     timings["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    timings["writer_cpu_s"] = child.ru_utime + child.ru_stime
     return {
         "engine": "postgresql" if url.startswith("postgres") else "sqlite",
         "members": members,
@@ -1356,6 +1479,7 @@ def generate(url: str, members: int, entries: int, seed: int = 7, now: datetime 
         **info,
         **{k: round(v, 1) for k, v in timings.items()},
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "writer_peak_rss_mb": round(child.ru_maxrss / 1024),
     }
 
 

@@ -217,3 +217,73 @@ def test_generated_equals_service_replay(database_url: str, replay_url: str) -> 
     # member moved on to a higher score), as rebuild() and the generator never write one.
     for name in COMPARED:
         assert replayed[name] == generated[name], name
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's writer; the replay test covers both engines")
+def test_sqlite_writer_process_writes_everything_and_reports_its_failure(tmp_path: Any) -> None:
+    """The writer process commits every row it was sent, and a failing write (here: no
+    such table) is raised in the parent at ``close`` instead of hanging."""
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    conn.close()
+    out = gen.ProcessWriter("sqlite", str(path), sqlite3)
+    for i in range(gen.WRITE_QUEUE * 2):  # more batches than the queue holds
+        out.write("t", ("a", "b"), [(i * 10 + j, f"r{j}") for j in range(10)])
+    out.close()
+    assert out.rows == gen.WRITE_QUEUE * 20
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*), SUM(a) FROM t").fetchone() == (
+            out.rows,
+            sum(range(out.rows)),
+        )
+    conn.close()
+
+    bad = gen.ProcessWriter("sqlite", str(path), sqlite3)
+    bad.write("missing", ("a",), [(1,)])
+    with pytest.raises(RuntimeError, match="no such table: missing"):
+        bad.close()
+
+    # The parent notices a dead child while it is still writing (no hang on a full
+    # queue), and close() in a finally block then returns without raising again.
+    dead = gen.ProcessWriter("sqlite", str(path), sqlite3)
+    dead.write("missing", ("a",), [(1,)])
+    with pytest.raises(RuntimeError, match="no such table: missing"):
+        try:
+            for _ in range(gen.WRITE_QUEUE * 10):
+                dead.write("t", ("a", "b"), [(0, "x")])
+        finally:
+            dead.close()
+    assert not dead._proc.is_alive()
+
+
+def test_verify_checks_runs_the_chosen_checks_and_fails_on_a_violation(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """``python -m bench.verify_checks`` reports each chosen check, records them, and
+    exits 1 when one finds a violation (here the head's count, tampered with)."""
+    import json
+
+    from bench import verify_checks
+
+    monkeypatch.setattr(verify_checks, "RESULTS", tmp_path)
+    info = gen.generate(database_url, MEMBERS, ENTRIES, seed=SEED, now=NOW)
+    assert verify_checks.main([database_url, "--checks", "head,balanced"]) == 0
+    [record] = tmp_path.glob(f"verify-*-{info['entries']}.json")
+    assert {k: v["result"] for k, v in json.loads(record.read_text()).items()} == {
+        "head": "ok",
+        "balanced": "ok",
+    }
+    app = gen.make_app(database_url)
+    with app.app_context():
+        with atomic():
+            db.session.execute(sa.text("UPDATE ledger_head SET transaction_count = 1"))
+        db.session.remove()
+        db.engine.dispose()
+    capsys.readouterr()
+    assert verify_checks.main([database_url, "--checks", "head"]) == 1
+    name, printed = capsys.readouterr().out.splitlines()[0].split(" ", 1)
+    assert name == "head" and json.loads(printed)["result"] != "ok"
+    assert json.loads(record.read_text())["head"]["result"] != "ok"
