@@ -489,6 +489,8 @@ class ProcessWriter:
 
     def _fail(self) -> None:
         self._raised = True
+        # Nobody reads the queue any more: do not wait at exit to flush it into the pipe.
+        self._jobs.cancel_join_thread()
         raise RuntimeError(f"the writer process failed: {self._outcome(5.0)[1]}")
 
     def write(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -513,6 +515,7 @@ class ProcessWriter:
         if self._proc.is_alive():  # pragma: no cover - it reported; it is exiting
             self._proc.terminate()
         if status != "ok":
+            self._jobs.cancel_join_thread()
             if self._raised:
                 return
             raise RuntimeError(f"the writer process failed: {detail}")

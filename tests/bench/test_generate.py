@@ -24,9 +24,12 @@ import functools
 import importlib
 import os
 import pkgutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -257,6 +260,24 @@ def test_sqlite_writer_process_writes_everything_and_reports_its_failure(tmp_pat
         finally:
             dead.close()
     assert not dead._proc.is_alive()
+
+    # A process whose writer died with large row lists still queued exits (it does not
+    # wait at exit to flush them into a pipe nobody reads).
+    script = (
+        "import sqlite3, sys\n"
+        "from bench import generate as gen\n"
+        f"out = gen.ProcessWriter('sqlite', {str(path)!r}, sqlite3)\n"
+        "out.write('missing', ('a',), [(1,)])\n"
+        "try:\n"
+        "    for _ in range(1000):\n"
+        "        out.write('t', ('a', 'b'), [(i, 'x' * 100) for i in range(20000)])\n"
+        "except RuntimeError:\n"
+        "    sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(gen.__file__).parents[1], timeout=120
+    )
+    assert done.returncode == 3
 
 
 def test_verify_checks_runs_the_chosen_checks_and_fails_on_a_violation(
