@@ -22,8 +22,9 @@ Per engine, in one run:
    once), redemption (``POST /api/v1/rewards/{id}/redemptions``, unique
    ``Idempotency-Key`` per request), rankings GET (community/street/district x
    all/year/month, rotating) and the project list page (``GET /projects``, session
-   cookie). Targets: writes >= 25 % and rankings >= 50 % of the baseline req/s,
-   p99 <= 150 ms, zero non-2xx responses;
+   cookie). The baseline runs again right before each scenario, and each ratio is
+   against that run. Targets: writes >= 25 % and rankings >= 50 % of the baseline
+   req/s, p99 <= 150 ms, zero non-2xx responses;
 4. **P4**: the largest ``VmHWM`` (peak RSS) of the gunicorn workers after the HTTP
    run. Target <= 150 MB.
 
