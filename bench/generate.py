@@ -420,9 +420,6 @@ class Writer:
         _write_rows(self.raw, self.enc.pg, self._sql, name, columns, rows)
         self.seconds += time.perf_counter() - t
 
-    def close(self) -> None:
-        """Nothing is pending (the same interface as :class:`ProcessWriter`)."""
-
 
 class ProcessWriter:
     """The stream's writes in a child process with its own connection, on the second
@@ -628,7 +625,7 @@ def _add_sums(agg: dict[tuple, list], key: tuple, points: int, minutes: int, t: 
         row[2] = t
 
 
-def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer,
+def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessWriter,
              applied: list[tuple] | None = None) -> dict[str, Any]:  # fmt: skip
     """Draw the events in windows of ``WINDOW_DAYS`` and apply them as the services
     would, writing each window's rows through ``out`` before drawing the next.
@@ -1225,7 +1222,7 @@ def load_base(conn: Any, p: Plan) -> None:
     conn.execute(PointsPolicy.__table__.insert().values(**p.policy))
 
 
-def write_final(out: Writer, p: Plan, sim: dict[str, Any]) -> None:
+def write_final(out: Writer | ProcessWriter, p: Plan, sim: dict[str, Any]) -> None:
     """The rows whose final state is known at the end: accounts (cached balance and
     earned), rewards (stock left), the ledger head."""
     enc = out.enc
