@@ -17,6 +17,7 @@ from .database import configure_engine, engine_options
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
 from .services import passwords
 from .services.context import set_origin
+from .zones import DEFAULT_TIMEZONE
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def register_extensions(app: Flask) -> None:
 
     csrf.init_app(app)
     limiter.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Shanghai")
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: DEFAULT_TIMEZONE)
     smorest_api.init_app(app)
 
 

@@ -230,7 +230,7 @@ def rankings_rebuild() -> None:
     )
 
 
-# --- rewards and redemption (issue 6) -------------------------------------------------
+# --- rewards and redemption -------------------------------------------------
 
 
 def _parse_now(value: str | None):  # type: ignore[no-untyped-def]
@@ -296,7 +296,10 @@ def wallet_group() -> None:
 
 @wallet_group.command("expire")
 @click.option(
-    "--as-of", "as_of", default=None, help="Local date YYYY-MM-DD (default: today, Asia/Shanghai)."
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Local date YYYY-MM-DD (default: today in the default zone, China Standard Time).",
 )
 @with_appcontext
 def wallet_expire(as_of: str | None) -> None:
@@ -305,10 +308,10 @@ def wallet_expire(as_of: str | None) -> None:
     One transaction per member; idempotent (one expiry per member and year).
     """
     from datetime import date
-    from zoneinfo import ZoneInfo
 
     from .models import utcnow
     from .services import wallet_expiry
+    from .zones import local_today
 
     set_origin("cli")
     if as_of:
@@ -317,7 +320,7 @@ def wallet_expire(as_of: str | None) -> None:
         except ValueError as exc:
             raise click.BadParameter("a date YYYY-MM-DD", param_hint="--as-of") from exc
     else:
-        day = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        day = local_today(utcnow())
     members = wallet_expiry.candidates()
     db.session.rollback()
     posted = points = 0

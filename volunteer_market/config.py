@@ -17,6 +17,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from .zones import DEFAULT_TIMEZONE
+
 
 class ConfigError(RuntimeError):
     """Raised when the environment does not give a usable configuration."""
@@ -82,7 +84,7 @@ def build_config(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         # i18n
         "BABEL_DEFAULT_LOCALE": "zh_CN",
-        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "BABEL_DEFAULT_TIMEZONE": DEFAULT_TIMEZONE,
         "LANGUAGES": ["zh_CN", "en"],
         # OpenAPI (flask-smorest)
         "API_TITLE": "Volunteer Market API",

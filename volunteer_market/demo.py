@@ -206,7 +206,7 @@ EXTENSIONS.append(_load_ledger_demo)
 
 
 def _load_marketplace_demo() -> None:
-    """Projects in every state, teams, needs and deliveries (issue 3; see demo_marketplace)."""
+    """Projects in every state, teams, needs and deliveries (see demo_marketplace)."""
     from .demo_marketplace import load
 
     load()
@@ -216,7 +216,7 @@ EXTENSIONS.append(_load_marketplace_demo)
 
 
 def _load_ratings_demo() -> None:
-    """Ratings (own, proxy, reply) and settlements, including the 24-point example (issue 4)."""
+    """Ratings (own, proxy, reply) and settlements, including the 24-point example."""
     from .demo_ratings import load
 
     load()
@@ -226,7 +226,7 @@ EXTENSIONS.append(_load_ratings_demo)
 
 
 def _load_rewards_demo() -> None:
-    """Rewards of the community and partner units, redemptions in every state (issue 6)."""
+    """Rewards of the community and partner units, redemptions in every state."""
     from .demo_rewards import load
 
     load()

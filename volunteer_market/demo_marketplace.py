@@ -1,4 +1,4 @@
-"""Demo data of the marketplace (issue 3) for 龙湖东岸社区 and 紫荆花社区.
+"""Demo data of the marketplace for 龙湖东岸社区 and 紫荆花社区.
 
 Projects in every state (义务理发, 健康义诊, 法律讲堂, 文化墙手绘, 代买药 ...), teams,
 needs (posted, on behalf, ordered, claimed, closed) and deliveries from the last days,
@@ -10,7 +10,6 @@ rating (their rating codes are not kept: only their hashes are stored).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -20,10 +19,11 @@ from .models import Category, Project, ProjectAction, ProjectMode, User, utcnow
 from .services import deliveries as delivery_service
 from .services import needs as need_service
 from .services import projects as project_service
+from .zones import DEFAULT_ZONE
 
 LONGHU = ("汉阳区", "龙阳街", "龙湖东岸社区")
 ZIJING = ("汉阳区", "琴断口街", "紫荆花社区")
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = DEFAULT_ZONE
 
 #: title, owner, community, category, mode, capacity, hours, target groups, description, status
 PROJECTS: list[

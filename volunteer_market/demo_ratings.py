@@ -1,4 +1,4 @@
-"""Demo data of ratings and settlement (issue 4) in 龙湖东岸社区, through the services.
+"""Demo data of ratings and settlement in 龙湖东岸社区, through the services.
 
 On the marketplace demo's deliveries (recorded in the last days):
 

@@ -1,4 +1,4 @@
-"""Demo data of the rewards shop (issue 6): rewards of 龙湖东岸社区, 紫荆花社区 and 龙阳街
+"""Demo data of the rewards shop: rewards of 龙湖东岸社区, 紫荆花社区 and 龙阳街
 from the community and its partner units (中百超市, 社区医院 ...), and redemptions in
 every state, all through the services.
 

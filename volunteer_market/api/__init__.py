@@ -17,17 +17,17 @@ def register_api(app: Flask) -> None:
     from . import ledger
 
     smorest_api.register_blueprint(ledger.blp)
-    from . import deliveries, needs, notifications, projects  # marketplace (issue 3)
+    from . import deliveries, needs, notifications, projects  # marketplace
 
     for blp in (projects.blp, needs.blp, deliveries.blp, notifications.blp):
         smorest_api.register_blueprint(blp)
-    from . import ratings  # ratings and settlement (issue 4)
+    from . import ratings  # ratings and settlement
 
     smorest_api.register_blueprint(ratings.blp)
-    from . import rankings  # rankings (issue 5)
+    from . import rankings  # rankings
 
     smorest_api.register_blueprint(rankings.blp)
-    from . import rewards  # rewards and redemption (issue 6)
+    from . import rewards  # rewards and redemption
 
     for blp in (rewards.rewards_blp, rewards.redemptions_blp, rewards.wallet_blp):
         smorest_api.register_blueprint(blp)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
+from ..zones import DEFAULT_TIMEZONE
 from .types import UTCDateTime, str_enum, utcnow
 
 
@@ -45,7 +46,7 @@ class Area(Model):
     path: Mapped[str] = mapped_column(sa.String(255), unique=True, default="")
     depth: Mapped[int] = mapped_column(default=0)
     #: Time zone for periods (rankings, reports); communities inherit it by default.
-    timezone: Mapped[str] = mapped_column(sa.String(64), default="Asia/Shanghai")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default=DEFAULT_TIMEZONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     parent: Mapped[Area | None] = relationship(remote_side=[id], lazy="raise_on_sql")

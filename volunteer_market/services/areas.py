@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from ..extensions import db
 from ..models import CHILD_KIND, Area, AreaKind, User
+from ..zones import DEFAULT_TIMEZONE
 from . import audit, permissions
 from .errors import Conflict, NotFound, ValidationFailed
 
@@ -55,7 +56,7 @@ def create_area(
         kind=kind,
         parent_id=parent_id,
         depth=(parent.depth + 1) if parent else 0,
-        timezone=timezone or (parent.timezone if parent else "Asia/Shanghai"),
+        timezone=timezone or (parent.timezone if parent else DEFAULT_TIMEZONE),
         path=f"tmp:{name}:{parent_id}",
     )
     db.session.add(area)

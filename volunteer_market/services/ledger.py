@@ -75,7 +75,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -99,6 +98,7 @@ from ..models import (
     utcnow,
 )
 from ..models.ledger import owner_key
+from ..zones import DEFAULT_TIMEZONE, zone
 from . import audit, permissions
 from .errors import (
     AlreadyReversed,
@@ -931,13 +931,13 @@ def history(user: User | int, page: int = 1, per_page: int = 20) -> dict[str, An
 
 
 def earned_by_month(
-    user: User | int, months: int = 12, tz: str = "Asia/Shanghai", *, now: datetime | None = None
+    user: User | int, months: int = 12, tz: str = DEFAULT_TIMEZONE, *, now: datetime | None = None
 ) -> list[tuple[str, int]]:
     """Return ``[("2026-01", points), ...]``: points earned (earn - reversed earn) per
     local month over the last ``months`` months, oldest first, zeros included."""
     user_id = user if isinstance(user, int) else user.id
-    zone = ZoneInfo(tz)
-    local_now = (now or utcnow()).astimezone(zone)
+    local_zone = zone(tz)
+    local_now = (now or utcnow()).astimezone(local_zone)
     labels: list[str] = []
     year, month = local_now.year, local_now.month
     for _ in range(months):
@@ -945,7 +945,7 @@ def earned_by_month(
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     labels.reverse()
     first_year, first_month = (int(p) for p in labels[0].split("-"))
-    start = datetime(first_year, first_month, 1, tzinfo=zone)
+    start = datetime(first_year, first_month, 1, tzinfo=local_zone)
     original = aliased(LedgerTransaction)
     rows = db.session.execute(
         sa.select(LedgerTransaction.created_at, LedgerEntry.amount)
@@ -967,7 +967,7 @@ def earned_by_month(
     ).all()
     totals = dict.fromkeys(labels, 0)
     for created_at, amount in rows:
-        label = created_at.astimezone(zone).strftime("%Y-%m")
+        label = created_at.astimezone(local_zone).strftime("%Y-%m")
         if label in totals:
             totals[label] += int(amount)
     return [(label, totals[label]) for label in labels]

@@ -205,7 +205,7 @@ def _audit_view(actor: User, area: Area | None) -> bool:
     return area is not None and holds(actor, [Role.SECRETARY, Role.OFFICER], area)
 
 
-# --- marketplace: projects, teams, needs, deliveries (issue 3) -------------------
+# --- marketplace: projects, teams, needs, deliveries -------------------
 # "Of the community" means a grant on the community or one of its grids
 # (communities_of); officers read their subtree; the admin reads everything but
 # takes no part in community business.
@@ -459,7 +459,7 @@ def _points_policy_manage(actor: User, _community: Area | None) -> bool:
     return is_admin(actor)
 
 
-# --- ratings and settlement (issue 4) ----------------------------------------------
+# --- ratings and settlement ----------------------------------------------
 # Ratings belong to the beneficiaries (residents) of a delivery; participants never
 # rate their own delivery. Staff of the delivery's community (grid workers, the
 # secretary) may enter a proxy rating for a beneficiary without a phone. Only the
@@ -553,7 +553,7 @@ def _settlement_queue(actor: User, _target: Any) -> bool:
     return bool(grant_areas(actor, [Role.SECRETARY]))
 
 
-# --- rankings (issue 5) ----------------------------------------------------------
+# --- rankings ----------------------------------------------------------
 # Rankings are public to every signed-in user (subject to the area's exposure
 # setting); secretaries and officers over an area always see its full list.
 
@@ -590,7 +590,7 @@ def _rankings_configure(actor: User, area: Area) -> bool:
     return area.kind == AreaKind.COMMUNITY and holds(actor, Role.SECRETARY, area)
 
 
-# --- rewards and redemption (issue 6) ----------------------------------------------
+# --- rewards and redemption ----------------------------------------------
 # A reward is offered to its area's subtree. Secretaries manage rewards of their own
 # community (or its grids), officers those in their subtree ("rewards at their level").
 # A redemption belongs to the member's community inside the reward's scope: that

@@ -86,10 +86,10 @@ from ..models.rankings import (
     RankingSettings,
     RankingTeam,
 )
+from ..zones import DEFAULT_TIMEZONE, zone
 from . import audit, permissions
 from .errors import NotFound, ValidationFailed
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_PER_PAGE = 100
 MAX_TOP_N = 1000
 #: Members per chunk in :func:`rebuild` and :func:`first_mismatch`.
@@ -149,10 +149,7 @@ def current_periods(tz: str = DEFAULT_TIMEZONE, now: datetime | None = None) -> 
 
 
 def _zone(tz: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz or DEFAULT_TIMEZONE)
-    except (KeyError, ValueError):  # an unknown zone name: fall back, never fail a posting
-        return ZoneInfo(DEFAULT_TIMEZONE)
+    return zone(tz)  # an unknown zone name falls back to the default: never fail a posting
 
 
 # --- writing: the posting hook ---------------------------------------------------------

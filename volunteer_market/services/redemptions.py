@@ -107,6 +107,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..zones import area_zone
 from . import audit, ledger, ledger_verify, permissions, points_policy
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .rewards import MAX_ID, closed_reason, record_stock_change
@@ -190,7 +191,7 @@ def qr_svg_data_uri(text: str) -> str:
 
 def _zone(community_id: int | None) -> ZoneInfo:
     area = db.session.get(Area, community_id) if community_id is not None else None
-    return ZoneInfo(area.timezone if area is not None else "Asia/Shanghai")
+    return area_zone(area)
 
 
 def period_key(period: LimitPeriod, when: datetime, zone: ZoneInfo) -> str:

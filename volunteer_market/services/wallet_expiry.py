@@ -39,7 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -55,6 +54,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..zones import area_zone, local_today
 from . import audit, ledger, points_policy
 
 
@@ -123,7 +123,7 @@ def plan_expiry(
         return None
     community_id = expiring[0]
     area = db.session.get(Area, community_id)
-    zone = ZoneInfo(area.timezone if area is not None else "Asia/Shanghai")
+    zone = area_zone(area)
     year_start = cutoff_year if cutoff_year is not None else as_of.year - 1
     cutoff = datetime(year_start, 1, 1, tzinfo=zone)
     fresh = sum(int(a) for _c, t, a in rows if t >= cutoff)
@@ -217,7 +217,7 @@ def expiring_soon(user: User | int, today: date | None = None) -> dict[str, Any]
     """Return ``{amount, expires_on}``: wallet points that expire at the end of this
     year (including any overdue ones not yet expired), or None where nothing expires."""
     member_id = user if isinstance(user, int) else user.id
-    today = today or utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    today = today or local_today(utcnow())
     plan = plan_expiry(member_id, today, cutoff_year=today.year)
     if plan is None:
         return None

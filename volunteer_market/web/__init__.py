@@ -43,16 +43,16 @@ def register_web(app: Flask) -> None:
     from . import ledger
 
     app.register_blueprint(ledger.bp)
-    from . import ratings  # ratings and settlement (issue 4)
+    from . import ratings  # ratings and settlement
 
     app.register_blueprint(ratings.bp)
-    from . import rankings  # rankings (issue 5)
+    from . import rankings  # rankings
 
     app.register_blueprint(rankings.bp)
-    from . import rewards  # rewards and redemption (issue 6)
+    from . import rewards  # rewards and redemption
 
     app.register_blueprint(rewards.bp)
-    from . import marketplace  # projects, teams, needs, deliveries, notifications (issue 3)
+    from . import marketplace  # projects, teams, needs, deliveries, notifications
 
     app.register_blueprint(marketplace.bp)
 

@@ -44,12 +44,12 @@ from ..services import notifications as notification_service
 from ..services import permissions, uploads
 from ..services import projects as project_service
 from ..services.errors import Conflict, DomainError, ValidationFailed
+from ..zones import DEFAULT_ZONE, area_zone
 from .files import save_upload, send_upload, upload_dir
 
 bp = Blueprint("web_market", __name__)
 
 PER_PAGE = 20
-DEFAULT_TZ = "Asia/Shanghai"
 
 # --- labels -----------------------------------------------------------------------
 
@@ -249,11 +249,7 @@ def _page(stmt: sa.Select[Any], page: int) -> tuple[list[Any], int]:
 
 
 def _tz(community_id: int | None) -> ZoneInfo:
-    area = db.session.get(Area, community_id) if community_id else None
-    try:
-        return ZoneInfo(area.timezone if area is not None else DEFAULT_TZ)
-    except (KeyError, ValueError):
-        return ZoneInfo(DEFAULT_TZ)
+    return area_zone(db.session.get(Area, community_id) if community_id else None)
 
 
 def _local_to_iso(value: str | None, tz: ZoneInfo) -> str | None:
@@ -273,7 +269,7 @@ def local_input(value: datetime | None, tz: ZoneInfo | None = None) -> str:
     """Return a ``datetime-local`` input value for ``value``."""
     if value is None:
         return ""
-    return value.astimezone(tz or ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%dT%H:%M")
+    return value.astimezone(tz or DEFAULT_ZONE).strftime("%Y-%m-%dT%H:%M")
 
 
 _SPLIT_RE = re.compile(r"[,，、;；\s]+")
@@ -994,7 +990,7 @@ NOTIFICATION_TEXTS = {
     "delivery.recorded": _l("「%(title)s」的服务记录已登记。"),
     "delivery.please_rate": _l("请为「%(title)s」的服务评价。"),
     "delivery.no_show": _l("您在「%(title)s」的服务中被记为缺席。"),
-    # ratings and settlement (issue 4): never the rater's identity
+    # ratings and settlement: never the rater's identity
     "rating.received": _l("「%(title)s」收到一条 %(score)s 星评价。"),
     "rating.changed": _l("「%(title)s」的一条评价改为 %(score)s 星。"),
     "rating.replied": _l("%(member)s 回复了您对「%(title)s」的评价。"),

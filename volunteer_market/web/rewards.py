@@ -9,7 +9,6 @@ import re
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -34,13 +33,13 @@ from ..services.errors import (
     ValidationFailed,
 )
 from ..services.redemptions import LimitReached, OutOfStock
+from ..zones import DEFAULT_ZONE
 from . import form_errors
 from .files import save_upload, send_upload, upload_dir
 
 bp = Blueprint("web_rewards", __name__)
 
 PER_PAGE = 20
-ZONE = ZoneInfo("Asia/Shanghai")
 _INT_RE = re.compile(r"^\s*\d{1,9}\s*$")
 _FORM_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -431,7 +430,7 @@ def _local_day(value: str | None, *, end: bool = False) -> Any:
         return value
     if end:
         day = day + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=ZONE).isoformat()
+    return datetime(day.year, day.month, day.day, tzinfo=DEFAULT_ZONE).isoformat()
 
 
 def _form_values(form: Any, *, with_area: bool) -> dict[str, Any]:
@@ -462,7 +461,7 @@ def _form_defaults(reward: Reward | None) -> dict[str, Any]:
     def day(value: datetime | None, end: bool = False) -> str:
         if value is None:
             return ""
-        local = value.astimezone(ZONE)
+        local = value.astimezone(DEFAULT_ZONE)
         if end:
             local = local - timedelta(days=1)
         return local.date().isoformat()
