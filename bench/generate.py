@@ -77,9 +77,9 @@ import sqlalchemy as sa
 from volunteer_market import create_app
 from volunteer_market.extensions import db
 from volunteer_market.models import GENESIS_HASH
+from volunteer_market.models.ledger import MAX_REASON
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services import rankings
-from volunteer_market.services.ledger import MAX_REASON
 from volunteer_market.services.settlement import _decimal, _reason
 
 RESULTS = Path(__file__).parent / "results"

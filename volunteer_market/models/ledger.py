@@ -28,6 +28,10 @@ from .types import UTCDateTime, str_enum, utcnow
 
 #: ``prev_hash`` of the very first transaction.
 GENESIS_HASH = "0" * 64
+#: Longest reason of a transaction (the ``reason`` column; adjustments, reversals).
+MAX_REASON = 500
+#: Largest absolute amount of one secretary adjustment.
+MAX_ADJUSTMENT = 100_000
 
 
 class AccountKind(enum.StrEnum):
@@ -150,7 +154,7 @@ class LedgerTransaction(Model):
     #: The points policy version used by an earn.
     policy_id: Mapped[int | None] = mapped_column(sa.ForeignKey("points_policies.id"))
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
-    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    reason: Mapped[str | None] = mapped_column(sa.String(MAX_REASON))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Hash of the previous transaction (``GENESIS_HASH`` for the first).
     prev_hash: Mapped[str] = mapped_column(sa.String(64))

@@ -20,6 +20,7 @@ they agree. Design notes: ``docs/rankings.md``.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -31,6 +32,12 @@ from .users import RoleGrant, User
 
 #: ``all``, ``2026``, ``2026-Q4`` or ``2026-11``.
 PERIOD_KEY_LENGTH = 7
+#: A valid period key (the ``period_key`` columns hold nothing else).
+PERIOD_RE = re.compile(r"^(?:all|[1-9]\d{3}(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?)$")
+#: Most rows of one ranking page.
+MAX_PER_PAGE = 100
+#: Largest N of a top-N exposure setting (``ranking_settings.top_n``).
+MAX_TOP_N = 1000
 
 
 class RankingMember(Model):
@@ -151,7 +158,7 @@ class RankingSettings(Model):
     __tablename__ = "ranking_settings"
     __table_args__ = (
         sa.CheckConstraint(
-            "(exposure = 'top_n' AND top_n BETWEEN 1 AND 1000)"
+            f"(exposure = 'top_n' AND top_n BETWEEN 1 AND {MAX_TOP_N})"
             " OR (exposure <> 'top_n' AND top_n IS NULL)",
             name="top_n_shape",
         ),

@@ -27,6 +27,20 @@ from .areas import Area
 from .types import UTCDateTime, str_enum, utcnow
 from .users import User
 
+#: Limits of a reward's fields (the columns below and ``services/rewards.py``'s checks).
+MAX_COST = 100_000
+MAX_STOCK = 1_000_000
+MAX_LIMIT = 1_000
+NAME_MAX = 100
+DESCRIPTION_MAX = 2_000
+SPONSOR_MAX = 100
+#: Longest note of a stock change.
+NOTE_MAX = 200
+#: Most items of one reward in one redemption request.
+MAX_QUANTITY = 100
+#: Longest reason of a redemption's cancellation or rejection.
+MAX_REASON = 500
+
 
 class LimitPeriod(enum.StrEnum):
     MONTH = "month"
@@ -76,8 +90,8 @@ class Reward(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Scope: members holding a member role on this area or below may redeem.
     area_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"))
-    name: Mapped[str] = mapped_column(sa.String(100))
-    description: Mapped[str] = mapped_column(sa.String(2000), default="")
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX))
+    description: Mapped[str] = mapped_column(sa.String(DESCRIPTION_MAX), default="")
     #: Stored file name under the private upload folder (``services/uploads.py``).
     image_path: Mapped[str | None] = mapped_column(sa.String(100))
     #: Points per item.
@@ -91,7 +105,7 @@ class Reward(Model):
         str_enum(LimitPeriod, "reward_limit_period"), default=LimitPeriod.ALL
     )
     #: 共建单位 providing the reward (free text, e.g. 中百超市).
-    sponsor: Mapped[str | None] = mapped_column(sa.String(100))
+    sponsor: Mapped[str | None] = mapped_column(sa.String(SPONSOR_MAX))
     active_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     active_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Paused rewards are hidden from the shop; they can be resumed.
@@ -172,7 +186,7 @@ class Redemption(Model):
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: Why it was rejected or cancelled (required for rejections).
-    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    reason: Mapped[str | None] = mapped_column(sa.String(MAX_REASON))
     #: Who fulfilled, cancelled or rejected it (NULL for expiry by the system).
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     #: When the member was reminded that the hold is about to expire.
@@ -213,5 +227,5 @@ class StockChange(Model):
     stock_after: Mapped[int | None]
     redemption_id: Mapped[int | None] = mapped_column(sa.ForeignKey("redemptions.id"))
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
-    note: Mapped[str | None] = mapped_column(sa.String(200))
+    note: Mapped[str | None] = mapped_column(sa.String(NOTE_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

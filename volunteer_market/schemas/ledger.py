@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..services.ledger import MAX_ADJUSTMENT, MAX_REASON
+from ..models.ledger import MAX_ADJUSTMENT, MAX_REASON
 from .accounts import PointsOut
 from .common import ID_RANGE, StrictSchema, trimmed
 

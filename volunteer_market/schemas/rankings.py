@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..models.rankings import Exposure
-from ..services.rankings import MAX_PER_PAGE, MAX_TOP_N, PERIOD_RE
+from ..models.rankings import MAX_PER_PAGE, MAX_TOP_N, PERIOD_RE, Exposure
 from .common import MAX_ID, StrictSchema
 
 

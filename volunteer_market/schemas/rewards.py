@@ -11,11 +11,12 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..models import LimitPeriod, RedemptionStatus
-from ..services.redemptions import MAX_QUANTITY, MAX_REASON
-from ..services.rewards import (
+from ..models.rewards import (
     DESCRIPTION_MAX,
     MAX_COST,
     MAX_LIMIT,
+    MAX_QUANTITY,
+    MAX_REASON,
     MAX_STOCK,
     NAME_MAX,
     NOTE_MAX,

@@ -97,7 +97,7 @@ from ..models import (
     User,
     utcnow,
 )
-from ..models.ledger import owner_key
+from ..models.ledger import MAX_ADJUSTMENT, MAX_REASON, owner_key
 from ..zones import DEFAULT_TIMEZONE, zone
 from . import audit, permissions
 from .errors import (
@@ -111,9 +111,6 @@ from .errors import (
 
 Leg = tuple[LedgerAccount, int]
 
-#: Largest absolute amount of one secretary adjustment.
-MAX_ADJUSTMENT = 100_000
-MAX_REASON = 500
 #: Kinds that :func:`reverse` corrects; holds and redemptions are undone through the
 #: redemption (release), never by reversal.
 REVERSIBLE_KINDS = frozenset({TransactionKind.EARN, TransactionKind.ADJUST, TransactionKind.EXPIRE})

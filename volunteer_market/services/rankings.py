@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,6 +79,9 @@ from ..models import (
     utcnow,
 )
 from ..models.rankings import (
+    MAX_PER_PAGE,
+    MAX_TOP_N,
+    PERIOD_RE,
     Exposure,
     RankingMember,
     RankingScoreCount,
@@ -90,12 +92,8 @@ from ..zones import DEFAULT_TIMEZONE, zone
 from . import audit, permissions
 from .errors import NotFound, ValidationFailed
 
-MAX_PER_PAGE = 100
-MAX_TOP_N = 1000
 #: Members per chunk in :func:`rebuild` and :func:`first_mismatch`.
 CHUNK = 500
-
-PERIOD_RE = re.compile(r"^(?:all|[1-9]\d{3}(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?)$")
 
 TIER_NAMES = ("gold", "silver", "bronze")
 

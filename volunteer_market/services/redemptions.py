@@ -107,15 +107,13 @@ from ..models import (
     User,
     utcnow,
 )
+from ..models.rewards import MAX_QUANTITY, MAX_REASON
 from ..zones import area_zone
 from . import audit, ledger, ledger_verify, permissions, points_policy
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .rewards import MAX_ID, closed_reason, record_stock_change
 
-#: Most items of one reward in one request.
-MAX_QUANTITY = 100
 CODE_DIGITS = 8
-MAX_REASON = 500
 #: Members are reminded of a hold this long before it expires.
 REMIND_BEFORE = timedelta(days=2)
 

@@ -42,16 +42,18 @@ from ..models import (
     User,
     utcnow,
 )
+from ..models.rewards import (
+    DESCRIPTION_MAX,
+    MAX_COST,
+    MAX_LIMIT,
+    MAX_STOCK,
+    NAME_MAX,
+    NOTE_MAX,
+    SPONSOR_MAX,
+)
 from . import audit, permissions
 from .errors import Conflict, NotFound, ValidationFailed
 
-MAX_COST = 100_000
-MAX_STOCK = 1_000_000
-MAX_LIMIT = 1_000
-NAME_MAX = 100
-DESCRIPTION_MAX = 2_000
-SPONSOR_MAX = 100
-NOTE_MAX = 200
 #: Largest id the integer columns hold.
 MAX_ID = 2**31 - 1
 
