@@ -79,10 +79,11 @@ COMPARED = (
 
 @functools.cache
 def _clock_modules() -> list[Any]:
-    """The service modules that call ``models.utcnow`` by their own name."""
+    """The service modules (packages' modules included) that call ``models.utcnow`` by
+    their own name."""
     out = []
-    for info in pkgutil.iter_modules(services_pkg.__path__):
-        module = importlib.import_module(f"volunteer_market.services.{info.name}")
+    for info in pkgutil.walk_packages(services_pkg.__path__, "volunteer_market.services."):
+        module = importlib.import_module(info.name)
         if getattr(module, "utcnow", None) is model_types.utcnow:
             out.append(module)
     return out

@@ -15,6 +15,7 @@ from volunteer_market.models import Delivery, Project, Role, RoleGrant, User, ut
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import rankings
 from volunteer_market.services import users as user_service
+from volunteer_market.services.ledger import posting as ledger_posting
 
 from ..factories import insert_approved_project
 
@@ -45,7 +46,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     """Patch the time function the ledger stamps transactions with."""
     c = Clock()
-    monkeypatch.setattr(ledger_service, "utcnow", c)
+    monkeypatch.setattr(ledger_posting, "utcnow", c)
     yield c
 
 

@@ -19,6 +19,7 @@ from volunteer_market.models import Role, User
 from volunteer_market.services import ledger as ledger_service
 from volunteer_market.services import ledger_verify, rankings
 from volunteer_market.services import users as user_service
+from volunteer_market.services.ledger import posting as ledger_posting
 
 from .conftest import (
     bare_deliveries,
@@ -179,7 +180,7 @@ def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world, 
             n = next(months)
         return datetime(2020, 1, 15, 4, tzinfo=UTC) + timedelta(days=31 * n)
 
-    monkeypatch.setattr(ledger_service, "utcnow", next_month)
+    monkeypatch.setattr(ledger_posting, "utcnow", next_month)
     barrier = threading.Barrier(posters + 1)
     errors: list[BaseException] = []
 

@@ -43,7 +43,7 @@ def earn(member, community, points: int, *, when: datetime | None = None):
     delivery_id = bare_delivery(community, member)
     if when is None:
         return post_earn(member, community, delivery_id=delivery_id, points=points)
-    with mock.patch("volunteer_market.services.ledger.utcnow", return_value=when), atomic():
+    with mock.patch("volunteer_market.services.ledger.posting.utcnow", return_value=when), atomic():
         return ledger.earn(
             None,
             member_id=member.id,

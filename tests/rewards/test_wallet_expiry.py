@@ -28,7 +28,7 @@ def _at(when: datetime, fn):  # type: ignore[no-untyped-def]
     """Run ``fn`` with the ledger's clock at ``when`` (postings are dated by utcnow)."""
     from unittest import mock
 
-    with mock.patch("volunteer_market.services.ledger.utcnow", return_value=when):
+    with mock.patch("volunteer_market.services.ledger.posting.utcnow", return_value=when):
         return fn()
 
 

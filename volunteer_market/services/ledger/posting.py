@@ -1,0 +1,447 @@
+"""Posting: the one code path that inserts ledger transactions and entries.
+
+:func:`post_transaction` (and :func:`earn`, and the corrections) go through
+:func:`_post`, whose named steps run in this order, inside the caller's
+``atomic()``: validate the arguments; lock the head; replay a used idempotency key;
+refuse a second earn of a delivery or a bad reversal; then, in a savepoint, move
+each leg's balance with a guarded UPDATE, insert the transaction (with its hash) and
+its entries, advance the head, and run the posting hook (:func:`_after_post`, the
+ranking rollups). See the package overview for the lock order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ...extensions import db
+from ...models import (
+    MEMBER_KINDS,
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    TransactionKind,
+    User,
+    utcnow,
+)
+from ...models.ledger import MAX_REASON
+from ..errors import AlreadyReversed, Conflict, InsufficientPoints
+from .accounts import Leg, account_for_member, issuance_account
+from .hashing import hash_content
+from .head import advance_head, lock_head, remember_head, require_write
+
+#: Kinds that :func:`reverse` corrects; holds and redemptions are undone through the
+#: redemption (release), never by reversal.
+REVERSIBLE_KINDS = frozenset({TransactionKind.EARN, TransactionKind.ADJUST, TransactionKind.EXPIRE})
+
+_accounts = cast(sa.Table, LedgerAccount.__table__)
+
+
+def _check_legs(kind: TransactionKind, legs: Sequence[Leg], member_id: int | None) -> int | None:
+    """Validate the legs (programming errors -> ValueError); return the member id."""
+    if len(legs) < 2:
+        raise ValueError("a transaction needs at least two legs")
+    seen: set[int] = set()
+    members: set[int] = set()
+    total = 0
+    for account, amount in legs:
+        if not isinstance(account, LedgerAccount) or account.id is None:
+            raise ValueError("a leg needs a persisted LedgerAccount")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+            raise ValueError(f"a leg amount is a non-zero integer: {amount!r}")
+        if account.id in seen:
+            raise ValueError("each account may appear once per transaction")
+        seen.add(account.id)
+        total += amount
+        if account.kind in MEMBER_KINDS:
+            members.add(account.user_id)  # type: ignore[arg-type]
+    if total != 0:
+        raise ValueError(f"legs must sum to zero (sum is {total})")
+    if len(members) > 1:
+        raise ValueError("a transaction moves the points of one member at most")
+    if members:
+        owner = next(iter(members))
+        if member_id is not None and member_id != owner:
+            raise ValueError("member_id does not own the member accounts of the legs")
+        return owner
+    return member_id
+
+
+def post_transaction(
+    *,
+    kind: TransactionKind | str,
+    legs: Sequence[Leg],
+    idempotency_key: str,
+    actor: User | None,
+    member_id: int | None = None,
+    community_id: int | None = None,
+    delivery_id: int | None = None,
+    redemption_id: int | None = None,
+    reverses_id: int | None = None,
+    minutes: int | None = None,
+    policy_id: int | None = None,
+    reason: str | None = None,
+) -> LedgerTransaction:
+    """Post one balanced transaction; return the existing one if the key was used.
+
+    ``legs`` are ``(account, amount)`` pairs, at least two, summing to zero. Must
+    run inside ``atomic()``; the caller checks permissions and audits.
+
+    :raises ValueError: malformed legs or references (a programming error).
+    :raises InsufficientPoints: a member balance would go below zero; nothing is posted.
+    :raises Conflict: the key was used for another kind/member, or the delivery
+        already earned for this member, or the reversed transaction is not reversible.
+    """
+    tx, _created = _post(
+        kind=kind,
+        legs=legs,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        member_id=member_id,
+        community_id=community_id,
+        delivery_id=delivery_id,
+        redemption_id=redemption_id,
+        reverses_id=reverses_id,
+        minutes=minutes,
+        policy_id=policy_id,
+        reason=reason,
+    )
+    return tx
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What a new transaction records (everything its hash covers but entries and
+    ``prev_hash``)."""
+
+    kind: TransactionKind
+    idempotency_key: str
+    member_id: int | None
+    community_id: int | None
+    delivery_id: int | None
+    redemption_id: int | None
+    reverses_id: int | None
+    minutes: int | None
+    policy_id: int | None
+    actor_id: int | None
+    reason: str | None
+    created_at: datetime
+
+    def digest(self, ordered: Sequence[Leg], prev_hash: str) -> str:
+        """The transaction's hash over this content, its legs and ``prev_hash``."""
+        return hash_content(
+            kind=self.kind.value,
+            idempotency_key=self.idempotency_key,
+            member_id=self.member_id,
+            community_id=self.community_id,
+            delivery_id=self.delivery_id,
+            redemption_id=self.redemption_id,
+            reverses_id=self.reverses_id,
+            minutes=self.minutes,
+            policy_id=self.policy_id,
+            actor_id=self.actor_id,
+            reason=self.reason,
+            created_at=self.created_at,
+            entries=[(a.id, amt) for a, amt in ordered],
+            prev_hash=prev_hash,
+        )
+
+
+def _post(
+    *,
+    kind: TransactionKind | str,
+    legs: Sequence[Leg],
+    idempotency_key: str,
+    actor: User | None,
+    member_id: int | None,
+    community_id: int | None,
+    delivery_id: int | None,
+    redemption_id: int | None,
+    reverses_id: int | None,
+    minutes: int | None,
+    policy_id: int | None,
+    reason: str | None,
+) -> tuple[LedgerTransaction, bool]:
+    """Post (see :func:`post_transaction`); return ``(transaction, created)``."""
+    kind = TransactionKind(kind)
+    member_id = _validated(
+        kind,
+        legs,
+        idempotency_key=idempotency_key,
+        member_id=member_id,
+        delivery_id=delivery_id,
+        reverses_id=reverses_id,
+        minutes=minutes,
+        reason=reason,
+    )
+
+    _last_id, last_hash = lock_head()
+    existing = _replay(kind, idempotency_key, member_id)
+    if existing is not None:
+        return existing, False
+
+    counts_as_earn = kind == TransactionKind.EARN
+    if kind == TransactionKind.EARN:
+        _refuse_second_earn(delivery_id, member_id)
+    if reverses_id is not None:
+        counts_as_earn = _reversed_kind(reverses_id) == TransactionKind.EARN
+
+    content = _Content(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        member_id=member_id,
+        community_id=community_id,
+        delivery_id=delivery_id,
+        redemption_id=redemption_id,
+        reverses_id=reverses_id,
+        minutes=minutes,
+        policy_id=policy_id,
+        actor_id=actor.id if actor is not None else None,
+        reason=reason,
+        created_at=utcnow(),
+    )
+    ordered = sorted(legs, key=lambda leg: leg[0].id)
+    with db.session.begin_nested():
+        _move_balances(ordered, counts_as_earn)
+        digest = content.digest(ordered, last_hash)
+        tx, entries = _insert_rows(content, ordered, last_hash, digest)
+        advance_head(tx.id, digest, content.created_at)
+        _attach(tx, entries, ordered)
+        _after_post(tx, ordered)
+    remember_head(tx.id, digest)
+    return tx, True
+
+
+def _validated(
+    kind: TransactionKind,
+    legs: Sequence[Leg],
+    *,
+    idempotency_key: str,
+    member_id: int | None,
+    delivery_id: int | None,
+    reverses_id: int | None,
+    minutes: int | None,
+    reason: str | None,
+) -> int | None:
+    """Refuse malformed arguments (ValueError, a programming error); return the member id."""
+    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200:
+        raise ValueError("idempotency_key must be a string of 1..200 characters")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ValueError(f"reason is longer than {MAX_REASON} characters")
+    if (kind == TransactionKind.REVERSE) != (reverses_id is not None):
+        raise ValueError("reverses_id is required for reversals and only for them")
+    if minutes is not None and (isinstance(minutes, bool) or minutes < 0):
+        raise ValueError("minutes must be a non-negative integer")
+    member_id = _check_legs(kind, legs, member_id)
+    if kind == TransactionKind.EARN and (
+        delivery_id is None or minutes is None or member_id is None
+    ):
+        raise ValueError("an earn needs delivery_id, minutes and a member account leg")
+    require_write()
+    return member_id
+
+
+def _replay(
+    kind: TransactionKind, idempotency_key: str, member_id: int | None
+) -> LedgerTransaction | None:
+    """Return the transaction already posted under this key (entries loaded), or None."""
+    existing = db.session.execute(
+        sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    if existing.kind != kind or existing.member_id != member_id:
+        raise Conflict("This idempotency key was already used for another operation.")
+    return load_entries(existing)
+
+
+def _refuse_second_earn(delivery_id: int | None, member_id: int | None) -> None:
+    """Refuse an earn of a delivery that already earned for this member (409)."""
+    dup = db.session.execute(
+        sa.select(LedgerTransaction.id).where(
+            LedgerTransaction.kind == TransactionKind.EARN,
+            LedgerTransaction.delivery_id == delivery_id,
+            LedgerTransaction.member_id == member_id,
+        )
+    ).first()
+    if dup is not None:
+        raise Conflict("This delivery has already earned points for this member.")
+
+
+def _reversed_kind(reverses_id: int) -> TransactionKind:
+    """Return the kind of the transaction to reverse, refusing one that cannot be."""
+    target = db.session.execute(
+        sa.select(LedgerTransaction.kind).where(LedgerTransaction.id == reverses_id)
+    ).scalar_one_or_none()
+    if target is None:
+        raise ValueError(f"transaction {reverses_id} does not exist")
+    if target not in REVERSIBLE_KINDS:
+        raise Conflict("This kind of transaction cannot be reversed.")
+    if reversal_of(reverses_id) is not None:
+        raise AlreadyReversed("This transaction has already been reversed.")
+    return target
+
+
+def _move_balances(ordered: Sequence[Leg], counts_as_earn: bool) -> None:
+    """Apply each leg with the guarded UPDATE; InsufficientPoints if a member's would go < 0."""
+    for account, amount in ordered:
+        earned_delta = (
+            amount if counts_as_earn and account.kind == AccountKind.MEMBER_AVAILABLE else 0
+        )
+        row = db.session.execute(
+            _MOVE_BALANCE,
+            {"account_id": account.id, "amount": amount, "earned_delta": earned_delta},
+        ).one_or_none()
+        if row is None:
+            which = "held" if account.kind == AccountKind.MEMBER_HELD else "available"
+            raise InsufficientPoints(
+                "Not enough points.", account_id=account.id, balance_kind=which
+            )
+        set_committed_value(account, "balance", row.balance)
+        set_committed_value(account, "earned", row.earned)
+
+
+def _insert_rows(
+    content: _Content, ordered: Sequence[Leg], prev_hash: str, digest: str
+) -> tuple[LedgerTransaction, list[LedgerEntry]]:
+    """Insert the transaction and its entries (two flushes); return both."""
+    tx = LedgerTransaction(
+        kind=content.kind,
+        idempotency_key=content.idempotency_key,
+        member_id=content.member_id,
+        community_id=content.community_id,
+        delivery_id=content.delivery_id,
+        redemption_id=content.redemption_id,
+        reverses_id=content.reverses_id,
+        minutes=content.minutes,
+        policy_id=content.policy_id,
+        actor_id=content.actor_id,
+        reason=content.reason,
+        created_at=content.created_at,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    db.session.add(tx)
+    db.session.flush()
+    entries = [
+        LedgerEntry(
+            transaction_id=tx.id,
+            account_id=account.id,
+            amount=amount,
+            created_at=content.created_at,
+        )
+        for account, amount in ordered
+    ]
+    db.session.add_all(entries)
+    db.session.flush()
+    return tx, entries
+
+
+def _attach(tx: LedgerTransaction, entries: list[LedgerEntry], ordered: Sequence[Leg]) -> None:
+    """Set the loaded entries (and their accounts) on the transaction without a query."""
+    for entry, (account, _amount) in zip(entries, ordered, strict=True):
+        set_committed_value(entry, "account", account)
+    set_committed_value(tx, "entries", entries)
+
+
+#: The posting's balance statement, built once with bound parameters (compiled once,
+#: then served from SQLAlchemy's statement cache).
+_MOVE_BALANCE = (
+    _accounts.update()
+    .where(
+        _accounts.c.id == sa.bindparam("account_id"),
+        sa.or_(
+            _accounts.c.kind.not_in([k.value for k in MEMBER_KINDS]),
+            _accounts.c.balance + sa.bindparam("amount", type_=sa.Integer()) >= 0,
+        ),
+    )
+    .values(
+        balance=_accounts.c.balance + sa.bindparam("amount", type_=sa.Integer()),
+        earned=_accounts.c.earned + sa.bindparam("earned_delta", type_=sa.Integer()),
+    )
+    .returning(_accounts.c.balance, _accounts.c.earned)
+)
+
+
+def _after_post(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
+    """Hook run after every posting, inside the same database transaction.
+
+    The rankings feature maintains its rollups here (``services.rankings.rollups``, per
+    member x area level x period, from ``tx.kind``, ``tx.member_id``,
+    ``tx.community_id``, ``tx.created_at``, ``tx.minutes`` and the member-available
+    leg; a reversal of an earn carries the original's ``minutes`` and negated amount).
+    Code here runs after the head and account locks (lock order) and must only flush.
+    """
+    if tx.kind in (TransactionKind.EARN, TransactionKind.REVERSE):
+        from .. import rankings  # rankings reads the ledger's models only; no import cycle
+
+        rankings.apply_posting(tx, legs)
+
+
+def reversal_of(tx_id: int) -> int | None:
+    """Return the id of the transaction reversing ``tx_id``, or None."""
+    return db.session.execute(
+        sa.select(LedgerTransaction.id).where(LedgerTransaction.reverses_id == tx_id)
+    ).scalar_one_or_none()
+
+
+def load_entries(tx: LedgerTransaction) -> LedgerTransaction:
+    """Load ``tx``'s entries and their accounts in one query (set without lazy loads)."""
+    rows = db.session.execute(
+        sa.select(LedgerEntry, LedgerAccount)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.transaction_id == tx.id)
+        .order_by(LedgerEntry.id)
+    ).all()
+    for entry, account in rows:
+        set_committed_value(entry, "account", account)
+    set_committed_value(tx, "entries", [entry for entry, _a in rows])
+    return tx
+
+
+def earn(
+    actor: User | None,
+    *,
+    member_id: int,
+    community_id: int,
+    delivery_id: int,
+    points: int,
+    minutes: int,
+    policy_id: int | None,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> LedgerTransaction | None:
+    """Post a delivery's earn for one participant: issuance -> member available.
+
+    Used by settlement, which computes ``points`` with ``points_policy.points_for``
+    and audits/notifies. The default key ``earn:d<delivery>:u<member>`` makes a
+    retried settlement return the first transaction. ``points == 0`` posts nothing
+    and returns None (a zero-point participation lives in the delivery record only).
+
+    :raises Conflict: the delivery already earned for this member under another key.
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+        raise ValueError(f"points must be a non-negative integer: {points!r}")
+    if points == 0:
+        return None
+    lock_head()
+    wallet = account_for_member(member_id)
+    source = issuance_account(community_id)
+    return post_transaction(
+        kind=TransactionKind.EARN,
+        legs=[(source, -points), (wallet, points)],
+        idempotency_key=idempotency_key or f"earn:d{delivery_id}:u{member_id}",
+        actor=actor,
+        member_id=member_id,
+        community_id=community_id,
+        delivery_id=delivery_id,
+        minutes=minutes,
+        policy_id=policy_id,
+        reason=reason,
+    )
