@@ -81,6 +81,7 @@ from volunteer_market.models.ledger import MAX_REASON
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services import rankings
 from volunteer_market.services.settlement import _decimal, _reason
+from volunteer_market.zones import DEFAULT_TIMEZONE, zone
 
 RESULTS = Path(__file__).parent / "results"
 STREETS = 10
@@ -657,7 +658,7 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
     anc, title_of = p.ancestors, p.title_of
     sha = hashlib.sha256
     heappush, heappop = heapq.heappush, heapq.heappop
-    zone = rankings._zone(rankings.DEFAULT_TIMEZONE)
+    local_zone = zone(DEFAULT_TIMEZONE)
 
     hours: dict[int, tuple] = {}
 
@@ -668,9 +669,9 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
         info = hours.get(h)
         if info is None:
             at = _dt(h * 3600)
-            local = at.astimezone(zone)
-            begin = _ts(datetime(local.year, local.month, 1, tzinfo=zone))
-            keys = tuple(rankings.period_keys(at, rankings.DEFAULT_TIMEZONE))
+            local = at.astimezone(local_zone)
+            begin = _ts(datetime(local.year, local.month, 1, tzinfo=local_zone))
+            keys = tuple(rankings.period_keys(at, DEFAULT_TIMEZONE))
             info = hours[h] = (keys, begin, f"{local.year:04d}-{local.month:02d}")
         return info
 

@@ -1,7 +1,7 @@
 """The double-entry points ledger (积分账本): accounts, transactions, entries, head.
 
-Only ``services/ledger.py`` writes these tables; its docstring is the design
-overview. What the database itself guarantees, on SQLite and PostgreSQL:
+Only the package ``services/ledger/`` writes these tables; its ``__init__`` docstring
+is the design overview. What the database itself guarantees, on SQLite and PostgreSQL:
 
 * ``ledger_entries`` and ``ledger_transactions`` are append-only: triggers
   (:func:`ledger_trigger_ddl`) refuse every UPDATE and DELETE;

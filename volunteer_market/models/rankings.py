@@ -1,7 +1,7 @@
 """Ranking rollups (排行榜) and the per-area exposure setting.
 
-Only ``services/rankings.py`` writes these tables, inside the ledger posting's
-transaction (``services.ledger._after_post``), so they are exact with no staleness;
+Only the package ``services/rankings/`` writes these tables, inside the ledger posting's
+transaction (``services.ledger.posting._after_post``), so they are exact with no staleness;
 ``rankings rebuild`` recomputes them from the ledger and ``ledger verify`` checks
 they agree. Design notes: ``docs/rankings.md``.
 

@@ -439,8 +439,9 @@ def _ledger_members(actor: User, _target: Any) -> bool:
 
 @rule("ledger.adjust")
 def _ledger_adjust(actor: User, target: Any) -> bool:
-    """Target ``AdjustTarget(member, community)`` (services/ledger.py): the secretary of
-    that community, where the member holds a member role. ``None``: any secretary."""
+    """Target ``AdjustTarget(member, community)`` (services/ledger/corrections.py): the
+    secretary of that community, where the member holds a member role. ``None``: any
+    secretary."""
     if target is None:
         return bool(grant_areas(actor, [Role.SECRETARY]))
     return holds(actor, Role.SECRETARY, target.community) and target.community.id in (

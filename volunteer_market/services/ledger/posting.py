@@ -32,6 +32,7 @@ from ...models import (
 )
 from ...models.ledger import MAX_REASON
 from ..errors import AlreadyReversed, Conflict, InsufficientPoints
+from ..rankings.rollups import apply_posting
 from .accounts import Leg, account_for_member, issuance_account
 from .hashing import hash_content
 from .head import advance_head, lock_head, remember_head, require_write
@@ -377,11 +378,10 @@ def _after_post(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
     ``tx.community_id``, ``tx.created_at``, ``tx.minutes`` and the member-available
     leg; a reversal of an earn carries the original's ``minutes`` and negated amount).
     Code here runs after the head and account locks (lock order) and must only flush.
+    ``rankings.rollups`` imports nothing of the ledger package, so this is no cycle.
     """
     if tx.kind in (TransactionKind.EARN, TransactionKind.REVERSE):
-        from .. import rankings  # rankings reads the ledger's models only; no import cycle
-
-        rankings.apply_posting(tx, legs)
+        apply_posting(tx, legs)
 
 
 def reversal_of(tx_id: int) -> int | None:
