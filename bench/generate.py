@@ -1486,11 +1486,11 @@ def generate(url: str, members: int, entries: int, seed: int = 7, now: datetime 
 
 def verify(url: str) -> Any:
     """Run every ``ledger verify`` check; return the first violation or None."""
-    from volunteer_market.services import ledger_verify
+    from volunteer_market.services import verify as verifier
 
     app = make_app(url)
     with app.app_context():
-        found = ledger_verify.verify(ledger_verify.check_names())
+        found = verifier.verify(verifier.check_names())
         db.session.remove()
         db.engine.dispose()
     return found

@@ -22,7 +22,8 @@ from tests.conftest import TEST_CONFIG  # noqa: E402
 from tests.factories import build_world  # noqa: E402
 from volunteer_market import create_app  # noqa: E402
 from volunteer_market.extensions import db  # noqa: E402
-from volunteer_market.services.ledger_verify import _selected, verify  # noqa: E402
+from volunteer_market.services.verify import verify  # noqa: E402
+from volunteer_market.services.verify.registry import selected  # noqa: E402
 
 RUNS = 50
 
@@ -41,7 +42,7 @@ def main() -> None:
         cpu_ms = (time.process_time() - cpu) / RUNS * 1000
         wall_ms = (time.perf_counter() - wall) / RUNS * 1000
         print(f"verify(): {cpu_ms:.1f} ms CPU, {wall_ms:.1f} ms wall per call")
-        for name, check in _selected(None):
+        for name, check in selected(None):
             cpu = time.process_time()
             for _ in range(RUNS):
                 check()

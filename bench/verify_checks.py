@@ -7,7 +7,7 @@
 ``flask ledger verify`` runs every check in one go and stops at the first violation;
 at 10M entries that takes 20-30 minutes, most of it ``ranking_rollups`` and
 ``hash_chain``. This runs the chosen checks (default: all, in the registry's order)
-each on its own (``ledger_verify.verify([name])``), prints a line per check as it
+each on its own (``services.verify.verify([name])``), prints a line per check as it
 ends, and merges the results into ``bench/results/verify-<engine>-<entries>.json``
 (so that checks run on different days add up). Exit status 1 if any check failed.
 """
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with app.app_context():
         from volunteer_market.extensions import db
-        from volunteer_market.services import ledger_verify
+        from volunteer_market.services import verify as verifier
 
-        known = ledger_verify.check_names()
+        known = verifier.check_names()
         names = [n for n in args.checks.split(",") if n] or known
         unknown = sorted(set(names) - set(known))
         if unknown:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(path.read_text()) if path.exists() else {}
         for name in names:
             t, c = time.perf_counter(), time.process_time()
-            found = ledger_verify.verify([name])
+            found = verifier.verify([name])
             db.session.rollback()
             results[name] = {
                 "result": "ok" if found is None else str(found),

@@ -369,8 +369,8 @@ def verified() -> None:
     """Assert that every ledger invariant (every registered ``ledger verify`` check) holds,
     on a fresh read (the session's transaction is ended first)."""
     from volunteer_market.extensions import db
-    from volunteer_market.services import ledger_verify
+    from volunteer_market.services import verify as verifier
 
     db.session.rollback()
-    found = ledger_verify.verify_all()
+    found = verifier.verify_all()
     assert found == [], [str(v) for v in found]

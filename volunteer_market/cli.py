@@ -177,7 +177,7 @@ def ledger_group() -> None:
 @with_appcontext
 def ledger_verify(all_checks: bool) -> None:
     """Check every ledger invariant and the hash chain; exit 1 on the first violation."""
-    from .services import ledger_verify as verifier
+    from .services import verify as verifier
 
     found = verifier.verify_all() if all_checks else [v for v in [verifier.verify()] if v]
     counts = verifier.stats()

@@ -43,8 +43,9 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import Delivery, Redemption, Reward, User
 from volunteer_market.models import types as model_types
-from volunteer_market.services import ledger_verify, rankings, ratings, redemptions, rewards
+from volunteer_market.services import rankings, ratings, redemptions, rewards
 from volunteer_market.services import settlement as settlement_service
+from volunteer_market.services import verify as verifier
 
 MEMBERS = int(os.environ.get("BENCH_GENERATE_MEMBERS", "20"))
 ENTRIES = int(os.environ.get("BENCH_GENERATE_ENTRIES", "240"))
@@ -204,7 +205,7 @@ def test_generated_equals_service_replay(database_url: str, replay_url: str) -> 
         # the generation was streamed: more than one window
         assert len({e[0].isocalendar()[:2] for e in applied}) > 10
 
-        assert ledger_verify.verify(ledger_verify.check_names()) is None
+        assert verifier.verify(verifier.check_names()) is None
         with atomic():
             rankings.rebuild()
         assert snapshot() == generated

@@ -8,7 +8,7 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.services import ledger
 from volunteer_market.services.errors import Conflict, InsufficientPoints
-from volunteer_market.services.ledger_verify import BUILTIN_CHECKS, verify
+from volunteer_market.services.verify import BUILTIN_CHECKS, verify
 
 from ..factories import bearer, give_points, points_of, post_earn
 from .conftest import counts, run_threads

@@ -12,7 +12,7 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import IdempotencyKey, utcnow
 from volunteer_market.services import idempotency
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..factories import bearer, give_points, points_of
 from .conftest import counts, raw, run_threads

@@ -25,7 +25,7 @@ from volunteer_market.services.errors import (
     InsufficientPoints,
     ValidationFailed,
 )
-from volunteer_market.services.ledger_verify import BUILTIN_CHECKS, verify
+from volunteer_market.services.verify import BUILTIN_CHECKS, verify
 
 from ..factories import give_points, points_of, post_earn
 from .conftest import counts, raw

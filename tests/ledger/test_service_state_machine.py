@@ -21,7 +21,7 @@ asserts that it ran its share of examples of the full ``STEPS`` steps (Hypothesi
 the length; with these settings it is the full length in practice). That is 15,000
 steps, each followed by ``verify()``; it fits in CI because ``verify()`` costs about
 1.5 ms of CPU (``python -m bench.profile_verify``): its statements are built once and
-its violation queries answered by one probe (``database.FrozenSelect``). Set
+its violation queries answered by one probe (``services.verify.frozen``). Set
 ``SERVICE_STM_SHRINK=1`` to shrink a failing example (minutes with a database per step).
 
 ``test_removed_guard_is_caught`` removes one guard from a service and asserts the
@@ -83,7 +83,7 @@ from volunteer_market.services.errors import (
     NotFound,
     ValidationFailed,
 )
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..conftest import ON_POSTGRES
 from ..factories import build_world, make_delivery, make_project, make_reward

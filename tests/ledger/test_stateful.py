@@ -29,7 +29,7 @@ from volunteer_market.models import AreaKind, Role, TransactionKind
 from volunteer_market.services import ledger
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services.errors import AlreadyReversed, Conflict, InsufficientPoints
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..factories import make_area, make_user
 from .conftest import make_delivery_ids, reset_database

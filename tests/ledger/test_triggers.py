@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import LedgerTransaction, ledger_trigger_ddl, ledger_trigger_drop_ddl
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..factories import give_points
 from .conftest import counts, raw

@@ -9,7 +9,8 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import AccountKind
 from volunteer_market.services import ledger
-from volunteer_market.services import ledger_verify as lv
+from volunteer_market.services import verify as lv
+from volunteer_market.services.verify import registry
 
 from ..factories import give_points, post_earn
 from .conftest import raw
@@ -330,11 +331,11 @@ def test_registered_checks_run_after_the_builtin_ones(booked, monkeypatch):
         calls.append(1)
         return lv.Violation("test_extra", "stock of reward 3 is -1")
 
-    monkeypatch.setattr(lv, "_CHECKS", [*lv._CHECKS])
-    lv.register_check("test_extra")(extra)
+    monkeypatch.setattr(registry, "_CHECKS", [*registry._CHECKS])
+    registry.register_check("test_extra")(extra)
     assert str(lv.verify()) == "[test_extra] stock of reward 3 is -1"
     with pytest.raises(RuntimeError):
-        lv.register_check("test_extra")(extra)
+        registry.register_check("test_extra")(extra)
 
 
 def test_account_kinds_cover_the_design():

@@ -6,7 +6,7 @@ from volunteer_market import demo
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import PointsPolicy
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 from volunteer_market.services.wallet import points_summary
 
 from ..factories import bearer, give_points, post_earn

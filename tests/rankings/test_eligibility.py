@@ -17,9 +17,11 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import Role, User
 from volunteer_market.services import ledger as ledger_service
-from volunteer_market.services import ledger_verify, rankings
+from volunteer_market.services import rankings
 from volunteer_market.services import users as user_service
+from volunteer_market.services import verify as verifier
 from volunteer_market.services.ledger import posting as ledger_posting
+from volunteer_market.services.verify.rankings import first_mismatch
 
 from .conftest import (
     bare_deliveries,
@@ -70,14 +72,14 @@ def test_suspension_flags_every_row_and_reinstatement_restores_them(world):
     assert standings(w.district) == [(1, "member_a2", 20)]
     assert board(w.district, viewer=w.member_a)["me"] is None
     assert board(w.district)["total"] == 1
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
     set_active(w.member_a, True)
     assert flags(w.member_a) == {a: {True} for a in areas}
     assert bucket(w.district, 30) == 1
     assert standings(w.district) == [(1, "member_a", 30), (2, "member_a2", 20)]
     assert board(w.district, viewer=w.member_a)["me"]["rank"] == 1
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_an_ended_grant_flags_only_the_areas_it_covered(world):
@@ -89,7 +91,7 @@ def test_an_ended_grant_flags_only_the_areas_it_covered(world):
         w.street.id: {False},
         w.district.id: {False},
     }
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     # Moved to community C (another street of the district): ranked in the district
     # again, still not in community A or its street.
     with atomic():
@@ -100,7 +102,7 @@ def test_an_ended_grant_flags_only_the_areas_it_covered(world):
         w.district.id: {True},
     }
     assert bucket(w.district, 30) == 1 and bucket(w.street, 30) == 0
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_an_earn_of_an_excluded_member_creates_flagged_rows_outside_the_buckets(world):
@@ -112,10 +114,10 @@ def test_an_earn_of_an_excluded_member_creates_flagged_rows_outside_the_buckets(
     assert set().union(*flags(w.member_a).values()) == {False}
     assert bucket(w.community_a, 30) == 0
     assert standings(w.community_a) == [(1, "member_a2", 20)]
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     set_active(w.member_a, True)
     assert standings(w.community_a) == [(1, "member_a", 30), (2, "member_a2", 20)]
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_verify_reports_a_wrong_flag_and_rebuild_repairs_it(world):
@@ -127,26 +129,26 @@ def test_verify_reports_a_wrong_flag_and_rebuild_repairs_it(world):
         u=w.member_a.id,
         a=w.community_a.id,
     )
-    found = ledger_verify.verify()
+    found = verifier.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert f"area {w.community_a.id} period all user {w.member_a.id}" in found.detail
     assert "eligible=True" in found.detail and "eligible=False" in found.detail
     rebuild()
     assert flags(w.member_a)[w.community_a.id] == {True}
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_verify_reports_a_bucket_that_counts_an_excluded_member(world):
     w = world
     earn(w.member_a, w.community_a, 30)
     set_active(w.member_a, False)
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     raw(
         "INSERT INTO ranking_score_counts (area_id, period_key, points, members)"
         " VALUES (:a, 'all', 30, 1)",
         a=w.community_a.id,
     )
-    found = ledger_verify.verify()
+    found = verifier.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert "score bucket" in found.detail
 
@@ -225,13 +227,13 @@ def test_suspensions_racing_with_earns_keep_flags_and_buckets_exact(app, world, 
     assert errors == []
     # The last toggle suspended member_a: no row of theirs may still count.
     assert set().union(*flags(w.member_a).values()) == {False}
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     assert [i["display_name"] for i in board(w.community_a)["items"]] == ["member_a2"]
     set_active(w.member_a, True)
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     expected_a = sum(5 + i for i in range(posters) for j in range(per_thread) if j % 2 == 0)
     assert board(w.community_a, viewer=w.member_a)["me"]["points"] == expected_a
-    assert rankings.first_mismatch() is None
+    assert first_mismatch() is None
 
 
 def _statements_of_a_ranking(area, viewer) -> list[str]:

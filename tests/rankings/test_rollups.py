@@ -14,7 +14,9 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import Role
 from volunteer_market.services import ledger as ledger_service
-from volunteer_market.services import ledger_verify, rankings
+from volunteer_market.services import rankings
+from volunteer_market.services import verify as verifier
+from volunteer_market.services.verify.rankings import first_mismatch
 
 from ..factories import make_delivery, make_project, make_user
 from .conftest import bare_deliveries, earn, local, raw, rebuild, reverse, rollups
@@ -60,28 +62,28 @@ def test_rebuild_equals_incremental_rollups(world, clock, seed):
         )
         posted.append(tx)
     db.session.rollback()
-    assert rankings.first_mismatch() is None
+    assert first_mismatch() is None
     before = rollups()
     assert before["ranking_members"]
     counts = rebuild()
     after = rollups()
     assert after == before
     assert counts["members"] == len(after["ranking_members"])
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_verify_reports_a_tampered_rollup_and_rebuild_repairs_it(world, runner):
     w = world
     earn(w.member_a, w.community_a, 30)
     earn(w.member_a2, w.community_a, 20)
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
     raw(
         "UPDATE ranking_members SET points = points + 5 WHERE user_id = :u AND area_id = :a"
         " AND period_key = 'all'",
         u=w.member_a2.id,
         a=w.community_a.id,
     )
-    found = ledger_verify.verify()
+    found = verifier.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert f"area {w.community_a.id} period all user {w.member_a2.id}" in found.detail
     assert "expected points=20" in found.detail and "found points=25" in found.detail
@@ -91,13 +93,13 @@ def test_verify_reports_a_tampered_rollup_and_rebuild_repairs_it(world, runner):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Rebuilt ranking rollups:")
     db.session.rollback()
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_verify_reports_a_wrong_score_bucket(world):
     earn(world.member_a, world.community_a, 30)
     raw("UPDATE ranking_score_counts SET members = members + 1 WHERE points = 30")
-    found = ledger_verify.verify()
+    found = verifier.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert "score bucket" in found.detail
 
@@ -111,7 +113,7 @@ def test_verify_reports_a_stray_row(world):
         u=world.member_b.id,
         t=datetime(2026, 1, 1),  # naive UTC, as stored on SQLite
     )
-    found = ledger_verify.verify()
+    found = verifier.verify()
     assert found is not None and found.check == "ranking_rollups"
     assert f"user {world.member_b.id}" in found.detail
 
@@ -124,7 +126,7 @@ def test_a_reversal_without_rollups_is_refused(world):
     db.session.rollback()
     rebuild()
     reverse(tx)
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_rebuild_outside_atomic_is_refused(app):
@@ -192,11 +194,11 @@ def test_concurrent_earns_keep_rollups_exact(app, world):
         )
     )
     assert got == expected
-    assert rankings.first_mismatch() is None
+    assert first_mismatch() is None
     before = rollups()
     rebuild()
     assert rollups() == before
-    assert ledger_verify.verify() is None
+    assert verifier.verify() is None
 
 
 def test_monthly_chart_reads_month_rollups(world, clock):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from volunteer_market.extensions import db
 from volunteer_market.models import Role, utcnow
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..factories import make_delivery, make_project, make_user
 from ..ledger.conftest import (

@@ -293,7 +293,7 @@ def test_ledger_verify_checks_settlements(scene, runner, sql, message):
     db.session.rollback()
     with db.engine.begin() as conn:
         conn.exec_driver_sql(sql)
-    from volunteer_market.services.ledger_verify import verify
+    from volunteer_market.services.verify import verify
 
     found = verify()
     assert found is not None and found.check == "settlements" and message in found.detail

@@ -5,7 +5,7 @@ beneficiary or by proxy, inside or outside the window), change a rating, settle 
 or after the window, with or without confirmation), reverse an earn, adjust a wallet.
 A model predicts every outcome (allowed or refused) and every balance from an
 independent implementation of the points arithmetic; after every step all ledger
-invariants (``services.ledger_verify``, including the ``settlements`` check) hold and
+invariants (``services.verify``, including the ``settlements`` check) hold and
 the database agrees with the model.
 
 Time is virtual: every delivery gets its own slot on a clock that only moves forward,
@@ -36,7 +36,7 @@ from volunteer_market.models import Delivery, Rating, Settlement, User, utcnow
 from volunteer_market.services import deliveries as delivery_service
 from volunteer_market.services import ledger, ratings, settlement
 from volunteer_market.services.errors import Conflict, InsufficientPoints
-from volunteer_market.services.ledger_verify import verify
+from volunteer_market.services.verify import verify
 
 from ..factories import make_project, points_of
 from .conftest import more_residents

@@ -19,9 +19,10 @@ from volunteer_market.models import (
     StockChange,
     TransactionKind,
 )
-from volunteer_market.services import ledger, ledger_verify, points_policy
+from volunteer_market.services import ledger, points_policy
 from volunteer_market.services import redemptions as svc
 from volunteer_market.services import rewards as reward_service
+from volunteer_market.services import verify as verifier
 from volunteer_market.services.errors import (
     Conflict,
     Forbidden,
@@ -443,7 +444,7 @@ def test_verify_catches_a_stock_change_without_a_log_row(world):
     redeem(world.member_a, reward)
     verified()
     _raw("UPDATE rewards SET stock = stock + 1 WHERE id = :id", id=reward.id)
-    found = ledger_verify.verify_all()
+    found = verifier.verify_all()
     assert [v.check for v in found] == ["reward_stock"]
 
 
@@ -459,7 +460,7 @@ def test_verify_catches_a_redemption_status_edited_behind_the_ledger(world):
         t=final,
         id=issued.redemption.id,
     )
-    found = ledger_verify.verify_all()
+    found = verifier.verify_all()
     assert [v.check for v in found] == ["redemptions"]
 
 
@@ -469,6 +470,6 @@ def test_verify_catches_a_limit_overrun(world):
     a = redeem(world.member_a, reward, 2)
     verified()
     _raw("UPDATE redemptions SET limit_applied = 1 WHERE id = :id", id=a.redemption.id)
-    found = ledger_verify.verify_all()
+    found = verifier.verify_all()
     assert [v.check for v in found] == ["redemptions"]
     assert "limit" in found[0].detail

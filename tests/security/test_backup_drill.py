@@ -5,7 +5,7 @@ its own ``atomic()``) while ``flask --app wsgi backup PATH`` runs as a separate
 process. The backup is restored with ``flask --app wsgi restore PATH --yes`` into a
 fresh database (SQLite: a new file; PostgreSQL: a new database), and there
 
-* ``services.ledger_verify`` finds no violation,
+* ``services.verify`` finds no violation,
 * every account's cached balance equals the sum of its entries,
 * the restored transactions are exactly a prefix of the source's (same ids, same
   hashes): a consistent snapshot, not a torn one.
@@ -25,7 +25,8 @@ from volunteer_market import create_app
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import LedgerAccount, LedgerEntry, LedgerTransaction, User
-from volunteer_market.services import ledger, ledger_verify
+from volunteer_market.services import ledger
+from volunteer_market.services import verify as verifier
 
 from ..conftest import ON_POSTGRES, TEST_CONFIG, drop_postgres_database, postgres_url_for
 
@@ -68,7 +69,7 @@ def _snapshot(url: str) -> tuple[list[tuple[int, str]], list[tuple[int, int, int
     """Return ([(tx id, hash)], [(account id, cached balance, sum of entries)])."""
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        assert ledger_verify.verify() is None, ledger_verify.verify_all()
+        assert verifier.verify() is None, verifier.verify_all()
         txs = db.session.execute(
             sa.select(LedgerTransaction.id, LedgerTransaction.hash).order_by(LedgerTransaction.id)
         ).all()

@@ -56,7 +56,8 @@ from flask import current_app
 from volunteer_market.database import sqlite_module
 from volunteer_market.extensions import db
 from volunteer_market.models import LedgerTransaction, Redemption
-from volunteer_market.services import ledger_verify, redemptions
+from volunteer_market.services import redemptions
+from volunteer_market.services import verify as verifier
 
 from ..factories import (
     give_points,
@@ -395,7 +396,7 @@ def test_sigkilled_writers_leave_a_consistent_database(app, world, database_url,
         f"interrupted operations retried; kill phase {killed_at - started:.1f} s, "
         f"checks {time.monotonic() - killed_at:.1f} s, mean start to first commit "
         f"{figures['first_commit']:.2f} s; {storage}; verify: all "
-        f"{len(ledger_verify.check_names())} checks pass"
+        f"{len(verifier.check_names())} checks pass"
     )
 
 

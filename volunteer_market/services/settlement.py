@@ -45,7 +45,7 @@ the reason.
 Notifications: each participant gets ``points.earned`` (points, minutes, average,
 multiplier, reason) or ``points.none``.
 
-The ledger check ``settlements`` (registered with ``services.ledger_verify``) proves
+The ledger check ``settlements`` (``services/verify/settlements.py``) proves
 that every settlement line agrees with its earn (delivery, member, minutes, points),
 that totals add up, and that a delivery is settled exactly when it has a settlement.
 """
@@ -62,30 +62,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..database import frozen_violation
 from ..extensions import db
 from ..models import (
-    AccountKind,
     Delivery,
     DeliveryBeneficiary,
     DeliveryParticipant,
     DeliveryStatus,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransaction,
     Project,
     Rating,
     Role,
     Settlement,
     SettlementPosting,
-    TransactionKind,
     User,
     utcnow,
 )
 from . import audit, ledger, permissions
 from . import points_policy as policy_service
 from .errors import Conflict, NotFound
-from .ledger_verify import Violation, register_check
 from .ratings import lock_delivery, scores_of
 
 _FOUR = Decimal("0.0001")
@@ -399,116 +392,3 @@ def queue_row(row: Any, now: datetime | None = None) -> dict[str, Any]:
         "settleable": not open_,
         "needs_confirmation": int(ratings_count) == 0,
     }
-
-
-# --- ledger invariant ---------------------------------------------------------
-
-
-@frozen_violation
-def _line_not_its_earn() -> sa.Select[Any]:
-    sp, t = SettlementPosting, LedgerTransaction
-    return (
-        sa.select(sp.id, sp.transaction_id)
-        .outerjoin(t, t.id == sp.transaction_id)
-        .where(
-            sp.transaction_id.is_not(None),
-            sa.or_(
-                t.id.is_(None),
-                t.kind != TransactionKind.EARN,
-                t.delivery_id != sp.delivery_id,
-                t.member_id != sp.user_id,
-                t.minutes != sp.minutes,
-            ),
-        )
-        .order_by(sp.id)
-        .limit(1)
-    )
-
-
-@frozen_violation
-def _line_points_not_earned() -> sa.Select[Any]:
-    sp = SettlementPosting
-    wallet_amount = (
-        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0))
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(
-            LedgerEntry.transaction_id == sp.transaction_id,
-            LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE,
-        )
-        .correlate(sp)
-        .scalar_subquery()
-    )
-    return (
-        sa.select(sp.id, sp.transaction_id)
-        .where(sp.transaction_id.is_not(None), wallet_amount != sp.points)
-        .order_by(sp.id)
-        .limit(1)
-    )
-
-
-@frozen_violation
-def _totals_not_lines() -> sa.Select[Any]:
-    sp, s = SettlementPosting, Settlement
-    line_points = (
-        sa.select(sa.func.coalesce(sa.func.sum(sp.points), 0))
-        .where(sp.settlement_id == s.id)
-        .correlate(s)
-        .scalar_subquery()
-    )
-    line_minutes = (
-        sa.select(sa.func.coalesce(sa.func.sum(sp.minutes), 0))
-        .where(sp.settlement_id == s.id)
-        .correlate(s)
-        .scalar_subquery()
-    )
-    return (
-        sa.select(s.id)
-        .where(sa.or_(line_points != s.total_points, line_minutes != s.total_minutes))
-        .order_by(s.id)
-        .limit(1)
-    )
-
-
-@frozen_violation
-def _status_not_settlement() -> sa.Select[Any]:
-    s = Settlement
-    return (
-        sa.select(Delivery.id)
-        .outerjoin(s, s.delivery_id == Delivery.id)
-        .where(
-            sa.or_(
-                sa.and_(Delivery.status == DeliveryStatus.SETTLED, s.id.is_(None)),
-                sa.and_(Delivery.status != DeliveryStatus.SETTLED, s.id.is_not(None)),
-            )
-        )
-        .order_by(Delivery.id)
-        .limit(1)
-    )
-
-
-@register_check("settlements")
-def _settlements_agree() -> Violation | None:
-    """Settlement lines agree with their earns; totals add up; settled <=> settlement."""
-    bad = _line_not_its_earn.first()
-    if bad is not None:
-        return Violation(
-            "settlements",
-            f"settlement line {bad.id} does not match its earn",
-            transaction_id=bad.transaction_id,
-        )
-    bad = _line_points_not_earned.first()
-    if bad is not None:
-        return Violation(
-            "settlements",
-            f"settlement line {bad.id}: points differ from the earned amount",
-            transaction_id=bad.transaction_id,
-        )
-    bad_id = _totals_not_lines.scalar()
-    if bad_id is not None:
-        return Violation("settlements", f"settlement {bad_id}: totals differ from its lines")
-    unsettled = _status_not_settlement.scalar()
-    if unsettled is not None:
-        return Violation(
-            "settlements", f"delivery {unsettled}: status and settlement record disagree"
-        )
-    return None

@@ -73,7 +73,6 @@ from .boards import (
     scope_choices,
     sees_full_list,
 )
-from .comparison import first_mismatch
 from .eligibility import MARK_EXCLUDED_SQL, refresh_eligibility
 from .exposure import ExposureSetting, exposure_for, set_exposure
 from .members import MemberGrant, MemberState, member_states
@@ -98,7 +97,6 @@ __all__ = [
     "current_periods",
     "default_area",
     "exposure_for",
-    "first_mismatch",
     "get_area",
     "hours",
     "member_states",

@@ -1,4 +1,10 @@
-"""The rankings comparison of ``ledger verify``: stored rollups vs a recomputation."""
+"""The ``ranking_rollups`` check: the stored rollups equal a fresh recomputation.
+
+Member rows, team rows and score buckets are compared with what
+``services.rankings.rebuild`` recomputes from the ledger (the recomputation stays with
+the rankings; the comparison lives here). :func:`first_mismatch` describes the first
+difference.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from ...database import frozen, frozen_violation
 from ...extensions import db
 from ...models import LedgerTransaction, TransactionKind
 from ...models.rankings import RankingMember, RankingScoreCount, RankingTeam
-from .rebuild import Totals, area_paths_all, chunks, earners_statement, recompute
+from ..rankings.rebuild import Totals, area_paths_all, chunks, earners_statement, recompute
+from .frozen import frozen, frozen_violation
+from .registry import Violation
 
 _rm = cast(sa.Table, RankingMember.__table__)
 _rs = cast(sa.Table, RankingScoreCount.__table__)
@@ -50,12 +57,12 @@ def _compare(kind: str, expected: Totals, actual: Totals) -> str | None:
 
 
 @functools.cache
-def _stored_member_rows() -> sa.Select[Any]:
+def _stored_member_rows() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(_rm).where(_rm.c.user_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 @frozen_violation
-def _stray_member_row() -> sa.Select[Any]:
+def _stray_member_row() -> sa.Select[*tuple[Any, ...]]:
     """The key of a member row of someone with no earn at all."""
     return (
         sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.user_id)
@@ -114,11 +121,11 @@ def first_mismatch() -> str | None:
 
 
 @functools.cache
-def _stored_team_rows() -> sa.Select[Any]:
+def _stored_team_rows() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(_rt)
 
 
-def _bucket_rows() -> tuple[sa.Select[Any], sa.Select[Any]]:
+def _bucket_rows() -> tuple[sa.Select[*tuple[Any, ...]], sa.Select[*tuple[Any, ...]]]:
     grouped = (
         sa.select(_rm.c.area_id, _rm.c.period_key, _rm.c.points, sa.func.count().label("members"))
         .where(_rm.c.points > 0, _rm.c.eligible)
@@ -128,7 +135,9 @@ def _bucket_rows() -> tuple[sa.Select[Any], sa.Select[Any]]:
     return grouped, stored
 
 
-def _first_difference(left: sa.Select[Any], right: sa.Select[Any]) -> sa.Select[Any]:
+def _first_difference(
+    left: sa.Select[*tuple[Any, ...]], right: sa.Select[*tuple[Any, ...]]
+) -> sa.Select[*tuple[Any, ...]]:
     diff = sa.except_(left, right).subquery()
     return sa.select(diff).order_by(*diff.c).limit(1)
 
@@ -151,3 +160,11 @@ def _bucket_mismatch() -> str | None:
                 f"{row[3]} members {counted}, the other side disagrees"
             )
     return None
+
+
+def check_ranking_rollups() -> Violation | None:
+    """Ranking rollups (member, team, score buckets) equal a fresh recomputation."""
+    found = first_mismatch()
+    if found is None:
+        return None
+    return Violation("ranking_rollups", f"{found} (run: flask --app wsgi rankings rebuild)")
