@@ -355,3 +355,54 @@ def test_verify_a_subset_of_checks(booked, world):
     assert lv.verify(lv.BUILTIN_CHECKS).check == "head"
     with pytest.raises(LookupError):
         lv.verify(["no_such_check"])
+
+
+def test_checks_run_in_the_documented_order():
+    """The verify package registers every check itself, in one fixed order (the order
+    the CLI reports and ``bench.verify_checks`` runs)."""
+    assert lv.check_names() == [
+        "balanced",
+        "global_sum",
+        "cached_balance",
+        "earned",
+        "nonnegative",
+        "earn_once",
+        "reversals",
+        "hash_chain",
+        "head",
+        "ranking_rollups",
+        "settlements",
+        "redemptions",
+        "reward_stock",
+    ]
+    assert tuple(lv.check_names()[:9]) == lv.BUILTIN_CHECKS
+
+
+def test_no_domain_service_imports_verify():
+    """The arrow is verify -> domain: no module of ``services`` outside ``services/verify``
+    imports it (every import statement, at any depth)."""
+    import ast
+    from pathlib import Path
+
+    import volunteer_market.services as services_pkg
+
+    root = Path(services_pkg.__file__).parent
+    target = "volunteer_market.services.verify"
+    offenders = []
+    for path in root.rglob("*.py"):
+        parts = ("volunteer_market", "services", *path.relative_to(root).with_suffix("").parts)
+        if parts[2] == "verify":
+            continue
+        package = parts[:-1]  # a module's package; an __init__'s own package
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+                module = ".".join(p for p in (base, node.module or "") if p)
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            if any(n == target or n.startswith(target + ".") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
