@@ -29,6 +29,7 @@ from volunteer_market.models import (
 from volunteer_market.services import deliveries as delivery_service
 from volunteer_market.services import needs as need_service
 from volunteer_market.services import projects as project_service
+from volunteer_market.services.deliveries import recording as delivery_recording
 from volunteer_market.services.errors import Conflict
 from volunteer_market.services.projects import lifecycle as project_lifecycle
 from volunteer_market.services.projects import teams as project_teams
@@ -176,7 +177,7 @@ def test_overlapping_deliveries_for_one_member_at_most_one(app, world, monkeypat
     p2 = make_project(
         world.member_a3, world.community_a, status="approved", team=[shared], title="健康义诊"
     )
-    widen(monkeypatch, delivery_service, "_overlapping")  # between the check and the insert
+    widen(monkeypatch, delivery_recording, "_overlapping")  # between the check and the insert
     now = utcnow()
     start = now - timedelta(hours=4)
 
