@@ -4,7 +4,7 @@ Design overview
 ===============
 
 When. Automatically, in the transaction of the rating by which every beneficiary
-has rated (``services/ratings.py``; ``settled_by_id`` NULL). Otherwise by the
+has rated (``services/ratings``; ``settled_by_id`` NULL). Otherwise by the
 secretary of the delivery's community (never one who served in it) once the
 rating window has closed (:func:`settle`); before that, 409.
 
@@ -84,9 +84,9 @@ from ..models import (
 )
 from . import audit, ledger, permissions
 from . import points_policy as policy_service
+from .deliveries import lock_delivery, scores_of
 from .errors import Conflict, NotFound
 from .ledger_verify import Violation, register_check
-from .ratings import lock_delivery, scores_of
 
 _FOUR = Decimal("0.0001")
 

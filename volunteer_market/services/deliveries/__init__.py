@@ -19,13 +19,16 @@ Design overview
   once, to the recorder, by :func:`record_delivery`. A code is unique among unused
   codes of deliveries whose rating window is still open: look codes up with
   :func:`find_beneficiary_by_code`, which applies the same condition.
+* Ratings and settlement both lock the delivery row (:func:`lock_delivery`, after the
+  ledger head) and read its scores (:func:`scores_of`); those two live here, below
+  both, so neither service imports the other's internals.
 
 Rooms of the package
 --------------------
 ``recording``  :func:`record_delivery` and its steps; the session and window limits
 ``photo``      the session photo (recorder or owner, before settlement)
 ``codes``      the beneficiaries' rating codes and QR tokens: digests, allocation, lookup
-``reading``    get, the visible lists, a project's deliveries
+``reading``    get, the visible lists, a project's deliveries; the row lock and scores
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from .reading import (
     get_delivery,
     get_visible_delivery,
     list_deliveries,
+    lock_delivery,
+    scores_of,
     visible_condition,
 )
 from .recording import (
@@ -73,12 +78,14 @@ __all__ = [
     "get_delivery",
     "get_visible_delivery",
     "list_deliveries",
+    "lock_delivery",
     "participant_cap_minutes",
     "qr_svg_data_uri",
     "rating_code_hash",
     "rating_token_hash",
     "rating_window",
     "record_delivery",
+    "scores_of",
     "set_photo",
     "visible_condition",
 ]

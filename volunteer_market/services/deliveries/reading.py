@@ -1,5 +1,6 @@
 """Reading deliveries: get one (people loaded), the SQL twin of ``delivery.view`` for
-lists, and a project's deliveries.
+lists, a project's deliveries, and the two reads ratings and settlement share: the
+delivery row locked ``FOR UPDATE`` and the scores given for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ...models import (
     DeliveryNoShow,
     DeliveryParticipant,
     Project,
+    Rating,
     Role,
     TeamMembership,
     TeamStatus,
@@ -128,4 +130,29 @@ def deliveries_of(project: Project) -> list[Delivery]:
             )
             .order_by(Delivery.started_at.desc(), Delivery.id.desc())
         ).scalars()
+    )
+
+
+def lock_delivery(delivery_id: int) -> Delivery:
+    """Lock the delivery row (``FOR UPDATE``) and return it freshly read.
+
+    :raises NotFound: no such delivery.
+    """
+    delivery = db.session.execute(
+        sa.select(Delivery)
+        .where(Delivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise NotFound("Delivery not found.")
+    return delivery
+
+
+def scores_of(delivery_id: int) -> list[int]:
+    """Return the scores given for the delivery, in id order."""
+    return list(
+        db.session.scalars(
+            sa.select(Rating.score).where(Rating.delivery_id == delivery_id).order_by(Rating.id)
+        )
     )
