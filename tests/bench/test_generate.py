@@ -46,6 +46,7 @@ from volunteer_market.models import types as model_types
 from volunteer_market.services import rankings, ratings, redemptions, rewards
 from volunteer_market.services import settlement as settlement_service
 from volunteer_market.services import verify as verifier
+from volunteer_market.services.redemptions import codes as redemption_codes
 
 MEMBERS = int(os.environ.get("BENCH_GENERATE_MEMBERS", "20"))
 ENTRIES = int(os.environ.get("BENCH_GENERATE_ENTRIES", "240"))
@@ -122,7 +123,7 @@ def replay(url: str, p: gen.Plan, recorded: dict[str, list[tuple]], applied: lis
         for i, values in enumerate(p.rewards, start=1):
             assert rewards.create_reward(None, **values).id == i
     get = db.session.get
-    real_secrets = redemptions.secrets
+    real_secrets = redemption_codes.secrets
     for event in applied:
         at, kind, *args = event
         with frozen_clock(at), atomic():
@@ -136,12 +137,12 @@ def replay(url: str, p: gen.Plan, recorded: dict[str, list[tuple]], applied: lis
                 )
             elif kind == "request":
                 member, reward_id, qty, salt, rid = args
-                redemptions.secrets = SimpleNamespace(token_hex=lambda _n, s=salt: s)
+                redemption_codes.secrets = SimpleNamespace(token_hex=lambda _n, s=salt: s)
                 try:
                     issued = redemptions.request(get(User, member), get(Reward, reward_id), qty,
                                                  now=at)  # fmt: skip
                 finally:
-                    redemptions.secrets = real_secrets
+                    redemption_codes.secrets = real_secrets
                 assert issued.redemption.id == rid
             else:
                 rid, actor_id, reason = args

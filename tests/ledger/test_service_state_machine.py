@@ -759,9 +759,15 @@ def _nothing_used(*_args: Any, **_kw: Any) -> int:
 
 MUTANTS = {
     # Ratings no longer check the window and the delivery's state.
-    "rating_window": ("volunteer_market.services.ratings._require_open", _window_always_open),
+    "rating_window": (
+        "volunteer_market.services.ratings.rating._require_open",
+        _window_always_open,
+    ),
     # Redemptions no longer count what the member already took in the period.
-    "per_member_limit": ("volunteer_market.services.redemptions.used_in_period", _nothing_used),
+    "per_member_limit": (
+        "volunteer_market.services.redemptions.requesting.used_in_period",
+        _nothing_used,
+    ),
 }
 
 

@@ -29,7 +29,10 @@ from volunteer_market.models import (
 from volunteer_market.services import deliveries as delivery_service
 from volunteer_market.services import needs as need_service
 from volunteer_market.services import projects as project_service
+from volunteer_market.services.deliveries import recording as delivery_recording
 from volunteer_market.services.errors import Conflict
+from volunteer_market.services.projects import lifecycle as project_lifecycle
+from volunteer_market.services.projects import teams as project_teams
 
 from ..factories import add_team_member, make_need, make_project, make_user
 
@@ -115,7 +118,7 @@ def test_concurrent_approvals_never_exceed_capacity(app, world, monkeypatch):
     for member in applicants:
         with atomic():
             project_service.request_join(member, project)
-    widen(monkeypatch, project_service, "_pending_of")  # after reading team_size < capacity
+    widen(monkeypatch, project_teams, "_pending_of")  # after reading team_size < capacity
 
     def approve(user_id: int):
         def job():
@@ -174,7 +177,7 @@ def test_overlapping_deliveries_for_one_member_at_most_one(app, world, monkeypat
     p2 = make_project(
         world.member_a3, world.community_a, status="approved", team=[shared], title="健康义诊"
     )
-    widen(monkeypatch, delivery_service, "_overlapping")  # between the check and the insert
+    widen(monkeypatch, delivery_recording, "_overlapping")  # between the check and the insert
     now = utcnow()
     start = now - timedelta(hours=4)
 
@@ -220,7 +223,8 @@ def test_concurrent_reviews_one_decision_wins(app, world, monkeypatch):
 
     second_secretary = mk("secretary_a_two", (Role.SECRETARY, world.community_a))
     project = make_project(world.member_a, world.community_a, status="submitted")
-    widen(monkeypatch, project_service, "_cell")  # after both read the state "submitted"
+    # after both read the state "submitted"
+    widen(monkeypatch, project_lifecycle, "allowed_transition")
 
     def decide(user_id: int, action: ProjectAction, comment: str | None):
         def job():

@@ -4,7 +4,7 @@ Design overview
 ---------------
 States: ``open`` (on the board) → ``claimed`` (a member took it) or ``dispatched`` (the
 secretary gave it to a project or a member; an order of a ``menu`` project starts here)
-→ ``closed`` by the delivery that fulfils it (``services/deliveries.py``). ``release``
+→ ``closed`` by the delivery that fulfils it (``services/deliveries``). ``release``
 puts a claimed/dispatched need back on the board; ``cancel`` ends it.
 
 Every change is one conditional ``UPDATE needs ... WHERE id = :id AND status IN (...)``
@@ -16,7 +16,7 @@ other gets :class:`Conflict` -- on SQLite (``BEGIN IMMEDIATE``) and on PostgreSQ
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -112,7 +112,7 @@ def list_needs(
     category: Category | None = None,
     project_id: int | None = None,
     mine: bool = False,
-) -> sa.Select[tuple[Need]]:
+) -> sa.Select[Need]:
     """Return a SELECT of the needs ``actor`` may see, newest first (people loaded)."""
     stmt = (
         sa.select(Need)
@@ -280,7 +280,7 @@ def _move(need: Need, expected: Iterable[NeedStatus], values: dict[str, Any], re
         .execution_options(synchronize_session=False)
     )
     db.session.expire(need)
-    if result.rowcount != 1:
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
         raise Conflict(refusal)
 
 

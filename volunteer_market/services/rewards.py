@@ -11,7 +11,7 @@ Design overview
   writes a :class:`StockChange` row with the figure before and after, so the stock
   report and ``ledger verify`` can account for every item:
   ``initial`` at creation, ``edit`` when a manager sets a new figure (audited),
-  ``reserve``/``return`` for redemptions (``services/redemptions.py``).
+  ``reserve``/``return`` for redemptions (``services/redemptions``).
 * An edit locks the reward row first (``SELECT ... FOR UPDATE`` on PostgreSQL;
   SQLite's ``BEGIN IMMEDIATE`` serializes writers) and then sets the figure, so a
   concurrent reservation is either counted in "before" or reserves from the new
@@ -25,7 +25,7 @@ Design overview
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -73,7 +73,7 @@ EDITABLE = frozenset(
     }
 )
 
-_rewards = Reward.__table__
+_rewards = cast(sa.Table, Reward.__table__)
 
 
 # --- reading -------------------------------------------------------------------------
@@ -434,7 +434,7 @@ def retire_reward(actor: User | None, reward: Reward) -> Reward:
         .where(_rewards.c.id == reward.id, _rewards.c.retired_at.is_(None))
         .values(retired_at=now, is_active=False, updated_at=now)
     )
-    if result.rowcount != 1:
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
         raise Conflict("This reward has already been retired.")
     db.session.refresh(reward)
     audit.record(actor, "reward.retire", "reward", reward.id, area_id=reward.area_id)

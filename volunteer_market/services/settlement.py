@@ -4,7 +4,7 @@ Design overview
 ===============
 
 When. Automatically, in the transaction of the rating by which every beneficiary
-has rated (``services/ratings.py``; ``settled_by_id`` NULL). Otherwise by the
+has rated (``services/ratings``; ``settled_by_id`` NULL). Otherwise by the
 secretary of the delivery's community (never one who served in it) once the
 rating window has closed (:func:`settle`); before that, 409.
 
@@ -52,10 +52,11 @@ that totals add up, and that a delivery is settled exactly when it has a settlem
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -68,6 +69,7 @@ from ..models import (
     DeliveryBeneficiary,
     DeliveryParticipant,
     DeliveryStatus,
+    PointsPolicy,
     Project,
     Rating,
     Role,
@@ -78,8 +80,8 @@ from ..models import (
 )
 from . import audit, ledger, permissions
 from . import points_policy as policy_service
+from .deliveries import lock_delivery, scores_of
 from .errors import Conflict, NotFound
-from .ratings import lock_delivery, scores_of
 
 _FOUR = Decimal("0.0001")
 
@@ -154,23 +156,60 @@ def settle_locked(
     ``scores``: the delivery's scores if the caller already read them after locking
     the delivery (ratings lock it too, so they cannot have changed); else read here.
 
+    Steps, in this order: mark the delivery settled (the arbiter), compute the shares,
+    insert the settlement, post one earn and one settlement line per participant,
+    audit, notify.
+
     :raises Conflict: the delivery was settled meanwhile (conditional UPDATE, UNIQUE).
     """
     now = now or utcnow()
-    changed = db.session.execute(
-        sa.update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.AWAITING_RATINGS)
-        .values(status=DeliveryStatus.SETTLED)
-        .execution_options(synchronize_session=False)
+    _mark_settled(delivery)
+    policy = policy_service.current_policy(delivery.community_id)
+    assert policy.id is not None  # inside atomic(): the default policy row exists
+    if scores is None:
+        scores = scores_of(delivery.id)
+    shares = _shares(delivery, scores, policy)
+    settlement = _insert_settlement(actor, delivery, policy, shares, now)
+    title = db.session.execute(
+        sa.select(Project.title).where(Project.id == delivery.project_id)
+    ).scalar_one()
+    reason = _reason(delivery, title, settlement, policy.base_rate)
+    lines = _post_earns(actor, delivery, policy, settlement, shares, reason)
+    _audit_settlement(actor, delivery, settlement, policy)
+    _notify_participants(delivery, title, settlement, lines, reason)
+    return settlement
+
+
+@dataclass(frozen=True)
+class _Shares:
+    """The arithmetic of one settlement (nothing written yet)."""
+
+    scores: list[int]
+    average: Fraction | None
+    factor: Fraction
+    #: Each participant's delivery line and points, in user id order.
+    lines: list[tuple[DeliveryParticipant, int]]
+
+
+def _mark_settled(delivery: Delivery) -> None:
+    """``UPDATE ... SET status = 'settled' WHERE status = 'awaiting_ratings'``; 409 if
+    another transaction settled it first."""
+    changed = cast(
+        sa.CursorResult[Any],
+        db.session.execute(
+            sa.update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.AWAITING_RATINGS)
+            .values(status=DeliveryStatus.SETTLED)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if changed != 1:
         raise Conflict("This delivery has already been settled.")
     set_committed_value(delivery, "status", DeliveryStatus.SETTLED)
 
-    policy = policy_service.current_policy(delivery.community_id)
-    assert policy.id is not None  # inside atomic(): the default policy row exists
-    if scores is None:
-        scores = scores_of(delivery.id)
+
+def _shares(delivery: Delivery, scores: list[int], policy: PointsPolicy) -> _Shares:
+    """Return the average, the multiplier and each participant's points."""
     avg = policy_service.average_score(scores)
     factor = policy_service.multiplier(avg, policy)
     participants = list(
@@ -181,7 +220,19 @@ def settle_locked(
         ).scalars()
     )
     # Each participant's points (pure arithmetic): the totals go into the INSERT.
-    shares = [(p, policy_service.points_for(p.minutes, avg, policy)) for p in participants]
+    lines = [(p, policy_service.points_for(p.minutes, avg, policy)) for p in participants]
+    return _Shares(scores, avg, factor, lines)
+
+
+def _insert_settlement(
+    actor: User | None,
+    delivery: Delivery,
+    policy: PointsPolicy,
+    shares: _Shares,
+    now: datetime,
+) -> Settlement:
+    """Insert the settlement record (UNIQUE per delivery: a second one is a 409)."""
+    scores, avg = shares.scores, shares.average
     settlement = Settlement(
         delivery_id=delivery.id,
         community_id=delivery.community_id,
@@ -190,12 +241,12 @@ def settle_locked(
         ratings_count=len(scores),
         score_sum=sum(scores),
         average_score=_decimal(avg) if avg is not None else None,
-        multiplier=_decimal(factor),
+        multiplier=_decimal(shares.factor),
         confirmed_unrated=not scores,
         settled_by_id=actor.id if actor is not None else None,
         settled_at=now,
-        total_points=sum(points for _p, points in shares),
-        total_minutes=sum(p.minutes for p in participants),
+        total_points=sum(points for _p, points in shares.lines),
+        total_minutes=sum(p.minutes for p, _points in shares.lines),
     )
     try:
         with db.session.begin_nested():
@@ -203,13 +254,20 @@ def settle_locked(
             db.session.flush()
     except IntegrityError:
         raise Conflict("This delivery has already been settled.") from None
+    return settlement
 
-    title = db.session.execute(
-        sa.select(Project.title).where(Project.id == delivery.project_id)
-    ).scalar_one()
-    reason = _reason(delivery, title, settlement, policy.base_rate)
+
+def _post_earns(
+    actor: User | None,
+    delivery: Delivery,
+    policy: PointsPolicy,
+    settlement: Settlement,
+    shares: _Shares,
+    reason: str,
+) -> list[SettlementPosting]:
+    """Post each participant's earn (none for 0 points) and write their settlement line."""
     lines = []
-    for p, points in shares:
+    for p, points in shares.lines:
         tx = ledger.earn(
             actor,
             member_id=p.user_id,
@@ -233,7 +291,12 @@ def settle_locked(
         lines.append(line)
     db.session.flush()
     set_committed_value(settlement, "postings", lines)
+    return lines
 
+
+def _audit_settlement(
+    actor: User | None, delivery: Delivery, settlement: Settlement, policy: PointsPolicy
+) -> None:
     audit.record(
         actor,
         "delivery.settle",
@@ -252,6 +315,16 @@ def settle_locked(
             "total_points": settlement.total_points,
         },
     )
+
+
+def _notify_participants(
+    delivery: Delivery,
+    title: str,
+    settlement: Settlement,
+    lines: list[SettlementPosting],
+    reason: str,
+) -> None:
+    """Tell each participant their points (``points.earned``) or why none (``points.none``)."""
     for line in lines:
         params = {
             "title": title,
@@ -269,7 +342,6 @@ def settle_locked(
             object_id=delivery.id,
             params=params,
         )
-    return settlement
 
 
 def _reason(delivery: Delivery, title: str, s: Settlement, base_rate: int) -> str:
