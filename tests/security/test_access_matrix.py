@@ -730,8 +730,8 @@ def app_config(app_config, tmp_path):
 
 
 def _stored_png() -> str:
+    from volunteer_market.http.uploads import upload_dir
     from volunteer_market.services import uploads
-    from volunteer_market.web.files import upload_dir
 
     return uploads.store_image(PNG, upload_dir(), "file")
 

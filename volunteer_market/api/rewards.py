@@ -7,6 +7,7 @@ from typing import Any
 from flask import request, url_for
 
 from ..database import atomic
+from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Redemption
 from ..schemas.common import PageArgs, page_of
 from ..schemas.rewards import (
@@ -28,7 +29,6 @@ from ..services import ledger as ledger_service
 from ..services import permissions, uploads, wallet_expiry
 from ..services import redemptions as redemption_service
 from ..services import rewards as reward_service
-from ..web.files import read_upload, send_upload, upload_dir
 from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
 from .idempotency import IDEMPOTENCY_PARAMETER, current_key, idempotent
 

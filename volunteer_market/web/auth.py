@@ -10,9 +10,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..database import atomic
+from ..http.throttles import login_throttle, mark_login_failed
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
-from .throttle import login_throttle, mark_login_failed
 
 bp = Blueprint("web_auth", __name__)
 

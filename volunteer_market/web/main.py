@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..database import atomic
+from ..http.throttles import mark_login_failed, password_check_throttle
 from ..services import passwords
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
-from .throttle import mark_login_failed, password_check_throttle
 
 bp = Blueprint("web_main", __name__)
 

@@ -21,6 +21,8 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
+from ..http.rating_codes import rating_codes
+from ..http.uploads import save_upload, send_upload, upload_dir
 from ..models import (
     Area,
     AreaKind,
@@ -45,7 +47,6 @@ from ..services import permissions, uploads
 from ..services import projects as project_service
 from ..services.errors import Conflict, DomainError, ValidationFailed
 from ..zones import DEFAULT_ZONE, area_zone
-from .files import save_upload, send_upload, upload_dir
 
 bp = Blueprint("web_market", __name__)
 
@@ -928,8 +929,6 @@ def new_delivery(project_id: int):  # type: ignore[no-untyped-def]
             uploads.remove(upload_dir(), stored)
             raise
         else:
-            from ..api.deliveries import rating_codes
-
             resp = render_template(
                 "market/delivery_recorded.html",
                 p=p,

@@ -5,7 +5,7 @@
   One decision per screen, large tap targets; the code travels in a hidden field
   (never in a URL) and is used up only by the final submit. Every step that meets a
   wrong, used or expired code shows one generic message and counts as a failure
-  for the per-IP throttle (``web/rating_throttle.py``).
+  for the per-IP throttle (``http/throttles.py``).
 * ``/deliveries/<id>/ratings``: a delivery's ratings for everyone who may see it
   (identities only for the secretary and officers), with the forms the viewer may
   use: rate, proxy-rate, change, reply, settle.
@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
+from ..http.throttles import mark_code_failed, rating_code_throttle
 from ..schemas.ratings import RatingIn, RatingPatchIn, ReplyIn, SettleIn
 from ..services import deliveries as delivery_service
 from ..services import permissions
@@ -33,7 +34,6 @@ from ..services import ratings as rating_service
 from ..services import settlement as settlement_service
 from ..services.errors import DomainError, NotFound
 from . import form_errors
-from .rating_throttle import mark_code_failed, rating_code_throttle
 
 bp = Blueprint("web_ratings", __name__)
 

@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
+from ..http.uploads import save_upload, send_upload, upload_dir
 from ..models import Area, LimitPeriod, Redemption, RedemptionStatus, Reward
 from ..schemas.rewards import RewardIn, RewardPatchIn
 from ..services import ledger as ledger_service
@@ -35,7 +36,6 @@ from ..services.errors import (
 from ..services.redemptions import LimitReached, OutOfStock
 from ..zones import DEFAULT_ZONE
 from . import form_errors
-from .files import save_upload, send_upload, upload_dir
 
 bp = Blueprint("web_rewards", __name__)
 

@@ -1,10 +1,11 @@
-"""Where uploaded images live and how they are served (after a visibility check)."""
+"""Where uploaded images live and how they are read from a request and served (after
+the caller's visibility check). The checks on the bytes are in ``services/uploads.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import abort, current_app, send_file
+from flask import Response, abort, current_app, send_file
 from werkzeug.datastructures import FileStorage
 
 from ..services import uploads
@@ -33,7 +34,7 @@ def save_upload(storage: FileStorage | None, field: str) -> str | None:
     return uploads.store_image(read_upload(storage), upload_dir(), field)
 
 
-def send_upload(name: str | None):  # type: ignore[no-untyped-def]
+def send_upload(name: str | None) -> Response:
     """Send a stored image (404 if missing); private caching, no sniffing."""
     path = uploads.image_path(upload_dir(), name)
     if path is None or name is None:
