@@ -11,7 +11,7 @@ from ..http.rating_codes import rating_codes
 from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Delivery
 from ..schemas.common import page_of
-from ..schemas.marketplace import DeliveryCreatedOut, DeliveryIn, DeliveryOut, DeliveryQuery
+from ..schemas.deliveries import DeliveryCreatedOut, DeliveryIn, DeliveryOut, DeliveryQuery
 from ..services import deliveries as delivery_service
 from ..services import uploads
 from .common import (

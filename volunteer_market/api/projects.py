@@ -11,12 +11,10 @@ from ..extensions import db
 from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Area, Project, ProjectAction, TeamStatus, User
 from ..schemas.common import page_of
-from ..schemas.marketplace import (
+from ..schemas.deliveries import DeliveryOut, DeliveryQuery
+from ..schemas.needs import NeedOut, OrderIn
+from ..schemas.projects import (
     CommentIn,
-    DeliveryOut,
-    DeliveryQuery,
-    NeedOut,
-    OrderIn,
     ProjectIn,
     ProjectOut,
     ProjectPatchIn,

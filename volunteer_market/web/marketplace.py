@@ -39,7 +39,9 @@ from ..models import (
     TeamStatus,
     User,
 )
-from ..schemas.marketplace import DeliveryIn, NeedIn, ProjectIn, ProjectPatchIn
+from ..schemas.deliveries import DeliveryIn
+from ..schemas.needs import NeedIn
+from ..schemas.projects import ProjectIn, ProjectPatchIn
 from ..services import deliveries as delivery_service
 from ..services import needs as need_service
 from ..services import notifications as notification_service
