@@ -8,7 +8,7 @@ from flask import request, url_for
 
 from ..database import atomic
 from ..http.uploads import read_upload, send_upload, upload_dir
-from ..models import Redemption
+from ..models import Redemption, Reward
 from ..schemas.common import PageArgs, page_of
 from ..schemas.rewards import (
     CancelIn,
@@ -44,7 +44,7 @@ def pickup_url(code: str) -> str:
     return url_for("web_rewards.fulfil_page", code=code, _external=True)
 
 
-def _managed(reward_id: int):
+def _managed(reward_id: int) -> Reward:
     """Return a reward the caller manages (404 if invisible, 403 if not a manager)."""
     reward = reward_service.get_visible_reward(actor(), reward_id)
     permissions.require(actor(), "reward.manage", reward)
