@@ -592,7 +592,7 @@ def test_record_delivery_page_shows_codes_once(as_user, world):
         ({"hours_a": "3"}, "不能超过本次服务时长"),
         ({"hours_a": ""}, "必填"),
         ({"ended_at": ""}, "必填"),
-        ({"beneficiaries": [str(10**6)]}, "not a resident"),
+        ({"beneficiaries": [str(10**6)]}, "用户 1000000 不是本社区居民。"),
     ],
 )
 def test_record_delivery_form_errors(as_user, world, unchanged, over, field_text):

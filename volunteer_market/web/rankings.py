@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -18,9 +19,8 @@ from ..schemas.rankings import ExposureIn
 from ..services import permissions
 from ..services import rankings as ranking_service
 from ..services.errors import DomainError, NotFound
-from . import form_data
+from .forms import domain_errors, form_data, form_errors
 from .ledger import chart_bars
-from .marketplace import display_errors
 
 bp = Blueprint("web_rankings", __name__)
 
@@ -73,7 +73,7 @@ def _common(area: Area, period: str) -> dict[str, Any]:
 
 @bp.route("/rankings")
 @login_required
-def leaderboard():  # type: ignore[no-untyped-def]
+def leaderboard() -> ResponseReturnValue:
     """Show the member ranking of an area and period, my position and my chart."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
@@ -92,7 +92,7 @@ def leaderboard():  # type: ignore[no-untyped-def]
 
 @bp.route("/rankings/teams")
 @login_required
-def teams():  # type: ignore[no-untyped-def]
+def teams() -> ResponseReturnValue:
     """Show the team (project) ranking (officers; secretaries for their community)."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
@@ -105,7 +105,7 @@ def teams():  # type: ignore[no-untyped-def]
 
 @bp.route("/rankings/communities")
 @login_required
-def communities():  # type: ignore[no-untyped-def]
+def communities() -> ResponseReturnValue:
     """Show per-community points, hours and participation (officers, secretaries)."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
@@ -140,7 +140,7 @@ def _flash_errors(errors: dict[str, list[str]]) -> None:
 
 @bp.route("/rankings/settings/<int:area_id>", methods=["POST"])
 @login_required
-def settings(area_id: int):  # type: ignore[no-untyped-def]
+def settings(area_id: int) -> ResponseReturnValue:
     """Save how this area's rankings are shown to residents and members."""
     try:
         area = ranking_service.get_area(area_id)
@@ -165,9 +165,9 @@ def settings(area_id: int):  # type: ignore[no-untyped-def]
                 bronze_pct=data["bronze_pct"],
             )
     except ValidationError as exc:
-        _flash_errors(display_errors(exc.messages_dict))
+        _flash_errors(form_errors(exc))
     except DomainError as exc:
-        _flash_errors(display_errors(exc.errors) if exc.errors else {"": [_(exc.detail)]})
+        _flash_errors(domain_errors(exc))
     else:
         flash(_("排行榜展示方式已保存。"), "success")
     return redirect(url_for("web_rankings.leaderboard", area_id=area.id))

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
@@ -29,13 +30,14 @@ from ..services.errors import (
     Conflict,
     DomainError,
     Forbidden,
-    InsufficientPoints,
     NotFound,
     ValidationFailed,
 )
-from ..services.redemptions import LimitReached, OutOfStock
+from ..services.redemptions import LimitReached
 from ..zones import DEFAULT_ZONE
-from . import form_errors
+from .forms import form_errors
+from .messages import message_text
+from .paging import page_arg, paginate
 
 bp = Blueprint("web_rewards", __name__)
 
@@ -44,53 +46,14 @@ _INT_RE = re.compile(r"^\s*\d{1,9}\s*$")
 _FORM_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-#: Chinese messages for the refusals a page shows (service messages are English msgids).
-_CONFLICT_TEXT = {
-    "This reward has been retired.": "该奖品已下架。",
-    "This reward is paused.": "该奖品已暂停兑换。",
-    "This reward is not open yet.": "该奖品尚未开始兑换。",
-    "This reward is no longer offered.": "该奖品的兑换期已结束。",
-    "This redemption has already been handed over.": "该兑换单已核销。",
-    "This redemption has been cancelled.": "该兑换单已取消。",
-    "This redemption has been rejected.": "该兑换单已被拒绝。",
-    "This redemption has expired.": "该兑换单已过期。",
-    "This redemption was closed by someone else just now.": "该兑换单刚刚已被他人处理。",
-    "A retired reward cannot be edited.": "已下架的奖品不能修改。",
-    "This reward has already been retired.": "该奖品已下架。",
-}
-
 
 def refusal_text(exc: DomainError) -> str:
-    """Return a Chinese (translatable) message for a refusal shown on a page."""
-    if isinstance(exc, InsufficientPoints):
-        return _("可用积分不足。")
-    if isinstance(exc, OutOfStock):
-        return _("库存不足。")
+    """Return the page-language message of a refusal shown on a page."""
     if isinstance(exc, LimitReached):
         return _("已达到每人兑换上限。")
     if isinstance(exc, ValidationFailed) and exc.errors and "pickup_code" in exc.errors:
         return _("取货码不正确。")
-    text = _CONFLICT_TEXT.get(exc.detail)
-    if text is not None:
-        return _(text)
-    if isinstance(exc, Conflict):
-        return _("操作与当前状态冲突，请刷新后重试。")
-    return _(exc.detail)
-
-
-def _page_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100000))
-    except ValueError:
-        return 1
-
-
-def _paged(stmt: sa.Select[Any], page: int, per_page: int = PER_PAGE) -> dict[str, Any]:
-    total = db.session.scalar(
-        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    )
-    items = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
-    return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
+    return message_text(exc.detail)
 
 
 def _visible_reward(reward_id: int) -> Reward:
@@ -131,12 +94,12 @@ def code_view(redemption: Redemption) -> dict[str, str] | None:
 
 @bp.route("/rewards")
 @login_required
-def shop():  # type: ignore[no-untyped-def]
+def shop() -> ResponseReturnValue:
     """Show the rewards open to me, what I can afford and what is left, and my holds."""
     if not permissions.may(current_user, "reward.shop"):
         abort(403)
     balances = ledger_service.balances(current_user)
-    page = _paged(reward_service.open_rewards_stmt(current_user), _page_arg())
+    page = paginate(reward_service.open_rewards_stmt(current_user), page_arg(), PER_PAGE)
     allowance = {
         r.id: redemption_service.remaining_allowance(current_user, r) for r in page["items"]
     }
@@ -160,14 +123,14 @@ def shop():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>")
 @login_required
-def reward_detail(reward_id: int):  # type: ignore[no-untyped-def]
+def reward_detail(reward_id: int) -> ResponseReturnValue:
     """Show one reward with the redeem form (members in its scope)."""
     return _render_reward(_visible_reward(reward_id))
 
 
 def _render_reward(
     reward: Reward, *, errors: dict[str, list[str]] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     can_redeem = permissions.may(current_user, "reward.redeem", reward)
     return (
         render_template(
@@ -189,7 +152,7 @@ def _render_reward(
 
 @bp.route("/rewards/<int:reward_id>/redeem", methods=["POST"])
 @login_required
-def redeem(reward_id: int):  # type: ignore[no-untyped-def]
+def redeem(reward_id: int) -> ResponseReturnValue:
     """Redeem: hold the points, reserve the stock, issue the pickup code."""
     reward = _visible_reward(reward_id)
     raw = request.form.get("quantity", "")
@@ -217,7 +180,7 @@ def redeem(reward_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/image")
 @login_required
-def reward_image(reward_id: int):  # type: ignore[no-untyped-def]
+def reward_image(reward_id: int) -> ResponseReturnValue:
     """The picture of a reward I may see."""
     return send_upload(_visible_reward(reward_id).image_path)
 
@@ -227,9 +190,11 @@ def reward_image(reward_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/redemptions/mine")
 @login_required
-def my_redemptions():  # type: ignore[no-untyped-def]
+def my_redemptions() -> ResponseReturnValue:
     """My redemptions, newest first, with pickup codes and QR codes of the held ones."""
-    page = _paged(redemption_service.redemptions_stmt(current_user, mine=True), _page_arg())
+    page = paginate(
+        redemption_service.redemptions_stmt(current_user, mine=True), page_arg(), PER_PAGE
+    )
     return render_template(
         "rewards/my_redemptions.html",
         page=page,
@@ -239,7 +204,7 @@ def my_redemptions():  # type: ignore[no-untyped-def]
 
 @bp.route("/redemptions")
 @login_required
-def history():  # type: ignore[no-untyped-def]
+def history() -> ResponseReturnValue:
     """Redemption history I may see (own; a secretary's community; an officer's subtree)."""
     raw = request.args.get("status") or None
     try:
@@ -251,7 +216,7 @@ def history():  # type: ignore[no-untyped-def]
     stmt = redemption_service.redemptions_stmt(current_user, status=status, reward_id=reward_filter)
     return render_template(
         "rewards/history.html",
-        page=_paged(stmt, _page_arg()),
+        page=paginate(stmt, page_arg(), PER_PAGE),
         status=status.value if status else "",
         statuses=[s.value for s in RedemptionStatus],
         reward_id=reward_filter,
@@ -260,7 +225,7 @@ def history():  # type: ignore[no-untyped-def]
 
 @bp.route("/redemptions/<int:redemption_id>")
 @login_required
-def redemption_detail(redemption_id: int):  # type: ignore[no-untyped-def]
+def redemption_detail(redemption_id: int) -> ResponseReturnValue:
     """One redemption: the member sees the pickup code and QR code; the secretary the
     reject form and a link to the fulfilment page."""
     return _render_redemption(_visible_redemption(redemption_id))
@@ -268,7 +233,7 @@ def redemption_detail(redemption_id: int):  # type: ignore[no-untyped-def]
 
 def _render_redemption(
     redemption: Redemption, *, errors: dict[str, list[str]] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     held = redemption.status == RedemptionStatus.HELD
     resp = render_template(
         "rewards/redemption.html",
@@ -283,7 +248,7 @@ def _render_redemption(
 
 @bp.route("/redemptions/<int:redemption_id>/cancel", methods=["POST"])
 @login_required
-def cancel(redemption_id: int):  # type: ignore[no-untyped-def]
+def cancel(redemption_id: int) -> ResponseReturnValue:
     """Cancel a held redemption (its member, the community's secretary)."""
     redemption = _visible_redemption(redemption_id)
     try:
@@ -301,7 +266,7 @@ def cancel(redemption_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/redemptions/<int:redemption_id>/reject", methods=["POST"])
 @login_required
-def reject(redemption_id: int):  # type: ignore[no-untyped-def]
+def reject(redemption_id: int) -> ResponseReturnValue:
     """Reject a held redemption with a reason (the community's secretary)."""
     redemption = _visible_redemption(redemption_id)
     try:
@@ -325,7 +290,7 @@ def reject(redemption_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/fulfil", methods=["GET", "POST"])
 @login_required
-def fulfil_page():  # type: ignore[no-untyped-def]
+def fulfil_page() -> ResponseReturnValue:
     """Enter (or scan) a pickup code, check the redemption, confirm the hand-over."""
     if not permissions.may(current_user, "redemption.fulfil_page"):
         abort(403)
@@ -391,17 +356,17 @@ def manageable_areas() -> list[Area]:
 
 @bp.route("/rewards/manage")
 @login_required
-def manage():  # type: ignore[no-untyped-def]
+def manage() -> ResponseReturnValue:
     """The rewards I manage (including paused and retired ones)."""
     if not permissions.may(current_user, "reward.manage_any"):
         abort(403)
-    page = _paged(reward_service.managed_rewards_stmt(current_user), _page_arg())
+    page = paginate(reward_service.managed_rewards_stmt(current_user), page_arg(), PER_PAGE)
     return render_template("rewards/manage.html", page=page)
 
 
 @bp.route("/rewards/stock")
 @login_required
-def stock_report():  # type: ignore[no-untyped-def]
+def stock_report() -> ResponseReturnValue:
     """Stock left, held, handed over and returned, per reward I manage."""
     if not permissions.may(current_user, "reward.manage_any"):
         abort(403)
@@ -410,10 +375,10 @@ def stock_report():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/stock")
 @login_required
-def stock_changes(reward_id: int):  # type: ignore[no-untyped-def]
+def stock_changes(reward_id: int) -> ResponseReturnValue:
     """Every movement of one reward's stock, newest first."""
     reward = _managed_reward(reward_id)
-    page = _paged(reward_service.stock_changes_stmt(reward), _page_arg(), 50)
+    page = paginate(reward_service.stock_changes_stmt(reward), page_arg(), 50)
     return render_template("rewards/stock_changes.html", reward=reward, page=page)
 
 
@@ -481,7 +446,9 @@ def _form_defaults(reward: Reward | None) -> dict[str, Any]:
     }
 
 
-def _render_form(reward: Reward | None, form: Any, errors: dict[str, list[str]], status: int = 200):  # type: ignore[no-untyped-def]
+def _render_form(
+    reward: Reward | None, form: Any, errors: dict[str, list[str]], status: int = 200
+) -> ResponseReturnValue:
     return (
         render_template(
             "rewards/form.html",
@@ -501,7 +468,7 @@ def _store_image(field: str = "image") -> str | None:
 
 @bp.route("/rewards/new", methods=["GET", "POST"])
 @login_required
-def new_reward():  # type: ignore[no-untyped-def]
+def new_reward() -> ResponseReturnValue:
     """Offer a new reward (secretary: own community; officer: own subtree)."""
     if not permissions.may(current_user, "reward.create"):
         abort(403)
@@ -520,7 +487,7 @@ def new_reward():  # type: ignore[no-untyped-def]
         return _render_form(None, request.form, form_errors(exc), 422)
     except DomainError as exc:
         uploads.remove(upload_dir(), name)
-        errors = exc.errors or {"_schema": [refusal_text(exc)]}
+        errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
         return _render_form(None, request.form, errors, exc.status)
     flash(_("已发布奖品：%(name)s", name=reward.name), "success")
     return redirect(url_for("web_rewards.reward_detail", reward_id=reward.id))
@@ -528,7 +495,7 @@ def new_reward():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/edit", methods=["GET", "POST"])
 @login_required
-def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
+def edit_reward(reward_id: int) -> ResponseReturnValue:
     """Edit a reward I manage; a changed stock figure is an audited stock change."""
     reward = _managed_reward(reward_id)
     if request.method == "GET":
@@ -555,7 +522,7 @@ def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
         uploads.remove(upload_dir(), name)
         if isinstance(exc, Forbidden | NotFound):
             raise
-        errors = exc.errors or {"_schema": [refusal_text(exc)]}
+        errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
         return _render_form(reward, request.form, errors, exc.status)
     flash(_("已保存。"), "success")
     return redirect(url_for("web_rewards.reward_detail", reward_id=reward.id))
@@ -563,7 +530,7 @@ def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/retire", methods=["POST"])
 @login_required
-def retire(reward_id: int):  # type: ignore[no-untyped-def]
+def retire(reward_id: int) -> ResponseReturnValue:
     """Retire a reward I manage (held redemptions stay valid)."""
     reward = _managed_reward(reward_id)
     try:
