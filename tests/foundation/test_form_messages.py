@@ -214,7 +214,9 @@ def test_form_errors_flatten_and_translate(app):
     exc = ValidationError(
         {
             "title": ["Missing data for required field."],
-            "participants": {0: {"hours": ["Must be greater than 0 and less than or equal to 24."]}},
+            "participants": {
+                0: {"hours": ["Must be greater than 0 and less than or equal to 24."]}
+            },
             "_schema": ["Give exactly one of project_id and member_id."],
         }
     )

@@ -1,4 +1,10 @@
-"""Helpers for the marketplace tests (projects, teams, needs, deliveries)."""
+"""Fixtures and helpers of the tests of projects, teams, needs, deliveries and
+notifications (``tests/projects``, ``tests/needs``, ``tests/deliveries``,
+``tests/notifications``: their conftests import the fixtures from here).
+
+The tables of these aggregates change together (a delivery closes a need, an order
+creates one, every change notifies), so one ``unchanged`` guard watches them all.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from volunteer_market.extensions import db
 
-MARKET_TABLES = (
+from ..conftest import csrf_token, login
+
+WORK_TABLES = (
     "projects",
     "project_transitions",
     "team_memberships",
@@ -25,13 +34,14 @@ MARKET_TABLES = (
 
 
 def snapshot() -> dict[str, Any]:
-    """Return row counts and the mutable state of the marketplace tables.
+    """Return row counts and the mutable state of the project, team, need and delivery
+    tables (and the audit log and notifications).
 
     Read on a fresh connection, so it shows what is committed (not the session's view).
     """
     out: dict[str, Any] = {}
     with db.engine.connect() as conn:
-        for table in MARKET_TABLES:
+        for table in WORK_TABLES:
             out[table] = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()  # noqa: S608
         # Bearer tokens issued lazily by the ``api`` helper are not part of the change.
         out["audit_log"] = conn.exec_driver_sql(
@@ -182,3 +192,53 @@ def multipart(data: bytes, *, field: str = "file", filename: str = "x.png", **fo
         "data": b"".join(parts),
         "content_type": f"multipart/form-data; boundary={boundary}",
     }
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+class FreshContextClient(FlaskClient):
+    """A test client whose every request runs in its own app context.
+
+    The ``app`` fixture keeps one app context open for the whole test, and a request
+    reuses an open app context, so Flask-Login's per-request cache in ``g`` would leak
+    one client's user into another client's requests.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def as_user(app, world):
+    """Return a signed-in test client for a world user (one per user)."""
+    clients = {}
+
+    def get(name: str):
+        if name not in clients:
+            c = FreshContextClient(app, app.response_class, use_cookies=True)
+            login(c, name)
+            clients[name] = c
+        return clients[name]
+
+    return get
+
+
+def fresh() -> None:
+    """See what the requests committed: end the test session's snapshot, drop its cache."""
+    db.session.rollback()
+    db.session.expire_all()
+
+
+def post(c, path: str, data: dict | None = None, **kw):
+    return c.post(path, data={**(data or {}), "csrf_token": csrf_token(c, "/")}, **kw)
+
+
+def assert_csp_clean(html: str) -> None:
+    assert "<script" not in html
+    assert " style=" not in html
+
+
+def text(resp) -> str:
+    return resp.get_data(as_text=True)

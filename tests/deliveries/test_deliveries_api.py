@@ -12,7 +12,7 @@ from volunteer_market.extensions import db
 from volunteer_market.models import DeliveryBeneficiary
 
 from ..factories import make_delivery, make_need, make_project
-from .conftest import hours_ago, iso, multipart, problem_fields
+from ..projects.conftest import hours_ago, iso, multipart, problem_fields
 
 
 @pytest.fixture

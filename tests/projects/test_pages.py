@@ -1,20 +1,15 @@
-"""Marketplace pages: every form and page with the right user, wrong users, bad input."""
+"""Project pages: the list, a project, propose and edit, lifecycle and review, teams
+and orders -- with the right user, wrong users and bad input."""
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-
 import pytest
 import sqlalchemy as sa
-from flask.testing import FlaskClient
 
 from volunteer_market.extensions import db
 from volunteer_market.models import (
-    Delivery,
     Need,
     NeedStatus,
-    Notification,
     Project,
     ProjectMode,
     ProjectStatus,
@@ -22,59 +17,11 @@ from volunteer_market.models import (
     TeamStatus,
 )
 
-from ..conftest import csrf_token, login
-from ..factories import make_delivery, make_need, make_project
-from .conftest import multipart, now
+from ..conftest import csrf_token
+from ..factories import make_project
+from .conftest import assert_csp_clean, fresh, multipart, post, text
 
-
-class FreshContextClient(FlaskClient):
-    """A test client whose every request runs in its own app context.
-
-    The ``app`` fixture keeps one app context open for the whole test, and a request
-    reuses an open app context, so Flask-Login's per-request cache in ``g`` would leak
-    one client's user into another client's requests.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def as_user(app, world):
-    """Return a signed-in test client for a world user (one per user)."""
-    clients = {}
-
-    def get(name: str):
-        if name not in clients:
-            c = FreshContextClient(app, app.response_class, use_cookies=True)
-            login(c, name)
-            clients[name] = c
-        return clients[name]
-
-    return get
-
-
-def fresh() -> None:
-    """See what the requests committed: end the test session's snapshot, drop its cache."""
-    db.session.rollback()
-    db.session.expire_all()
-
-
-def post(c, path: str, data: dict | None = None, **kw):
-    return c.post(path, data={**(data or {}), "csrf_token": csrf_token(c, "/")}, **kw)
-
-
-def assert_csp_clean(html: str) -> None:
-    assert "<script" not in html
-    assert " style=" not in html
-
-
-def text(resp) -> str:
-    return resp.get_data(as_text=True)
-
-
-# --- marketplace and detail -------------------------------------------------------
+# --- the project list and a project -------------------------------------------------
 
 
 def test_pages_need_a_login(client, world):
@@ -83,7 +30,7 @@ def test_pages_need_a_login(client, world):
         assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 
-def test_marketplace_lists_and_filters(as_user, world):
+def test_project_list_and_filters(as_user, world):
     make_project(world.member_a, world.community_a, status="approved", title="义务理发")
     make_project(
         world.member_a, world.community_a, status="approved", title="健康义诊", category="health"
@@ -441,260 +388,3 @@ def test_order_page(as_user, world, unchanged):
         assert post(as_user("resident_a"), f"/projects/{event.id}/order").status_code == 409
         assert post(as_user("member_a2"), f"/projects/{menu.id}/order").status_code == 403
         assert post(as_user("resident_b"), f"/projects/{menu.id}/order").status_code == 403
-
-
-# --- needs ------------------------------------------------------------------------
-
-
-def test_needs_board_claim_and_release(as_user, world, unchanged):
-    need = make_need(world.resident_a, world.community_a, title="代买药")
-    html = text(as_user("member_a").get("/needs"))
-    assert "代买药" in html and "抢单" in html
-    assert_csp_clean(html)
-    assert "代买药" not in text(as_user("resident_a2").get("/needs"))
-    assert "代买药" not in text(as_user("member_b").get("/needs"))
-    assert post(as_user("member_a"), f"/needs/{need.id}/claim").status_code == 302
-    with unchanged():
-        assert post(as_user("member_a2"), f"/needs/{need.id}/claim").status_code == 409
-        assert post(as_user("resident_a"), f"/needs/{need.id}/claim").status_code == 403
-        assert post(as_user("member_b"), f"/needs/{need.id}/claim").status_code == 404
-        assert post(as_user("member_a2"), f"/needs/{need.id}/release").status_code == 403
-        assert post(as_user("member_a"), f"/needs/{need.id}/explode").status_code == 404
-    assert post(as_user("member_a"), f"/needs/{need.id}/release").status_code == 302
-    fresh()
-    assert db.session.get(Need, need.id).status == NeedStatus.OPEN
-
-
-def test_needs_board_dispatch(as_user, world, unchanged):
-    need = make_need(world.resident_a, world.community_a)
-    project = make_project(world.member_a, world.community_a, status="approved", title="代办跑腿队")
-    sec = as_user("secretary_a")
-    html = text(sec.get("/needs"))
-    assert "派单给" in html and "代办跑腿队" in html
-    with unchanged():
-        assert post(sec, f"/needs/{need.id}/dispatch", {"target": ""}).status_code == 422
-        assert (
-            post(
-                sec, f"/needs/{need.id}/dispatch", {"target": f"member:{world.resident_a2.id}"}
-            ).status_code
-            == 422
-        )
-        assert (
-            post(
-                as_user("member_a"),
-                f"/needs/{need.id}/dispatch",
-                {"target": f"project:{project.id}"},
-            ).status_code
-            == 403
-        )
-        assert (
-            post(
-                as_user("secretary_b"),
-                f"/needs/{need.id}/dispatch",
-                {"target": f"project:{project.id}"},
-            ).status_code
-            == 404
-        )
-    assert (
-        post(sec, f"/needs/{need.id}/dispatch", {"target": f"project:{project.id}"}).status_code
-        == 302
-    )
-    fresh()
-    assert db.session.get(Need, need.id).project_id == project.id
-    assert (
-        post(
-            sec, f"/needs/{need.id}/dispatch", {"target": f"member:{world.member_a2.id}"}
-        ).status_code
-        == 302
-    )
-    fresh()
-    assert db.session.get(Need, need.id).assignee_id == world.member_a2.id
-    assert post(as_user("resident_a"), f"/needs/{need.id}/cancel").status_code == 302
-
-
-def test_new_need_form(as_user, world, unchanged):
-    c = as_user("resident_a")
-    assert c.get("/needs/new").status_code == 200
-    data = {"community_id": str(world.community_a.id), "title": "修水管", "category": "repair"}
-    assert post(c, "/needs/new", data).status_code == 302
-    with unchanged():
-        resp = post(c, "/needs/new", {**data, "title": ""})
-        assert resp.status_code == 422 and "必填" in text(resp)
-        assert (
-            post(c, "/needs/new", {**data, "community_id": str(world.community_b.id)}).status_code
-            == 403
-        )
-        assert post(as_user("member_a"), "/needs/new", data).status_code == 403
-    assert as_user("member_a").get("/needs/new").status_code == 403
-    # a grid worker posts on behalf of a resident
-    g = as_user("grid_a1")
-    page = text(g.get("/needs/new"))
-    assert "resident_a2" in page
-    resp = post(g, "/needs/new", {**data, "on_behalf_of": str(world.resident_a2.id)})
-    assert resp.status_code == 302
-    need = db.session.scalars(
-        sa.select(Need).where(Need.beneficiary_id == world.resident_a2.id)
-    ).one()
-    assert need.on_behalf and need.posted_by_id == world.grid_a1.id
-    with unchanged():
-        resp = post(g, "/needs/new", {**data, "on_behalf_of": str(world.member_a.id)})
-        assert resp.status_code == 422 and "不是本社区居民" in text(resp)
-
-
-# --- deliveries ---------------------------------------------------------------------
-
-
-def _local(dt) -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M")
-
-
-def delivery_form(world, hours_a="2", hours_a2="1.5", **over):
-    start = now() - timedelta(hours=4)
-    return {
-        "started_at": _local(start),
-        "ended_at": _local(start + timedelta(hours=2)),
-        f"participant_{world.member_a.id}": "1",
-        f"hours_{world.member_a.id}": hours_a,
-        f"participant_{world.member_a2.id}": "1",
-        f"hours_{world.member_a2.id}": hours_a2,
-        "beneficiaries": [str(world.resident_a.id), str(world.resident_a2.id)],
-        **over,
-    }
-
-
-def test_record_delivery_page_shows_codes_once(as_user, world):
-    project = make_project(
-        world.member_a, world.community_a, status="approved", team=[world.member_a2]
-    )
-    c = as_user("member_a")
-    page = c.get(f"/projects/{project.id}/deliveries/new")
-    assert page.status_code == 200 and "resident_a2" in text(page)
-    assert_csp_clean(text(page))
-    resp = post(c, f"/projects/{project.id}/deliveries/new", delivery_form(world))
-    assert resp.status_code == 201, text(resp)[:3000]
-    assert resp.headers["Cache-Control"] == "no-store"
-    html = text(resp)
-    codes = re.findall(r'<p class="pickup-code">(\d{6})</p>', html)
-    assert len(codes) == 2
-    assert html.count('src="data:image/svg+xml') == 2
-    assert_csp_clean(html)
-    delivery = db.session.scalars(sa.select(Delivery)).one()
-    detail = text(c.get(f"/deliveries/{delivery.id}"))
-    assert not any(code in detail for code in codes)
-    assert "resident_a" in detail
-
-
-@pytest.mark.parametrize(
-    "over, field_text",
-    [
-        ({"hours_a": "3"}, "不能超过本次服务时长"),
-        ({"hours_a": ""}, "必填"),
-        ({"ended_at": ""}, "必填"),
-        ({"beneficiaries": [str(10**6)]}, "用户 1000000 不是本社区居民。"),
-    ],
-)
-def test_record_delivery_form_errors(as_user, world, unchanged, over, field_text):
-    project = make_project(
-        world.member_a, world.community_a, status="approved", team=[world.member_a2]
-    )
-    form = delivery_form(world, hours_a=over.pop("hours_a", "2"), **over)
-    with unchanged():
-        resp = post(as_user("member_a"), f"/projects/{project.id}/deliveries/new", form)
-    assert resp.status_code == 422
-    assert field_text in text(resp)
-
-
-def test_record_delivery_permissions(as_user, world, unchanged):
-    project = make_project(
-        world.member_a, world.community_a, status="approved", team=[world.member_a2]
-    )
-    from volunteer_market.database import atomic
-    from volunteer_market.services import projects as project_service
-
-    with atomic():
-        project_service.request_join(world.member_a3, project)
-    path = f"/projects/{project.id}/deliveries/new"
-    for who, code in (
-        ("member_a3", 403),
-        ("secretary_a", 403),
-        ("resident_a", 403),
-        ("member_b", 403),
-    ):
-        assert as_user(who).get(path).status_code == code
-        with unchanged():
-            assert post(as_user(who), path, delivery_form(world)).status_code == code
-    # an active team member may record
-    assert as_user("member_a2").get(path).status_code == 200
-    completed = make_project(world.member_a, world.community_a, status="completed", title="已结项")
-    with unchanged():
-        resp = post(
-            as_user("member_a"), f"/projects/{completed.id}/deliveries/new", delivery_form(world)
-        )
-    assert resp.status_code == 409
-
-
-def test_delivery_detail_visibility(as_user, world):
-    project = make_project(world.member_a, world.community_a, status="approved")
-    recorded = make_delivery(project, world.member_a, beneficiaries=[world.resident_a])
-    path = f"/deliveries/{recorded.delivery.id}"
-    for who, code in (
-        ("member_a", 200),
-        ("resident_a", 200),
-        ("secretary_a", 200),
-        ("resident_a2", 404),
-        ("secretary_b", 404),
-    ):
-        assert as_user(who).get(path).status_code == code, who
-
-
-# --- notifications ------------------------------------------------------------------
-
-
-def test_notification_page_and_unread_count(as_user, world):
-    project = make_project(world.member_a, world.community_a, status="submitted")
-    c = as_user("member_a")
-    html = text(c.get("/notifications"))
-    assert "已提交审核" in html
-    assert 'class="badge-count">1<' in html  # the nav shows the unread count
-    assert_csp_clean(html)
-    post(as_user("secretary_a"), f"/projects/{project.id}/review", {"decision": "approve"})
-    html = text(c.get("/notifications"))
-    assert "审核通过" in html and 'class="badge-count">2<' in html
-    first = db.session.scalars(
-        sa.select(Notification)
-        .where(Notification.user_id == world.member_a.id)
-        .order_by(Notification.id)
-    ).first()
-    assert post(c, "/notifications", {"id": str(first.id)}).status_code == 302
-    assert 'class="badge-count">1<' in text(c.get("/notifications"))
-    # marking someone else's notification read changes nothing
-    secretary_note = db.session.scalars(
-        sa.select(Notification).where(Notification.user_id == world.secretary_a.id)
-    ).first()
-    post(c, "/notifications", {"id": str(secretary_note.id)})
-    fresh()
-    assert db.session.get(Notification, secretary_note.id).read_at is None
-    assert post(c, "/notifications").status_code == 302
-    assert "badge-count" not in text(c.get("/notifications"))
-
-
-def test_notifications_api(api, world):
-    make_project(world.member_a, world.community_a, status="approved")
-    body = api.get("member_a", "/api/v1/notifications").get_json()
-    assert body["unread_count"] == 2 and body["total"] == 2
-    kinds = [n["kind"] for n in body["items"]]
-    assert kinds == ["project.approve", "project.submit"]
-    first = body["items"][1]["id"]
-    resp = api.post("member_a", "/api/v1/notifications/read", {"ids": [first]})
-    assert resp.get_json() == {"marked": 1, "unread_count": 1}
-    assert api.get("member_a", "/api/v1/notifications", unread="true").get_json()["total"] == 1
-    # another user's ids are ignored
-    resp = api.post("member_a2", "/api/v1/notifications/read", {"ids": [first]})
-    assert resp.get_json()["marked"] == 0
-    resp = api.post("member_a", "/api/v1/notifications/read", {"ids": ["x"]})
-    assert resp.status_code == 422
-    resp = api.post("member_a", "/api/v1/notifications/read", {"all": True})
-    assert resp.status_code == 422
-    assert api.post("member_a", "/api/v1/notifications/read").get_json()["unread_count"] == 0

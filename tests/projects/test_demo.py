@@ -1,4 +1,6 @@
-"""The marketplace demo loader: every project state, teams, needs, deliveries; idempotent."""
+"""The demo of projects: every project state, teams, needs, deliveries; idempotent.
+
+(The demo module keeps its old name until the demo package is built.)"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from volunteer_market.extensions import db
 from volunteer_market.models import Delivery, Need, Project, ProjectStatus, TeamMembership
 
 
-def test_marketplace_demo_loads_once(app):
+def test_projects_demo_loads_once(app):
     with atomic():
         demo._load_areas_and_people()
     demo_marketplace.load()

@@ -7,7 +7,7 @@ import pytest
 from volunteer_market.models import ProjectMode
 
 from ..factories import make_delivery, make_need, make_project
-from .conftest import problem_fields
+from ..projects.conftest import problem_fields
 
 
 def need_body(world, **over):
