@@ -3,6 +3,7 @@ right user, wrong users and bad input."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from volunteer_market.extensions import db
@@ -79,6 +80,21 @@ def test_needs_board_dispatch(as_user, world, unchanged):
     fresh()
     assert db.session.get(Need, need.id).assignee_id == world.member_a2.id
     assert post(as_user("resident_a"), f"/needs/{need.id}/cancel").status_code == 302
+
+
+@pytest.mark.parametrize("bad", [str(10**20), "2147483648", "²", "٣"])
+def test_needs_board_ignores_an_impossible_community_filter(as_user, world, bad):
+    make_need(world.resident_a, world.community_a, title="代买药")
+    resp = as_user("member_a").get("/needs", query_string={"community_id": bad})
+    assert resp.status_code == 200 and "代买药" in text(resp)  # as if there were no filter
+
+
+@pytest.mark.parametrize("target", [f"member:{10**20}", "project:2147483648", "member:²"])
+def test_dispatch_to_an_impossible_id_is_422(as_user, world, unchanged, target):
+    need = make_need(world.resident_a, world.community_a)
+    with unchanged():
+        resp = post(as_user("secretary_a"), f"/needs/{need.id}/dispatch", {"target": target})
+    assert resp.status_code == 422
 
 
 def test_new_need_form(as_user, world, unchanged):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from volunteer_market.extensions import db
@@ -39,6 +40,14 @@ def test_notification_page_and_unread_count(as_user, world):
     assert db.session.get(Notification, secretary_note.id).read_at is None
     assert post(c, "/notifications").status_code == 302
     assert "badge-count" not in text(c.get("/notifications"))
+
+
+@pytest.mark.parametrize("bad", [str(10**20), "2147483648"])
+def test_marking_an_impossible_id_read_marks_nothing(as_user, world, bad):
+    make_project(world.member_a, world.community_a, status="submitted")
+    c = as_user("member_a")
+    assert post(c, "/notifications", {"id": bad}).status_code == 302
+    assert 'class="badge-count">1<' in text(c.get("/notifications"))  # still unread
 
 
 def test_notifications_api(api, world):

@@ -58,6 +58,13 @@ def test_project_list_and_filters(as_user, world):
     assert "草稿项目" in text(as_user("member_a").get("/projects/mine"))
 
 
+@pytest.mark.parametrize("bad", [str(10**20), "2147483648", "²"])
+def test_project_list_ignores_an_impossible_community_filter(as_user, world, bad):
+    make_project(world.member_a, world.community_a, status="approved", title="义务理发")
+    resp = as_user("resident_a").get("/projects", query_string={"community_id": bad})
+    assert resp.status_code == 200 and "义务理发" in text(resp)  # as if there were no filter
+
+
 def test_project_detail_visibility(as_user, world):
     draft = make_project(world.member_a, world.community_a)
     approved = make_project(world.member_a, world.community_a, status="approved", title="法律讲堂")
@@ -154,6 +161,13 @@ def test_propose_form_errors(as_user, world, unchanged, over, message):
     assert resp.status_code == 422
     assert message in text(resp)
     assert 'value="义务理发"' in text(resp) or over.get("title") == ""
+
+
+@pytest.mark.parametrize("bad", [str(10**20), "2147483648", "²"])
+def test_propose_in_an_impossible_community_is_422(as_user, world, unchanged, bad):
+    with unchanged():
+        resp = post(as_user("member_a"), "/projects/new", form_of(world, community_id=bad))
+    assert resp.status_code == 422 and 'class="field-errors"' in text(resp)
 
 
 def test_propose_shows_similar_projects(as_user, world, unchanged):
