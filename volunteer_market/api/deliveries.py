@@ -7,7 +7,7 @@ from typing import Any
 from flask import request
 
 from ..database import atomic
-from ..http.rating_codes import rating_codes
+from ..http.links import rating_codes
 from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Delivery
 from ..schemas.common import page_of

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import request
 
 from ..database import atomic
+from ..http.links import pickup_url
 from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Redemption, Reward
 from ..schemas.common import PageArgs, page_of
@@ -37,11 +38,6 @@ redemptions_blp = make_blueprint("api_redemptions", "/redemptions", "Redemptions
 wallet_blp = make_blueprint("api_wallet", "/wallet", "The caller's wallet and expiring points")
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def pickup_url(code: str) -> str:
-    """Return the absolute URL of the fulfilment page with ``code`` filled in."""
-    return url_for("web_rewards.fulfil_page", code=code, _external=True)
 
 
 def _managed(reward_id: int) -> Reward:

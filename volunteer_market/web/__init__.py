@@ -28,6 +28,7 @@ from . import (
     projects,
     rankings,
     ratings,
+    redemptions,
     rewards,
 )
 
@@ -39,7 +40,8 @@ BLUEPRINTS = (
     ledger.bp,
     ratings.bp,  # ratings and settlement
     rankings.bp,
-    rewards.bp,  # rewards and redemption
+    rewards.bp,
+    redemptions.bp,
     projects.bp,  # projects, their review, teams and menu orders
     needs.bp,
     deliveries.bp,

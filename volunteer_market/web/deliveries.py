@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..http.rating_codes import rating_codes
+from ..http.links import rating_codes
 from ..http.uploads import save_upload, send_upload, upload_dir
 from ..models import Area, Need, NeedStatus, Project, ProjectStatus, Role, TeamStatus
 from ..schemas.deliveries import DeliveryIn

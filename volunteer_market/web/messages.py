@@ -177,7 +177,9 @@ MESSAGES: dict[str, Any] = {
     "The text is too long.": _l("内容太长。"),
     "Nothing to change.": _l("没有需要修改的内容。"),
     "Not a beneficiary of this delivery.": _l("不是本次服务的受益居民。"),
-    "on_behalf_of must be a beneficiary of this delivery.": _l("代评对象必须是本次服务的受益居民。"),
+    "on_behalf_of must be a beneficiary of this delivery.": _l(
+        "代评对象必须是本次服务的受益居民。"
+    ),
     "Participants never rate their own delivery.": _l("参与服务的人不能评价自己的服务。"),
     "This delivery has already been rated for this beneficiary.": _l("这位居民已评价过本次服务。"),
     "This delivery has been settled; its ratings are closed.": _l("本次服务已结算，评价已关闭。"),

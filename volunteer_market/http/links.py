@@ -1,16 +1,20 @@
-"""The one-time rating codes of a recorded delivery, as the recorder's screen shows them.
+"""Absolute links to pages that both edges hand out, as text and as QR codes.
 
-Both ``POST /api/v1/deliveries`` and the page that records a delivery show each
-beneficiary's raw code, the link a beneficiary opens to rate, and that link as a QR
-code -- once, never stored. The link is absolute, built from the request's host, so it
-lives here rather than in ``services/deliveries``.
+* A recorded delivery's one-time rating codes: both ``POST /api/v1/deliveries`` and
+  the page that records a delivery show each beneficiary's raw code, the link a
+  beneficiary opens to rate, and that link as a QR code -- once, never stored.
+* A held redemption's pickup link: the fulfilment page with the code filled in, which
+  the secretary's phone opens by scanning the member's QR code.
+
+The links are absolute, built from the request's host, so they live here rather than
+in ``services/``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import request, url_for
 
 from ..services import deliveries as delivery_service
 
@@ -35,3 +39,8 @@ def rating_codes(recorded: delivery_service.Recorded) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def pickup_url(code: str) -> str:
+    """Return the absolute URL of the fulfilment page with ``code`` filled in."""
+    return url_for("web_redemptions.fulfil_page", code=code, _external=True)
