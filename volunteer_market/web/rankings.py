@@ -19,23 +19,17 @@ from ..schemas.rankings import ExposureIn
 from ..services import permissions
 from ..services import rankings as ranking_service
 from ..services.errors import DomainError, NotFound
-from .forms import domain_errors, form_data, form_errors
+from .forms import domain_errors, form_data, form_errors, int_arg
 from .ledger import chart_bars
+from .paging import page_arg
 
 bp = Blueprint("web_rankings", __name__)
 
 PER_PAGE = 20
 
 
-def _int_arg(name: str, default: int | None = None) -> int | None:
-    value = request.args.get(name, "")
-    if not value.isdigit() or len(value) > 9:
-        return default
-    return int(value)
-
-
 def _area_arg(default: Area | None) -> Area:
-    area_id = _int_arg("area_id")
+    area_id = int_arg("area_id")
     if area_id is None:
         if default is None:
             abort(404)
@@ -77,7 +71,7 @@ def leaderboard() -> ResponseReturnValue:
     """Show the member ranking of an area and period, my position and my chart."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     board = ranking_service.ranking(area, period, page, PER_PAGE, viewer=current_user)
     chart = chart_bars(ranking_service.monthly_points(current_user, tz=area.timezone))
     setting = ranking_service.exposure_for(area)
@@ -98,7 +92,7 @@ def teams() -> ResponseReturnValue:
     period = _period_arg()
     if not permissions.may(current_user, "rankings.teams", area):
         abort(403)
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     table = ranking_service.team_ranking(current_user, area, period, page, PER_PAGE)
     return render_template("rankings/teams.html", table=table, **_common(area, period))
 
@@ -111,7 +105,7 @@ def communities() -> ResponseReturnValue:
     period = _period_arg()
     if not permissions.may(current_user, "rankings.communities", area):
         abort(403)
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     try:
         table = ranking_service.community_table(current_user, area, period, page, 100)
     except DomainError:
