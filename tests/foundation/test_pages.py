@@ -620,6 +620,8 @@ def test_secretary_grants_and_revokes_in_own_community(client, world):
         ),
         ("secretary_a", "member_a", {"action": "revoke", "grant": "member_b"}, 422),
         ("secretary_a", "member_a", {"action": "revoke", "grant_id": "x"}, 422),
+        ("secretary_a", "member_a", {"action": "revoke", "grant_id": str(10**20)}, 422),
+        ("secretary_a", "member_a", {"action": "revoke", "grant_id": "²"}, 422),
         ("secretary_a", "member_a", {"action": "dance"}, 422),
         (
             "secretary_a",

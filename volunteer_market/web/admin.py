@@ -17,7 +17,7 @@ from ..services import areas as area_service
 from ..services import permissions
 from ..services import users as user_service
 from ..services.errors import DomainError
-from .forms import domain_errors, form_data, form_errors
+from .forms import domain_errors, form_data, form_errors, form_id
 from .paging import page_arg, paginate
 
 bp = Blueprint("web_admin", __name__, url_prefix="/admin")
@@ -118,11 +118,8 @@ def user_detail(user_id: int) -> ResponseReturnValue:
                     user_service.grant_role(current_user, user, data["role"], area)
                 flash(_("已授予角色。"), "success")
             elif action == "revoke":
-                try:
-                    grant_id = int(request.form.get("grant_id", ""))
-                except ValueError:
-                    raise ValidationError({"grant_id": [_("无效的授权。")]}) from None
-                grant = db.session.get(RoleGrant, grant_id)
+                grant_id = form_id(request.form.get("grant_id", "").strip())
+                grant = db.session.get(RoleGrant, grant_id) if grant_id else None
                 if grant is None or grant.user_id != user.id:
                     raise ValidationError({"grant_id": [_("无效的授权。")]})
                 with atomic():

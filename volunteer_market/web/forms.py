@@ -48,6 +48,13 @@ def digits(value: str | None) -> int | None:
     return None
 
 
+def form_id(value: str | None) -> int:
+    """Return a form's hidden id field as an id, 0 (no row has it) unless it is ASCII
+    digits up to ``MAX_ID``."""
+    number = digits(value)
+    return number if number is not None and number <= MAX_ID else 0
+
+
 _SPLIT_RE = re.compile(r"[,，、;；\s]+")
 
 

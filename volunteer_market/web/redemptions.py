@@ -19,6 +19,7 @@ from ..services import permissions
 from ..services import redemptions as redemption_service
 from ..services.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from ..services.redemptions import LimitReached
+from .forms import form_id
 from .messages import message_text
 from .paging import page_arg, paginate
 
@@ -165,10 +166,7 @@ def fulfil_page() -> ResponseReturnValue:
     status = 200
     if request.method == "POST":
         code = request.form.get("code", "")
-        try:
-            redemption_id = int(request.form.get("redemption_id", ""))
-        except ValueError:
-            redemption_id = 0
+        redemption_id = form_id(request.form.get("redemption_id", "").strip())
         try:
             redemption = redemption_service.get_visible_redemption(current_user, redemption_id)
         except NotFound:
