@@ -115,7 +115,7 @@ def build_world() -> World:
     return w
 
 
-# --- marketplace (issue 3): projects, teams, needs, deliveries -------------------
+# --- projects, teams, needs, deliveries ------------------------------------------
 
 _PROJECT_PATHS: dict[str, list[str]] = {
     "draft": [],
@@ -343,7 +343,7 @@ def redeem(member: User, reward, quantity: int = 1, **kw):
 
 def insert_approved_project(community_id: int, owner_id: int, *, title: str) -> int:
     """Insert an approved event project straight through the ORM, skipping the approval
-    workflow (tested with the marketplace), for tests that only need a project to hang
+    workflow (tested in tests/projects), for tests that only need a project to hang
     deliveries on; return its id. Joins the caller's ``atomic()`` if one is open."""
     from volunteer_market.extensions import db
     from volunteer_market.models import Category, Project, ProjectMode, ProjectStatus

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from werkzeug.routing import IntegerConverter, Map
 
 from .schemas.common import MAX_ID
@@ -34,5 +32,12 @@ class IdConverter(IntegerConverter):
 
     regex = digits_up_to(MAX_ID)
 
-    def __init__(self, map: Map, *args: Any, max: int | None = MAX_ID, **kwargs: Any) -> None:  # noqa: A002
-        super().__init__(map, *args, max=max, **kwargs)
+    def __init__(
+        self,
+        map: Map,  # noqa: A002  (werkzeug's names)
+        fixed_digits: int = 0,
+        min: int | None = None,  # noqa: A002
+        max: int | None = MAX_ID,  # noqa: A002
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)

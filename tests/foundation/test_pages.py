@@ -488,6 +488,35 @@ def test_create_user_form_errors(client, world, form, field, status):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("lang", "form", "field", "shown", "not_shown"),
+    [
+        # marshmallow's Length message, a Regexp message, a service's field error
+        ("zh_CN", {"password": "short"}, "password", "长度为 8 ~ 256 个字。", "Length must"),
+        ("en", {"password": "short"}, "password", "Length must be 8 to 256 characters.", "长度"),
+        ("zh_CN", {"username": "ab"}, "username", "格式不正确。", "does not match"),
+        ("en", {"username": "ab"}, "username", "Invalid format.", "格式"),
+        ("zh_CN", {"username": "member_a"}, "username", "已被使用。", "Taken."),
+        ("en", {"username": "member_a"}, "username", "Taken.", "已被使用"),
+    ],
+)
+def test_create_user_form_errors_are_in_the_page_language(
+    client, world, lang, form, field, shown, not_shown
+):
+    login(client, "admin")
+    good = {"username": "form.user", "password": "long-enough-1", "display_name": "表单用户"}
+    before = snapshot()
+    resp = post_form(
+        client, f"/admin/users?lang={lang}", {**good, **form}, token_from="/admin/users"
+    )
+    assert resp.status_code in (409, 422)
+    body = text(resp)
+    pattern = rf'name="{field}"[^>]*>\s*<ul class="field-errors"><li>{re.escape(shown)}</li>'
+    assert re.search(pattern, body), body[-3000:]
+    assert not_shown not in body
+    assert snapshot() == before
+
+
 # --- admin: user detail, grants -----------------------------------------------------------------
 
 
@@ -591,6 +620,8 @@ def test_secretary_grants_and_revokes_in_own_community(client, world):
         ),
         ("secretary_a", "member_a", {"action": "revoke", "grant": "member_b"}, 422),
         ("secretary_a", "member_a", {"action": "revoke", "grant_id": "x"}, 422),
+        ("secretary_a", "member_a", {"action": "revoke", "grant_id": str(10**20)}, 422),
+        ("secretary_a", "member_a", {"action": "revoke", "grant_id": "²"}, 422),
         ("secretary_a", "member_a", {"action": "dance"}, 422),
         (
             "secretary_a",

@@ -17,7 +17,7 @@ from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import Area, Role, User
 from volunteer_market.services import permissions
-from volunteer_market.services.errors import Forbidden
+from volunteer_market.services.errors import Forbidden, NotFound
 from volunteer_market.services.permissions import GrantTarget
 
 from ..factories import make_user
@@ -315,3 +315,35 @@ def test_revoked_grant_no_longer_counts(app, world):
     assert sec.grants == []
     assert not permissions.may(sec, "role.grant", target)
     assert not permissions.may(sec, "user.create")
+
+
+# --- "may this user see that user": one service function ---------------------------------
+
+
+@pytest.mark.parametrize("action", ["user.view", "ledger.view"])
+def test_get_visible_user_follows_the_rule(app, world, action):
+    """``users.get_visible_user`` returns exactly the users the rule lets the actor see;
+    for any other it raises the same NotFound as for an id nobody has."""
+    from volunteer_market.services import users as user_service
+
+    seen = 0
+    for actor, target in itertools.product(world.users.values(), world.users.values()):
+        if permissions.may(actor, action, target):
+            assert user_service.get_visible_user(actor, target.id, action) is target
+            seen += 1
+        else:
+            with pytest.raises(NotFound, match="^User not found.$"):
+                user_service.get_visible_user(actor, target.id, action)
+    assert 0 < seen < len(world.users) ** 2  # both answers occur
+    with pytest.raises(NotFound, match="^User not found.$"):
+        user_service.get_visible_user(world.admin, 10**6, action)
+
+
+def test_the_admin_sees_a_member_but_not_their_ledger(app, world):
+    from volunteer_market.services import users as user_service
+
+    assert user_service.get_visible_user(world.admin, world.member_a.id) is world.member_a
+    with pytest.raises(NotFound):
+        user_service.get_visible_user(world.admin, world.member_a.id, "ledger.view")
+    member = user_service.get_visible_user(world.secretary_a, world.member_a.id, "ledger.view")
+    assert member is world.member_a

@@ -142,7 +142,7 @@ def make_delivery_ids(community: Area, recorder: User, n: int = 1) -> list[int]:
     """Insert ``n`` bare deliveries of one approved project straight through the ORM.
 
     An earn references a real delivery (FK); the ledger tests need only its id, not
-    the recording workflow (tested with the marketplace).
+    the recording workflow (tested in tests/deliveries).
     """
     now = utcnow()
     with atomic():

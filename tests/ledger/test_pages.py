@@ -144,6 +144,34 @@ def test_adjust_form_refusals_change_nothing(client, world, amount, reason, stat
     assert counts() == before
 
 
+@pytest.mark.parametrize(
+    ("lang", "amount", "reason", "shown", "not_shown"),
+    [
+        # marshmallow's Range message, its "Not a valid integer.", its "Missing data ..."
+        ("zh_CN", "999999", "x", "取值范围：-100000 ~ 100000。", "Must be greater"),
+        ("en", "999999", "x", "Must be between -100000 and 100000.", "取值范围"),
+        ("zh_CN", "abc", "x", "请输入整数。", "Not a valid integer."),
+        ("zh_CN", "10", "", "长度为 1 ~ 500 个字。", "Length must"),
+        ("zh_CN", "0", "x", "不能为 0。", "Must not be 0."),
+    ],
+)
+def test_adjust_form_errors_are_in_the_page_language(
+    client, world, lang, amount, reason, shown, not_shown
+):
+    login(client, "secretary_a")
+    form_key, token = _adjust_form(client, world.member_a.id)
+    before = counts()
+    resp = client.post(
+        f"/ledger/members/{world.member_a.id}/adjust?lang={lang}",
+        data={"amount": amount, "reason": reason, "form_key": form_key, "csrf_token": token},
+    )
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert re.search(rf'<ul class="field-errors"><li>{re.escape(shown)}</li>', html), html[-3000:]
+    assert not_shown not in html
+    assert counts() == before
+
+
 def test_adjust_form_needs_csrf_and_the_right_secretary(client, world):
     login(client, "secretary_a")
     resp = client.post(

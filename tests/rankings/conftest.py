@@ -52,7 +52,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
 
 def bare_deliveries(community, recorder, n: int = 1) -> list[int]:
     """Insert ``n`` bare deliveries of the community's test project (an earn references
-    a real delivery; the recording workflow is tested with the marketplace)."""
+    a real delivery; the recording workflow is tested in tests/deliveries)."""
     now = utcnow()
     with atomic():
         project = db.session.scalars(

@@ -54,6 +54,17 @@ def test_leaderboard_page(world, client, clock):
     assert client.get("/rankings?area_id=999999").status_code == 404
 
 
+def test_leaderboard_ignores_impossible_numbers(world, client):
+    """An area id or page that is no ASCII number (or beyond any id) opens the default
+    area's first page; a real id of no area is 404."""
+    login(client, "member_a")
+    for query in ("area_id=²", f"area_id={10**20}", "page=²", "page=-3", f"page={10**20}"):
+        resp = client.get(f"/rankings?{query}")
+        assert resp.status_code == 200, query
+        assert world.community_a.name in resp.get_data(as_text=True)
+    assert client.get("/rankings/teams?area_id=²").status_code == 403  # the default area
+
+
 def test_leaderboard_in_tiers_mode(world, client, clock):
     w = world
     _ranked(w, clock)

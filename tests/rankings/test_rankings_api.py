@@ -153,26 +153,26 @@ def teams(world, clock):
     clock.set(None)
     haircut = make_project(w.member_a, w.community_a, status="approved", team=[w.member_a2])
     repair = make_project(w.member_a3, w.community_a, status="approved", title="家电维修")
-    market = make_project(w.member_b, w.community_b, status="approved", title="代购")
+    errands = make_project(w.member_b, w.community_b, status="approved", title="代购")
     d1 = make_delivery(haircut, w.member_a, participants=[(w.member_a, 2), (w.member_a2, 2)])
     d2 = make_delivery(repair, w.member_a3, participants=[(w.member_a3, 1)])
-    d3 = make_delivery(market, w.member_b, participants=[(w.member_b, 3)], length_hours=3)
+    d3 = make_delivery(errands, w.member_b, participants=[(w.member_b, 3)], length_hours=3)
     earn(w.member_a, w.community_a, 24, delivery_id=d1.delivery.id)
     earn(w.member_a2, w.community_a, 20, delivery_id=d1.delivery.id)
     earn(w.member_a3, w.community_a, 12, minutes=60, delivery_id=d2.delivery.id)
     earn(w.member_b, w.community_b, 36, minutes=180, delivery_id=d3.delivery.id)
-    return haircut, repair, market
+    return haircut, repair, errands
 
 
 def test_team_rankings_for_officers_and_secretaries(world, client, teams):
     w = world
-    haircut, repair, market = teams
+    haircut, repair, errands = teams
     body = client.get(
         f"/api/v1/rankings/teams?area_id={w.street.id}", headers=bearer(w.officer_street)
     ).get_json()
     assert [(i["rank"], i["project_id"], i["points"], i["hours"]) for i in body["items"]] == [
         (1, haircut.id, 44, 4.0),
-        (2, market.id, 36, 3.0),
+        (2, errands.id, 36, 3.0),
         (3, repair.id, 12, 1.0),
     ]
     assert body["total"] == 3 and body["items"][0]["title"] == "义务理发"

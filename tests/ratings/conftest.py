@@ -20,7 +20,7 @@ from ..ledger.conftest import (
     IsolatedClient,
     run_threads,  # noqa: F401  (re-exported for the tests)
 )
-from ..marketplace.conftest import Api
+from ..projects.conftest import Api
 
 RATING_TABLES = (
     "ratings",

@@ -407,7 +407,7 @@ def test_notifications_read_well_and_never_name_the_rater(client, scene):
     assert w.resident_a.display_name not in html.split("</header>", 1)[-1]
 
 
-def test_marketplace_delivery_page_links_to_ratings(client, scene):
+def test_delivery_page_links_to_ratings(client, scene):
     login(client, "member_a")
     html = client.get(f"/deliveries/{scene.delivery.id}").get_data(as_text=True)
     assert f"/deliveries/{scene.delivery.id}/ratings" in html

@@ -21,7 +21,7 @@ from ..factories import bearer, insert_approved_project, post_earn, verified  # 
 
 def bare_delivery(community, recorder) -> int:
     """Insert a bare delivery of an approved project (an earn needs a real delivery id;
-    the recording workflow is tested with the marketplace); return its id."""
+    the recording workflow is tested in tests/deliveries); return its id."""
     now = utcnow()
     with atomic():
         project_id = insert_approved_project(community.id, recorder.id, title="积分测试项目")

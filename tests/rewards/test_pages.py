@@ -266,6 +266,19 @@ def test_other_secretary_cannot_fulfil(client, world, shop, unchanged):
         assert resp.status_code == 404
 
 
+@pytest.mark.parametrize("rid", ["", "x", "²", str(10**20)])
+def test_fulfilment_of_an_impossible_redemption_id_is_404(client, world, shop, unchanged, rid):
+    login(client, "secretary_a")
+    with unchanged():
+        resp = post_form(
+            client,
+            "/rewards/fulfil",
+            {"code": shop["held"].pickup_code, "redemption_id": rid},
+            token_from="/rewards/fulfil",
+        )
+        assert resp.status_code == 404
+
+
 def test_management_pages(client, world, shop):
     login(client, "secretary_a")
     html = _text(client.get("/rewards/manage"))

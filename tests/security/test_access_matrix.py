@@ -683,7 +683,7 @@ BODIES: dict[tuple[str, str], object] = {
 # owner is on the team for good (DESIGN: "team: owner + members"), so theirs is a 409
 # "the owner cannot leave; cancel the project instead". For the same reason the owner
 # asking to join their own team is a 409 "you lead this project", as for an active
-# member who asks again (tests/marketplace/test_teams_api.py::test_who_may_ask_to_join).
+# member who asks again (tests/projects/test_teams_api.py::test_who_may_ask_to_join).
 GATE_PASSED_STATE_REFUSED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/projects/<int:project_id>/team/leave"): {
         "owner": 409,
@@ -730,8 +730,8 @@ def app_config(app_config, tmp_path):
 
 
 def _stored_png() -> str:
+    from volunteer_market.http.uploads import upload_dir
     from volunteer_market.services import uploads
-    from volunteer_market.web.files import upload_dir
 
     return uploads.store_image(PNG, upload_dir(), "file")
 

@@ -17,7 +17,7 @@ def register_api(app: Flask) -> None:
     from . import ledger
 
     smorest_api.register_blueprint(ledger.blp)
-    from . import deliveries, needs, notifications, projects  # marketplace
+    from . import deliveries, needs, notifications, projects
 
     for blp in (projects.blp, needs.blp, deliveries.blp, notifications.blp):
         smorest_api.register_blueprint(blp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..database import atomic
 from ..extensions import db
-from ..models import Role, RoleGrant
+from ..models import Area, Role, RoleGrant
 from ..schemas.accounts import (
     AreaIn,
     AreaOut,
@@ -40,7 +40,7 @@ def me() -> dict:
 @areas_blp.route("", methods=["POST"])
 @areas_blp.arguments(AreaIn)
 @areas_blp.response(201, AreaOut)
-def create_area(data: dict):
+def create_area(data: dict) -> Area:
     """Create an area (admin)."""
     with atomic():
         return area_service.create_area(actor(), **data)
@@ -62,18 +62,10 @@ def list_areas(args: dict) -> dict:
 
 @areas_blp.route("/<int:area_id>", methods=["GET"])
 @areas_blp.response(200, AreaOut)
-def get_area(area_id: int):
+def get_area(area_id: int) -> Area:
     """Return one area."""
     permissions.require(actor(), "area.view")
     return area_service.get_area(area_id)
-
-
-def _visible_user(user_id: int):
-    """Return the user if the caller may see it; 404 otherwise (no existence leak)."""
-    user = user_service.get_user(user_id)
-    if not permissions.may(actor(), "user.view", user):
-        raise NotFound("User not found.")
-    return user
 
 
 @users_blp.route("", methods=["POST"])
@@ -90,16 +82,16 @@ def create_user(data: dict) -> dict:
 @users_blp.response(200, UserOut)
 def get_user(user_id: int) -> dict:
     """Return a user, with personal data masked unless the caller may see it."""
-    return user_service.present_user(actor(), _visible_user(user_id))
+    return user_service.present_user(actor(), user_service.get_visible_user(actor(), user_id))
 
 
 @users_blp.route("/<int:user_id>/roles", methods=["POST"])
 @users_blp.arguments(RoleGrantIn)
 @users_blp.response(201, RoleGrantOut)
-def grant_role(data: dict, user_id: int):
+def grant_role(data: dict, user_id: int) -> RoleGrant:
     """Grant a role on an area (admin; a secretary may grant member/resident/grid_worker
     in their own community)."""
-    user = _visible_user(user_id)
+    user = user_service.get_visible_user(actor(), user_id)
     role: Role = data["role"]
     area = None
     if data.get("area_id") is not None:
@@ -115,7 +107,7 @@ def grant_role(data: dict, user_id: int):
 @users_blp.response(204)
 def revoke_role(user_id: int, grant_id: int) -> None:
     """End a role grant (kept in history)."""
-    _visible_user(user_id)
+    user_service.get_visible_user(actor(), user_id)
     grant = db.session.get(RoleGrant, grant_id)
     if grant is None or grant.user_id != user_id:
         raise NotFound("Role grant not found.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import current_app
 
 from ..database import atomic
+from ..http.throttles import login_throttle, mark_login_failed
 from ..schemas.accounts import TokenIn, TokenOut
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
 from ..services.users import present_user
-from ..web.throttle import login_throttle, mark_login_failed
 from .common import bearer_token, make_blueprint, problem_response, public
 
 blp = make_blueprint("api_auth", "/auth", "Bearer tokens")

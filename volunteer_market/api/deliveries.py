@@ -7,12 +7,13 @@ from typing import Any
 from flask import request
 
 from ..database import atomic
+from ..http.links import rating_codes
+from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Delivery
 from ..schemas.common import page_of
-from ..schemas.marketplace import DeliveryCreatedOut, DeliveryIn, DeliveryOut, DeliveryQuery
+from ..schemas.deliveries import DeliveryCreatedOut, DeliveryIn, DeliveryOut, DeliveryQuery
 from ..services import deliveries as delivery_service
 from ..services import uploads
-from ..web.files import read_upload, send_upload, upload_dir
 from .common import (
     IMAGE_RESPONSE_DOC,
     IMAGE_UPLOAD_DOC,
@@ -23,28 +24,6 @@ from .common import (
 )
 
 blp = make_blueprint("api_deliveries", "/deliveries", "Deliveries (service sessions)")
-
-
-def rating_url(token: str) -> str:
-    """Return the absolute URL a beneficiary opens to rate (the QR code's content)."""
-    return f"{request.host_url}rate/{token}"
-
-
-def rating_codes(recorded: delivery_service.Recorded) -> list[dict[str, Any]]:
-    """Return the raw codes with their URLs and QR codes (shown once, never stored)."""
-    out = []
-    for rc in recorded.rating_codes:
-        url = rating_url(rc.token)
-        out.append(
-            {
-                "user_id": rc.user_id,
-                "display_name": rc.display_name,
-                "code": rc.code,
-                "url": url,
-                "qr_svg": delivery_service.qr_svg_data_uri(url),
-            }
-        )
-    return out
 
 
 class _Created:

@@ -8,7 +8,6 @@ from typing import Any
 from ..database import atomic
 from ..schemas.ledger import AdjustmentIn, LedgerOut, LedgerQuery, ReverseIn, TransactionOut
 from ..services import ledger as ledger_service
-from ..services import permissions
 from ..services import users as user_service
 from ..services.errors import NotFound, ValidationFailed
 from .common import actor, make_blueprint
@@ -26,24 +25,13 @@ def _ledger_key(kind: str) -> str | None:
     return f"{kind}:api:u{actor().id}:{digest}"
 
 
-def _visible_member(user_id: int):
-    """Return the user whose ledger the caller may read; 404 otherwise (no existence leak)."""
-    try:
-        user = user_service.get_user(user_id)
-    except NotFound:
-        raise NotFound("User not found.") from None
-    if not permissions.may(actor(), "ledger.view", user):
-        raise NotFound("User not found.")
-    return user
-
-
 @blp.route("/users/<int:user_id>/ledger", methods=["GET"])
 @blp.arguments(LedgerQuery, location="query")
 @blp.response(200, LedgerOut)
 def member_ledger(args: dict, user_id: int) -> dict[str, Any]:
     """Return a member's balances and transactions with entries, newest first
     (the member, the secretary of their community, an officer over it)."""
-    user = _visible_member(user_id)
+    user = user_service.get_visible_user(actor(), user_id, "ledger.view")
     page = ledger_service.history(user, args["page"], args["per_page"])
     return {"balances": ledger_service.balances(user), **page}
 
@@ -81,9 +69,12 @@ def reverse_transaction(data: dict, tx_id: int) -> dict[str, Any]:
     community). A second reversal, or one the member can no longer cover, is 409."""
     user = actor()
     tx = ledger_service.get_transaction(tx_id)
-    member = user_service.get_user(tx.member_id) if tx.member_id is not None else None
-    if member is None or not permissions.may(user, "ledger.view", member):
+    if tx.member_id is None:
         raise NotFound("Transaction not found.")
+    try:
+        user_service.get_visible_user(user, tx.member_id, "ledger.view")
+    except NotFound:
+        raise NotFound("Transaction not found.") from None
     with atomic():
         new = ledger_service.reverse(user, tx, data["reason"])
         return ledger_service.present_transactions([new])[0]

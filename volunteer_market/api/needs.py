@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..database import atomic
 from ..models import Need
 from ..schemas.common import page_of
-from ..schemas.marketplace import DispatchIn, NeedIn, NeedOut, NeedQuery
+from ..schemas.needs import DispatchIn, NeedIn, NeedOut, NeedQuery
 from ..services import needs as need_service
 from .common import actor, make_blueprint, paginate
 

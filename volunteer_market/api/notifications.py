@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..database import atomic
-from ..schemas.marketplace import MarkReadIn, NotificationPageOut, NotificationQuery, UnreadOut
+from ..schemas.notifications import MarkReadIn, NotificationPageOut, NotificationQuery, UnreadOut
 from ..services import notifications as notification_service
 from .common import actor, make_blueprint, paginate
 

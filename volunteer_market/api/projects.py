@@ -8,14 +8,13 @@ from flask import request
 
 from ..database import atomic
 from ..extensions import db
+from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Area, Project, ProjectAction, TeamStatus, User
 from ..schemas.common import page_of
-from ..schemas.marketplace import (
+from ..schemas.deliveries import DeliveryOut, DeliveryQuery
+from ..schemas.needs import NeedOut, OrderIn
+from ..schemas.projects import (
     CommentIn,
-    DeliveryOut,
-    DeliveryQuery,
-    NeedOut,
-    OrderIn,
     ProjectIn,
     ProjectOut,
     ProjectPatchIn,
@@ -32,7 +31,6 @@ from ..services import needs as need_service
 from ..services import permissions, uploads
 from ..services import projects as project_service
 from ..services.errors import NotFound, ValidationFailed
-from ..web.files import read_upload, send_upload, upload_dir
 from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
 
 blp = make_blueprint("api_projects", "/projects", "Micro-projects, teams and menu orders")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..database import atomic
+from ..models import RankingSettings
 from ..schemas.rankings import (
     CommunityTableOut,
     ExposureIn,
@@ -78,7 +79,7 @@ def community_table(args: dict) -> dict[str, Any]:
 @blp.route("/settings/<int:area_id>", methods=["PUT"])
 @blp.arguments(ExposureIn)
 @blp.response(200, ExposureSettingOut)
-def set_exposure(data: dict, area_id: int):
+def set_exposure(data: dict, area_id: int) -> RankingSettings:
     """Set how the area's rankings are shown to residents and members: ``full``,
     ``top_n`` (with ``top_n``) or ``tiers`` (cumulative percentiles; the community's
     secretary, an officer over the area)."""

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from ..database import atomic
 from ..extensions import db
+from ..http.throttles import mark_code_failed, rating_code_throttle
 from ..models import Rating, utcnow
 from ..schemas.ratings import (
     ByCodeIn,
@@ -29,7 +30,6 @@ from ..services import deliveries as delivery_service
 from ..services import permissions
 from ..services import ratings as rating_service
 from ..services import settlement as settlement_service
-from ..web.rating_throttle import mark_code_failed, rating_code_throttle
 from .common import actor, make_blueprint, paginate, problem_response, public
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 

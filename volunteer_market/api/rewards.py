@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import request
 
 from ..database import atomic
-from ..models import Redemption
+from ..http.links import pickup_url
+from ..http.uploads import read_upload, send_upload, upload_dir
+from ..models import Redemption, Reward
 from ..schemas.common import PageArgs, page_of
 from ..schemas.rewards import (
     CancelIn,
@@ -28,7 +30,6 @@ from ..services import ledger as ledger_service
 from ..services import permissions, uploads, wallet_expiry
 from ..services import redemptions as redemption_service
 from ..services import rewards as reward_service
-from ..web.files import read_upload, send_upload, upload_dir
 from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
 from .idempotency import IDEMPOTENCY_PARAMETER, current_key, idempotent
 
@@ -39,12 +40,7 @@ wallet_blp = make_blueprint("api_wallet", "/wallet", "The caller's wallet and ex
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def pickup_url(code: str) -> str:
-    """Return the absolute URL of the fulfilment page with ``code`` filled in."""
-    return url_for("web_rewards.fulfil_page", code=code, _external=True)
-
-
-def _managed(reward_id: int):
+def _managed(reward_id: int) -> Reward:
     """Return a reward the caller manages (404 if invisible, 403 if not a manager)."""
     reward = reward_service.get_visible_reward(actor(), reward_id)
     permissions.require(actor(), "reward.manage", reward)

@@ -25,7 +25,7 @@ from .ledger import (  # noqa: E402
 )
 from .needs import Need, NeedStatus  # noqa: E402
 from .points_policy import ExpiryRule, PointsPolicy  # noqa: E402  (ledger)
-from .projects import (  # noqa: E402  (marketplace)
+from .projects import (  # noqa: E402  (projects, teams, needs, deliveries)
     MAX_CAPACITY,
     Category,
     Project,
@@ -68,7 +68,7 @@ __all__ = [
     "UTCDateTime",
     "User",
     "utcnow",
-    # marketplace
+    # projects, teams, needs, deliveries
     "MAX_CAPACITY",
     "MAX_PARTICIPANT_MINUTES",
     "Category",

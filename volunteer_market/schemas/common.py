@@ -15,6 +15,10 @@ MAX_ID = 2**31 - 1
 #: ``validate=ID_RANGE`` for an id field of a request.
 ID_RANGE = validate.Range(min=1, max=MAX_ID)
 
+#: Lengths of the titles and free texts of projects and needs.
+TITLE_MAX = 100
+TEXT_MAX = 5000
+
 
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
@@ -84,3 +88,36 @@ class TrimmedString(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         out = super()._deserialize(value, attr, data, **kwargs)
         return out.strip()
+
+
+class WholeNumber(fields.Integer):
+    """An integer that also accepts form strings ("5") but never a fraction (5.5) or a bool."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def hours_to_minutes(hours: float) -> int:
+    """Return whole minutes for ``hours`` (rounded to the nearest minute)."""
+    return round(hours * 60)
+
+
+def positive_hours(max_hours: float) -> fields.Float:
+    """Return a required Float field of hours: more than 0, at most ``max_hours``."""
+    return fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, max=max_hours, min_inclusive=False),
+    )
+
+
+class UserBrief(Schema):
+    id = fields.Integer()
+    display_name = fields.String()
+
+
+class AreaBrief(Schema):
+    id = fields.Integer()
+    name = fields.String()

@@ -205,7 +205,7 @@ def _audit_view(actor: User, area: Area | None) -> bool:
     return area is not None and holds(actor, [Role.SECRETARY, Role.OFFICER], area)
 
 
-# --- marketplace: projects, teams, needs, deliveries -------------------
+# --- projects, teams, needs, deliveries --------------------------------
 # "Of the community" means a grant on the community or one of its grids
 # (communities_of); officers read their subtree; the admin reads everything but
 # takes no part in community business.

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..models import Area, Role, RoleGrant, User, utcnow
 from . import audit, passwords, permissions
-from .errors import Conflict, NotFound, ValidationFailed
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .permissions import GRANTABLE_KINDS, GrantTarget
 
 MIN_PASSWORD_LENGTH = 8
@@ -21,6 +21,88 @@ def get_user(user_id: int) -> User:
     if user is None:
         raise NotFound("User not found.")
     return user
+
+
+def get_visible_user(actor: User, user_id: int, action: str = "user.view") -> User:
+    """Return the user if ``actor`` may see them, by the policy rule ``action``:
+    ``user.view`` (the user's record) or ``ledger.view`` (their points ledger).
+
+    :raises NotFound: no such user, or one the actor may not see (the same answer, so
+        that ids do not tell who exists).
+    """
+    user = db.session.get(User, user_id)
+    if user is None or not permissions.may(actor, action, user):
+        raise NotFound("User not found.")
+    return user
+
+
+def communities_where(user: User, roles: list[Role]) -> list[Area]:
+    """Return the communities where ``user`` holds one of ``roles`` (on the community or
+    one of its grids), by id."""
+    ids = permissions.communities_of(user, roles)
+    if not ids:
+        return []
+    return list(db.session.scalars(sa.select(Area).where(Area.id.in_(ids)).order_by(Area.id)))
+
+
+def holders_of(role: Role, community: Area) -> list[User]:
+    """Return the active users holding ``role`` in ``community`` or one of its grids,
+    by display name."""
+    return list(
+        db.session.scalars(
+            sa.select(User)
+            .join(RoleGrant, RoleGrant.user_id == User.id)
+            .join(Area, Area.id == RoleGrant.area_id)
+            .where(
+                RoleGrant.role == role,
+                RoleGrant.revoked_at.is_(None),
+                User.is_active.is_(True),
+                Area.path.startswith(community.path, autoescape=True),
+            )
+            .distinct()
+            .order_by(User.display_name, User.id)
+        )
+    )
+
+
+def managed_users(actor: User) -> sa.Select[User]:
+    """Return the users ``actor`` manages, by id: everyone for an admin; for a secretary,
+    those holding a role in their communities and those they created.
+
+    :raises Forbidden: the actor is neither.
+    """
+    stmt = sa.select(User).order_by(User.id)
+    if permissions.is_admin(actor):
+        return stmt
+    communities = permissions.grant_areas(actor, [Role.SECRETARY])
+    if not communities:
+        raise Forbidden("You are not allowed to do this.")
+    in_area = (
+        sa.select(RoleGrant.user_id)
+        .join(Area, Area.id == RoleGrant.area_id)
+        .where(
+            RoleGrant.revoked_at.is_(None),
+            sa.or_(*[Area.path.startswith(a.path) for a in communities]),
+        )
+    )
+    return stmt.where(sa.or_(User.id.in_(in_area), User.created_by_id == actor.id))
+
+
+def grantable_areas(actor: User) -> list[Area]:
+    """Return the areas ``actor`` may grant roles on, in tree order: every area for an
+    admin, a secretary's communities with their grids."""
+    if permissions.is_admin(actor):
+        return list(db.session.scalars(sa.select(Area).order_by(Area.path)))
+    communities = permissions.grant_areas(actor, [Role.SECRETARY])
+    if not communities:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(Area)
+            .where(sa.or_(*[Area.path.startswith(a.path) for a in communities]))
+            .order_by(Area.path)
+        )
+    )
 
 
 def find_by_username(username: str) -> User | None:

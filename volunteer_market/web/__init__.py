@@ -1,4 +1,10 @@
-"""HTML pages: same services and schemas as the API, CSRF on every form."""
+"""HTML pages: same services and schemas as the API, CSRF on every form.
+
+One blueprint per page family (``web_<family>``); the shared page helpers are in
+:mod:`.forms` (form fields, query arguments, errors in the page's language),
+:mod:`.messages` (the page text of service and schema messages), :mod:`.paging` and
+:mod:`.labels` (display names of stored enum values).
+"""
 
 from __future__ import annotations
 
@@ -7,54 +13,47 @@ from typing import Any
 from flask import Flask, abort, request
 from flask_babel import get_locale
 from flask_login import current_user
-from marshmallow import ValidationError
 
+from ..services import permissions
 from ..services.wallet import points_summary
+from . import (
+    admin,
+    auth,
+    deliveries,
+    labels,
+    ledger,
+    main,
+    needs,
+    notifications,
+    projects,
+    rankings,
+    ratings,
+    redemptions,
+    rewards,
+)
 
-
-def form_errors(exc: ValidationError) -> dict[str, list[str]]:
-    """Return marshmallow errors as ``{field: [messages]}`` for templates."""
-    messages: Any = exc.messages
-    if isinstance(messages, dict):
-        return {str(k): (v if isinstance(v, list) else [str(v)]) for k, v in messages.items()}
-    return {"_schema": [str(messages)]}
-
-
-def form_data(form: Any, fields: list[str]) -> dict[str, Any]:
-    """Return the named fields of a submitted form, dropping empty optional strings."""
-    out: dict[str, Any] = {}
-    for name in fields:
-        value = form.get(name)
-        if value is None:
-            continue
-        out[name] = value if value != "" else None
-    return out
+#: Every page blueprint, in registration order.
+BLUEPRINTS = (
+    auth.bp,
+    main.bp,
+    admin.bp,
+    ledger.bp,
+    ratings.bp,  # ratings and settlement
+    rankings.bp,
+    rewards.bp,
+    redemptions.bp,
+    projects.bp,  # projects, their review, teams and menu orders
+    needs.bp,
+    deliveries.bp,
+    notifications.bp,
+)
 
 
 def register_web(app: Flask) -> None:
-    from . import admin, auth, main
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(main.bp)
-    app.register_blueprint(admin.bp)
-    from . import labels
-
+    """Register the page blueprints, the label helpers and the page-wide hooks."""
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
     labels.register(app)
-    from . import ledger
-
-    app.register_blueprint(ledger.bp)
-    from . import ratings  # ratings and settlement
-
-    app.register_blueprint(ratings.bp)
-    from . import rankings  # rankings
-
-    app.register_blueprint(rankings.bp)
-    from . import rewards  # rewards and redemption
-
-    app.register_blueprint(rewards.bp)
-    from . import marketplace  # projects, teams, needs, deliveries, notifications
-
-    app.register_blueprint(marketplace.bp)
 
     @app.before_request
     def _refuse_nul() -> None:
@@ -72,8 +71,6 @@ def register_web(app: Flask) -> None:
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
-        from ..services import permissions
-
         def may(action: str, target: Any = None) -> bool:
             user = current_user if current_user.is_authenticated else None
             return permissions.may(user, action, target)

@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..models import Area, Role, RoleGrant, User
+from ..models import Area, Role, RoleGrant
 from ..schemas.accounts import AreaIn, RoleGrantIn, UserIn
 from ..services import areas as area_service
 from ..services import permissions
 from ..services import users as user_service
-from ..services.errors import DomainError, NotFound
-from . import form_data, form_errors
+from ..services.errors import DomainError
+from .forms import domain_errors, form_data, form_errors, form_id
+from .paging import page_arg, paginate
 
 bp = Blueprint("web_admin", __name__, url_prefix="/admin")
 
 PER_PAGE = 50
 
 
-def _page_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100000))
-    except ValueError:
-        return 1
-
-
 @bp.route("/areas", methods=["GET", "POST"])
 @login_required
-def areas():  # type: ignore[no-untyped-def]
+def areas() -> ResponseReturnValue:
     """List the area tree and add areas (admins: this page manages the tree)."""
     permissions.require(current_user, "area.create")
     errors: dict[str, list[str]] = {}
@@ -45,8 +40,7 @@ def areas():  # type: ignore[no-untyped-def]
         except ValidationError as exc:
             errors, status = form_errors(exc), 422
         except DomainError as exc:
-            errors = exc.errors or {"_schema": [exc.detail]}
-            status = exc.status
+            errors, status = domain_errors(exc), exc.status
         else:
             flash(_("已添加区域：%(name)s", name=area.name), "success")
             return redirect(url_for("web_admin.areas"))
@@ -56,25 +50,9 @@ def areas():  # type: ignore[no-untyped-def]
     ), status
 
 
-def _visible_users_stmt() -> sa.Select[tuple[User]]:
-    stmt = sa.select(User).order_by(User.id)
-    if permissions.is_admin(current_user):
-        return stmt
-    communities = permissions.grant_areas(current_user, [Role.SECRETARY])
-    if not communities:
-        abort(403)
-    conds = [Area.path.startswith(a.path) for a in communities]
-    in_area = (
-        sa.select(RoleGrant.user_id)
-        .join(Area, Area.id == RoleGrant.area_id)
-        .where(RoleGrant.revoked_at.is_(None), sa.or_(*conds))
-    )
-    return stmt.where(sa.or_(User.id.in_(in_area), User.created_by_id == current_user.id))
-
-
 @bp.route("/users", methods=["GET", "POST"])
 @login_required
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     """List users I manage; create a user."""
     if not permissions.may(current_user, "user.create"):
         abort(403)
@@ -101,53 +79,29 @@ def users():  # type: ignore[no-untyped-def]
         except ValidationError as exc:
             errors, status = form_errors(exc), 422
         except DomainError as exc:
-            errors = exc.errors or {"_schema": [exc.detail]}
-            status = exc.status
+            errors, status = domain_errors(exc), exc.status
         else:
             flash(_("已创建用户：%(name)s", name=user.display_name), "success")
             return redirect(url_for("web_admin.user_detail", user_id=user.id))
-    page = _page_arg()
-    stmt = _visible_users_stmt()
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
-    people = [user_service.present_user(current_user, u) for u in rows]
+    page = paginate(user_service.managed_users(current_user), page_arg(), PER_PAGE)
+    people = [user_service.present_user(current_user, u) for u in page["items"]]
     form = {k: v for k, v in request.form.items() if k != "password"}
     return render_template(
         "admin/users.html",
         people=people,
         errors=errors,
         form=form,
-        page=page,
-        total=total,
+        page=page["page"],
+        total=page["total"],
         per_page=PER_PAGE,
     ), status
 
 
-def _area_choices() -> list[Area]:
-    if permissions.is_admin(current_user):
-        return list(db.session.scalars(sa.select(Area).order_by(Area.path)))
-    communities = permissions.grant_areas(current_user, [Role.SECRETARY])
-    if not communities:
-        return []
-    return list(
-        db.session.scalars(
-            sa.select(Area)
-            .where(sa.or_(*[Area.path.startswith(a.path) for a in communities]))
-            .order_by(Area.path)
-        )
-    )
-
-
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @login_required
-def user_detail(user_id: int):  # type: ignore[no-untyped-def]
+def user_detail(user_id: int) -> ResponseReturnValue:
     """Show a user with their grants; grant or revoke roles."""
-    try:
-        user = user_service.get_user(user_id)
-    except NotFound:
-        abort(404)
-    if not permissions.may(current_user, "user.view", user):
-        abort(404)
+    user = user_service.get_visible_user(current_user, user_id)
     errors: dict[str, list[str]] = {}
     status = 200
     if request.method == "POST":
@@ -164,11 +118,8 @@ def user_detail(user_id: int):  # type: ignore[no-untyped-def]
                     user_service.grant_role(current_user, user, data["role"], area)
                 flash(_("已授予角色。"), "success")
             elif action == "revoke":
-                try:
-                    grant_id = int(request.form.get("grant_id", ""))
-                except ValueError:
-                    raise ValidationError({"grant_id": [_("无效的授权。")]}) from None
-                grant = db.session.get(RoleGrant, grant_id)
+                grant_id = form_id(request.form.get("grant_id", "").strip())
+                grant = db.session.get(RoleGrant, grant_id) if grant_id else None
                 if grant is None or grant.user_id != user.id:
                     raise ValidationError({"grant_id": [_("无效的授权。")]})
                 with atomic():
@@ -181,8 +132,7 @@ def user_detail(user_id: int):  # type: ignore[no-untyped-def]
         except DomainError as exc:
             if exc.status == 403:
                 abort(403)
-            errors = exc.errors or {"_schema": [exc.detail]}
-            status = exc.status
+            errors, status = domain_errors(exc), exc.status
         else:
             return redirect(url_for("web_admin.user_detail", user_id=user.id))
     db.session.expire(user, ["grants"])
@@ -191,6 +141,6 @@ def user_detail(user_id: int):  # type: ignore[no-untyped-def]
         person=user_service.present_user(current_user, user),
         grants=user.grants,
         roles=list(Role),
-        areas=_area_choices(),
+        areas=user_service.grantable_areas(current_user),
         errors=errors,
     ), status

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..database import atomic
+from ..http.throttles import login_throttle, mark_login_failed
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
-from .throttle import login_throttle, mark_login_failed
 
 bp = Blueprint("web_auth", __name__)
 
@@ -36,7 +37,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @login_throttle
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Show the login form; sign in on POST."""
     if request.method == "GET":
         if current_user.is_authenticated:
@@ -65,7 +66,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """Sign out and end every copy of this session cookie."""
     with atomic():
         user = auth_service.load_session_user(current_user.get_id())

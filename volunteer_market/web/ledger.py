@@ -7,8 +7,8 @@ import re
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
@@ -20,9 +20,10 @@ from ..schemas.ledger import AdjustmentIn, ReverseIn
 from ..services import ledger as ledger_service
 from ..services import permissions
 from ..services import users as user_service
-from ..services.errors import DomainError, Forbidden, InsufficientPoints, NotFound
+from ..services.errors import DomainError, NotFound
 from ..services.ledger import REVERSIBLE_KINDS, AdjustTarget
-from . import form_errors
+from .forms import domain_errors, form_errors
+from .paging import page_arg, paginate
 
 bp = Blueprint("web_ledger", __name__)
 
@@ -34,13 +35,6 @@ _FORM_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 CHART_HEIGHT = 100
 CHART_BAR = 24
 CHART_GAP = 6
-
-
-def _page_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100000))
-    except ValueError:
-        return 1
 
 
 def chart_bars(series: list[tuple[str, int]]) -> dict[str, Any]:
@@ -75,9 +69,9 @@ def chart_bars(series: list[tuple[str, int]]) -> dict[str, Any]:
 
 @bp.route("/points")
 @login_required
-def my_points():  # type: ignore[no-untyped-def]
+def my_points() -> ResponseReturnValue:
     """Show my wallet, held points, service record, a monthly chart and my history."""
-    page = ledger_service.history(current_user, _page_arg(), PER_PAGE)
+    page = ledger_service.history(current_user, page_arg(), PER_PAGE)
     chart = chart_bars(ledger_service.earned_by_month(current_user))
     return render_template(
         "ledger/my_points.html",
@@ -89,50 +83,33 @@ def my_points():  # type: ignore[no-untyped-def]
 
 @bp.route("/ledger/members")
 @login_required
-def members():  # type: ignore[no-untyped-def]
+def members() -> ResponseReturnValue:
     """List the points of the members I oversee (secretary, officer)."""
     if not permissions.may(current_user, "ledger.members"):
         abort(403)
-    page = _page_arg()
-    stmt = ledger_service.member_overview_stmt(current_user)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
-    rows = db.session.execute(stmt.limit(50).offset((page - 1) * 50)).all()
+    page = paginate(ledger_service.member_overview_stmt(current_user), page_arg(), 50, rows=True)
     return render_template(
-        "ledger/members.html", rows=rows, page=page, per_page=50, total=total or 0
+        "ledger/members.html",
+        rows=page["items"],
+        page=page["page"],
+        per_page=50,
+        total=page["total"],
     )
 
 
-def _page_errors(exc: DomainError) -> dict[str, list[str]]:
-    """Return a refusal as form errors in the page language."""
-    if exc.errors:
-        return exc.errors
-    if isinstance(exc, InsufficientPoints):
-        message = _("可用积分不足。")
-    elif isinstance(exc, Forbidden):
-        message = _("您没有权限进行此操作。")
-    else:
-        message = _("操作与当前状态冲突，请刷新后重试。")
-    return {"_schema": [message]}
-
-
-def _member_or_404(user_id: int) -> User:
-    try:
-        user = user_service.get_user(user_id)
-    except NotFound:
-        abort(404)
-    if not permissions.may(current_user, "ledger.view", user):
-        abort(404)
-    return user
+def _member(user_id: int) -> User:
+    """Return the member whose ledger I may read (404 otherwise)."""
+    return user_service.get_visible_user(current_user, user_id, "ledger.view")
 
 
 def _render_member(
     user: User, *, errors: dict[str, list[str]] | None = None, form: Any = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     community = ledger_service.adjustable_community(current_user, user)
     can_adjust = community is not None and permissions.may(
         current_user, "ledger.adjust", AdjustTarget(user, community)
     )
-    page = ledger_service.history(user, _page_arg(), PER_PAGE)
+    page = ledger_service.history(user, page_arg(), PER_PAGE)
     reversible = {k.value for k in REVERSIBLE_KINDS}
     communities = {t["community_id"] for t in page["items"] if t["community_id"] is not None}
     can_reverse = {
@@ -161,16 +138,16 @@ def _render_member(
 
 @bp.route("/ledger/members/<int:user_id>")
 @login_required
-def member(user_id: int):  # type: ignore[no-untyped-def]
+def member(user_id: int) -> ResponseReturnValue:
     """Show one member's balances and ledger (the member, their secretary, an officer)."""
-    return _render_member(_member_or_404(user_id))
+    return _render_member(_member(user_id))
 
 
 @bp.route("/ledger/members/<int:user_id>/adjust", methods=["POST"])
 @login_required
-def adjust(user_id: int):  # type: ignore[no-untyped-def]
+def adjust(user_id: int) -> ResponseReturnValue:
     """Adjust a member's wallet with a required reason (their community's secretary)."""
-    user = _member_or_404(user_id)
+    user = _member(user_id)
     raw_amount = (request.form.get("amount") or "").strip()
     data = {
         "user_id": user.id,
@@ -188,7 +165,7 @@ def adjust(user_id: int):  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         return _render_member(user, errors=form_errors(exc), form=request.form, status=422)
     except DomainError as exc:
-        return _render_member(user, errors=_page_errors(exc), form=request.form, status=exc.status)
+        return _render_member(user, errors=domain_errors(exc), form=request.form, status=exc.status)
     signed = f"{loaded['amount']:+d}"
     flash(_("已调整积分：%(amount)s", amount=signed), "success")
     return redirect(url_for("web_ledger.member", user_id=user.id))
@@ -196,7 +173,7 @@ def adjust(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/ledger/transactions/<int:tx_id>/reverse", methods=["POST"])
 @login_required
-def reverse(tx_id: int):  # type: ignore[no-untyped-def]
+def reverse(tx_id: int) -> ResponseReturnValue:
     """Reverse an earn, adjustment or expiry with a reason (the community's secretary)."""
     try:
         tx = ledger_service.get_transaction(tx_id)
@@ -204,7 +181,7 @@ def reverse(tx_id: int):  # type: ignore[no-untyped-def]
         abort(404)
     if tx.member_id is None:
         abort(404)
-    user = _member_or_404(tx.member_id)
+    user = _member(tx.member_id)
     try:
         loaded = ReverseIn().load({"reason": request.form.get("reason", "")})
         with atomic():
@@ -212,6 +189,6 @@ def reverse(tx_id: int):  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         return _render_member(user, errors=form_errors(exc), status=422)
     except DomainError as exc:
-        return _render_member(user, errors=_page_errors(exc), status=exc.status)
+        return _render_member(user, errors=domain_errors(exc), status=exc.status)
     flash(_("已冲正交易 #%(id)s", id=tx.id), "success")
     return redirect(url_for("web_ledger.member", user_id=user.id))

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..database import atomic
+from ..http.throttles import mark_login_failed, password_check_throttle
 from ..services import passwords
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
-from .throttle import mark_login_failed, password_check_throttle
 
 bp = Blueprint("web_main", __name__)
 
 
 @bp.route("/")
 @login_required
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     """Show the signed-in user's start page."""
     return render_template("home.html", me=user_service.present_user(current_user, current_user))
 
@@ -25,7 +26,7 @@ def home():  # type: ignore[no-untyped-def]
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 @password_check_throttle
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ResponseReturnValue:
     """Show my profile; on POST change my language or password."""
     errors: dict[str, list[str]] = {}
     if request.method == "POST":

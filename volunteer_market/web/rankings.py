@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -18,24 +19,17 @@ from ..schemas.rankings import ExposureIn
 from ..services import permissions
 from ..services import rankings as ranking_service
 from ..services.errors import DomainError, NotFound
-from . import form_data
+from .forms import domain_errors, form_data, form_errors, int_arg
 from .ledger import chart_bars
-from .marketplace import display_errors
+from .paging import page_arg
 
 bp = Blueprint("web_rankings", __name__)
 
 PER_PAGE = 20
 
 
-def _int_arg(name: str, default: int | None = None) -> int | None:
-    value = request.args.get(name, "")
-    if not value.isdigit() or len(value) > 9:
-        return default
-    return int(value)
-
-
 def _area_arg(default: Area | None) -> Area:
-    area_id = _int_arg("area_id")
+    area_id = int_arg("area_id")
     if area_id is None:
         if default is None:
             abort(404)
@@ -73,11 +67,11 @@ def _common(area: Area, period: str) -> dict[str, Any]:
 
 @bp.route("/rankings")
 @login_required
-def leaderboard():  # type: ignore[no-untyped-def]
+def leaderboard() -> ResponseReturnValue:
     """Show the member ranking of an area and period, my position and my chart."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     board = ranking_service.ranking(area, period, page, PER_PAGE, viewer=current_user)
     chart = chart_bars(ranking_service.monthly_points(current_user, tz=area.timezone))
     setting = ranking_service.exposure_for(area)
@@ -92,26 +86,26 @@ def leaderboard():  # type: ignore[no-untyped-def]
 
 @bp.route("/rankings/teams")
 @login_required
-def teams():  # type: ignore[no-untyped-def]
+def teams() -> ResponseReturnValue:
     """Show the team (project) ranking (officers; secretaries for their community)."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
     if not permissions.may(current_user, "rankings.teams", area):
         abort(403)
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     table = ranking_service.team_ranking(current_user, area, period, page, PER_PAGE)
     return render_template("rankings/teams.html", table=table, **_common(area, period))
 
 
 @bp.route("/rankings/communities")
 @login_required
-def communities():  # type: ignore[no-untyped-def]
+def communities() -> ResponseReturnValue:
     """Show per-community points, hours and participation (officers, secretaries)."""
     area = _area_arg(ranking_service.default_area(current_user))
     period = _period_arg()
     if not permissions.may(current_user, "rankings.communities", area):
         abort(403)
-    page = max(1, min(_int_arg("page", 1) or 1, 100000))
+    page = page_arg()
     try:
         table = ranking_service.community_table(current_user, area, period, page, 100)
     except DomainError:
@@ -140,7 +134,7 @@ def _flash_errors(errors: dict[str, list[str]]) -> None:
 
 @bp.route("/rankings/settings/<int:area_id>", methods=["POST"])
 @login_required
-def settings(area_id: int):  # type: ignore[no-untyped-def]
+def settings(area_id: int) -> ResponseReturnValue:
     """Save how this area's rankings are shown to residents and members."""
     try:
         area = ranking_service.get_area(area_id)
@@ -165,9 +159,9 @@ def settings(area_id: int):  # type: ignore[no-untyped-def]
                 bronze_pct=data["bronze_pct"],
             )
     except ValidationError as exc:
-        _flash_errors(display_errors(exc.messages_dict))
+        _flash_errors(form_errors(exc))
     except DomainError as exc:
-        _flash_errors(display_errors(exc.errors) if exc.errors else {"": [_(exc.detail)]})
+        _flash_errors(domain_errors(exc))
     else:
         flash(_("排行榜展示方式已保存。"), "success")
     return redirect(url_for("web_rankings.leaderboard", area_id=area.id))

@@ -5,7 +5,7 @@
   One decision per screen, large tap targets; the code travels in a hidden field
   (never in a URL) and is used up only by the final submit. Every step that meets a
   wrong, used or expired code shows one generic message and counts as a failure
-  for the per-IP throttle (``web/rating_throttle.py``).
+  for the per-IP throttle (``http/throttles.py``).
 * ``/deliveries/<id>/ratings``: a delivery's ratings for everyone who may see it
   (identities only for the secretary and officers), with the forms the viewer may
   use: rate, proxy-rate, change, reply, settle.
@@ -16,24 +16,26 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
+from ..http.throttles import mark_code_failed, rating_code_throttle
+from ..models import Delivery, Rating
 from ..schemas.ratings import RatingIn, RatingPatchIn, ReplyIn, SettleIn
 from ..services import deliveries as delivery_service
 from ..services import permissions
 from ..services import ratings as rating_service
 from ..services import settlement as settlement_service
 from ..services.errors import DomainError, NotFound
-from . import form_errors
-from .rating_throttle import mark_code_failed, rating_code_throttle
+from .forms import domain_errors, form_errors, joined
+from .paging import page_arg, paginate
 
 bp = Blueprint("web_ratings", __name__)
 
@@ -48,27 +50,10 @@ def _int_or_raw(value: str | None) -> Any:
     return int(value) if _INT_RE.match(value) else value
 
 
-def paginate(stmt: sa.Select[Any], page: int, per_page: int, *, scalars: bool = True) -> dict:
-    """Return one page of ``stmt`` as ``{items, page, per_page, total}``."""
-    total = db.session.execute(
-        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    ).scalar_one()
-    result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
-    items = list(result.scalars()) if scalars else list(result)
-    return {"items": items, "page": page, "per_page": per_page, "total": total}
-
-
-def _page_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100000))
-    except ValueError:
-        return 1
-
-
 # --- password-free rating (public) ---------------------------------------------
 
 
-def _code_error_page(template: str, status: int = 422, **context: Any):  # type: ignore[no-untyped-def]
+def _code_error_page(template: str, status: int = 422, **context: Any) -> ResponseReturnValue:
     mark_code_failed()
     return render_template(
         template, error=_("这个评价码无效：可能输错了、已经用过或已过期。"), **context
@@ -81,14 +66,14 @@ def _score_from_form() -> int | None:
 
 
 @bp.route("/rate", methods=["GET"])
-def rate_code_form():  # type: ignore[no-untyped-def]
+def rate_code_form() -> ResponseReturnValue:
     """Show the form for the six-digit rating code."""
     return render_template("ratings/code.html")
 
 
 @bp.route("/rate", methods=["POST"])
 @rating_code_throttle
-def rate_with_code():  # type: ignore[no-untyped-def]
+def rate_with_code() -> ResponseReturnValue:
     """Walk the code flow: code -> stars -> comment -> done (``step`` says where)."""
     code = (request.form.get("code") or "").strip().replace(" ", "")
     step = request.form.get("step", "code")
@@ -105,7 +90,7 @@ def rate_with_code():  # type: ignore[no-untyped-def]
 
 @bp.route("/rate/<token>", methods=["GET"])
 @rating_code_throttle
-def rate_token_form(token: str):  # type: ignore[no-untyped-def]
+def rate_token_form(token: str) -> ResponseReturnValue:
     """Open the rating page from the QR code: straight to the stars."""
     try:
         about = rating_service.describe_code(token=token)
@@ -121,7 +106,7 @@ def rate_token_form(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/rate/<token>", methods=["POST"])
 @rating_code_throttle
-def rate_with_token(token: str):  # type: ignore[no-untyped-def]
+def rate_with_token(token: str) -> ResponseReturnValue:
     """Walk the QR flow: stars -> comment -> done."""
     try:
         about = rating_service.describe_code(token=token)
@@ -140,7 +125,7 @@ def _rate_step(
     action: str,
     code: str | None = None,
     token: str | None = None,
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     context = {"about": about, "action": action, "code": code}
     if step == "code":
         return render_template("ratings/stars.html", **context)
@@ -164,9 +149,12 @@ def _rate_step(
         template = "ratings/code.html" if code is not None else "ratings/invalid.html"
         return _code_error_page(template, code=code)
     except DomainError as exc:
-        errors = exc.errors or {"_schema": [exc.detail]}
         return render_template(
-            "ratings/comment.html", score=score, comment=comment, errors=errors, **context
+            "ratings/comment.html",
+            score=score,
+            comment=comment,
+            errors=domain_errors(exc),
+            **context,
         ), exc.status
     return render_template("ratings/done.html", score=score, settled=settled)
 
@@ -174,7 +162,7 @@ def _rate_step(
 # --- a delivery's ratings (signed in) ------------------------------------------
 
 
-def _visible_delivery(delivery_id: int):  # type: ignore[no-untyped-def]
+def _visible_delivery(delivery_id: int) -> Delivery:
     try:
         return delivery_service.get_visible_delivery(current_user, delivery_id)
     except NotFound:
@@ -187,7 +175,7 @@ def _render_delivery(
     errors: dict[str, list[str]] | None = None,
     form: Any = None,
     status: int = 200,
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     if status != 200:
         db.session.rollback()
     delivery = _visible_delivery(delivery_id)
@@ -217,22 +205,23 @@ def _render_delivery(
 
 @bp.route("/deliveries/<int:delivery_id>/ratings")
 @login_required
-def delivery(delivery_id: int):  # type: ignore[no-untyped-def]
+def delivery(delivery_id: int) -> ResponseReturnValue:
     """Show a delivery's ratings with the forms the viewer may use."""
     return _render_delivery(delivery_id)
 
 
-def _fail(delivery_id: int, exc: Exception):  # type: ignore[no-untyped-def]
+def _fail(delivery_id: int, exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, ValidationError):
         return _render_delivery(delivery_id, errors=form_errors(exc), form=request.form, status=422)
     assert isinstance(exc, DomainError)
-    errors = exc.errors or {"_schema": [_(exc.detail)]}
-    return _render_delivery(delivery_id, errors=errors, form=request.form, status=exc.status)
+    return _render_delivery(
+        delivery_id, errors=domain_errors(exc), form=request.form, status=exc.status
+    )
 
 
 @bp.route("/deliveries/<int:delivery_id>/ratings", methods=["POST"])
 @login_required
-def rate(delivery_id: int):  # type: ignore[no-untyped-def]
+def rate(delivery_id: int) -> ResponseReturnValue:
     """Rate a delivery I received, or (grid worker, secretary) for a beneficiary."""
     data: dict[str, Any] = {
         "score": _int_or_raw(request.form.get("score")),
@@ -260,14 +249,14 @@ def rate(delivery_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("web_ratings.delivery", delivery_id=delivery_id))
 
 
-def _visible_rating(rating_id: int):  # type: ignore[no-untyped-def]
+def _visible_rating(rating_id: int) -> Rating:
     try:
         return rating_service.get_visible_rating(current_user, rating_id)
     except NotFound:
         abort(404)
 
 
-def _back(rating) -> str:  # type: ignore[no-untyped-def]
+def _back(rating: Rating) -> str:
     target = request.form.get("next", "")
     if target == "inbox":
         return url_for("web_ratings.inbox")
@@ -276,7 +265,7 @@ def _back(rating) -> str:  # type: ignore[no-untyped-def]
 
 @bp.route("/ratings/<int:rating_id>/edit", methods=["POST"])
 @login_required
-def change(rating_id: int):  # type: ignore[no-untyped-def]
+def change(rating_id: int) -> ResponseReturnValue:
     """Change a rating inside the window, until settlement."""
     rating = _visible_rating(rating_id)
     data = {
@@ -296,7 +285,7 @@ def change(rating_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/ratings/<int:rating_id>/reply", methods=["POST"])
 @login_required
-def reply(rating_id: int):  # type: ignore[no-untyped-def]
+def reply(rating_id: int) -> ResponseReturnValue:
     """Reply once to a rating of a delivery I served in."""
     rating = _visible_rating(rating_id)
     try:
@@ -306,12 +295,12 @@ def reply(rating_id: int):  # type: ignore[no-untyped-def]
             rating_service.reply(current_user, rating, loaded["text"])
     except (ValidationError, DomainError) as exc:
         if request.form.get("next") == "inbox":
-            message = (
-                "; ".join(m for ms in form_errors(exc).values() for m in ms)
-                if isinstance(exc, ValidationError)
-                else _(exc.detail)  # type: ignore[union-attr]
+            flash(
+                joined(
+                    form_errors(exc) if isinstance(exc, ValidationError) else domain_errors(exc)
+                ),
+                "error",
             )
-            flash(message, "error")
             return redirect(url_for("web_ratings.inbox"))
         return _fail(rating.delivery_id, exc)
     flash(_("回复已发布。"), "success")
@@ -320,7 +309,7 @@ def reply(rating_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/deliveries/<int:delivery_id>/settle", methods=["POST"])
 @login_required
-def settle(delivery_id: int):  # type: ignore[no-untyped-def]
+def settle(delivery_id: int) -> ResponseReturnValue:
     """Settle a delivery (its community's secretary), from the queue or its page."""
     confirm = request.form.get("confirm_unrated") in ("1", "on", "true")
     try:
@@ -333,8 +322,8 @@ def settle(delivery_id: int):  # type: ignore[no-untyped-def]
             total = s.total_points
     except (ValidationError, DomainError) as exc:
         if request.form.get("next") == "queue":
-            detail = _(exc.detail) if isinstance(exc, DomainError) else str(exc)
-            flash(detail, "error")
+            errors = domain_errors(exc) if isinstance(exc, DomainError) else form_errors(exc)
+            flash(joined(errors), "error")
             status = exc.status if isinstance(exc, DomainError) else 422
             return _render_queue(status=status)
         return _fail(delivery_id, exc)
@@ -350,35 +339,40 @@ def settle(delivery_id: int):  # type: ignore[no-untyped-def]
 # --- the secretary's queue, my ratings --------------------------------------------
 
 
-def _render_queue(status: int = 200):  # type: ignore[no-untyped-def]
+def _render_queue(status: int = 200) -> ResponseReturnValue:
     if status != 200:
         db.session.rollback()
     if not permissions.may(current_user, "settlement.queue"):
         abort(403)
     stmt = settlement_service.queue(current_user)
-    page = paginate(stmt, _page_arg(), PER_PAGE, scalars=False)
+    page = paginate(stmt, page_arg(), PER_PAGE, rows=True)
     page["items"] = [settlement_service.queue_row(row) for row in page["items"]]
     return render_template("ratings/queue.html", page=page), status
 
 
 @bp.route("/settlement")
 @login_required
-def queue():  # type: ignore[no-untyped-def]
+def queue() -> ResponseReturnValue:
     """Show the deliveries awaiting settlement in my communities (secretary)."""
     return _render_queue()
 
 
 @bp.route("/ratings")
 @login_required
-def inbox():  # type: ignore[no-untyped-def]
+def inbox() -> ResponseReturnValue:
     """Show the ratings I received (with reply) and the deliveries I may rate."""
     if not permissions.may(current_user, "rating.inbox"):
         abort(403)
-    received = paginate(rating_service.received_ratings(current_user), _page_arg(), PER_PAGE)
+    received = paginate(rating_service.received_ratings(current_user), page_arg(), PER_PAGE)
     received["items"] = rating_service.present_ratings(
         current_user, received["items"], identities=False
     )
-    given = list(db.session.execute(rating_service.given_ratings(current_user).limit(50)).scalars())
+    # ``given_ratings`` is annotated ``Select[tuple[Rating]]``, which SQLAlchemy 2.1 reads
+    # as rows of tuples; its scalars are ratings.
+    given = cast(
+        list[Rating],
+        list(db.session.execute(rating_service.given_ratings(current_user).limit(50)).scalars()),
+    )
     pending = rating_service.to_rate(current_user)
     delivery_ids = {r["delivery_id"] for r in received["items"]} | {r.delivery_id for r in given}
     titles = rating_service.titles(delivery_ids | {d.id for d in pending})

@@ -1,7 +1,6 @@
-"""Reward pages: the shop and my redemptions (members), reward management, the stock
-report and redemption history (secretaries, officers), and the phone fulfilment page
-(secretaries: type the pickup code, or scan the member's QR code, which opens this
-page with the code filled in)."""
+"""Reward pages: the shop, a reward and redeeming it (members), reward management and
+the stock report (secretaries, officers). The redemptions are on the pages of
+``web/redemptions.py``."""
 
 from __future__ import annotations
 
@@ -12,13 +11,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..models import Area, LimitPeriod, Redemption, RedemptionStatus, Reward
+from ..http.uploads import save_upload, send_upload, upload_dir
+from ..models import Area, LimitPeriod, RedemptionStatus, Reward
 from ..schemas.rewards import RewardIn, RewardPatchIn
 from ..services import ledger as ledger_service
 from ..services import permissions, uploads, wallet_expiry
@@ -28,14 +29,13 @@ from ..services.errors import (
     Conflict,
     DomainError,
     Forbidden,
-    InsufficientPoints,
     NotFound,
     ValidationFailed,
 )
-from ..services.redemptions import LimitReached, OutOfStock
 from ..zones import DEFAULT_ZONE
-from . import form_errors
-from .files import save_upload, send_upload, upload_dir
+from .forms import form_errors
+from .paging import page_arg, paginate
+from .redemptions import code_view, refusal_text
 
 bp = Blueprint("web_rewards", __name__)
 
@@ -43,54 +43,6 @@ PER_PAGE = 20
 _INT_RE = re.compile(r"^\s*\d{1,9}\s*$")
 _FORM_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-#: Chinese messages for the refusals a page shows (service messages are English msgids).
-_CONFLICT_TEXT = {
-    "This reward has been retired.": "该奖品已下架。",
-    "This reward is paused.": "该奖品已暂停兑换。",
-    "This reward is not open yet.": "该奖品尚未开始兑换。",
-    "This reward is no longer offered.": "该奖品的兑换期已结束。",
-    "This redemption has already been handed over.": "该兑换单已核销。",
-    "This redemption has been cancelled.": "该兑换单已取消。",
-    "This redemption has been rejected.": "该兑换单已被拒绝。",
-    "This redemption has expired.": "该兑换单已过期。",
-    "This redemption was closed by someone else just now.": "该兑换单刚刚已被他人处理。",
-    "A retired reward cannot be edited.": "已下架的奖品不能修改。",
-    "This reward has already been retired.": "该奖品已下架。",
-}
-
-
-def refusal_text(exc: DomainError) -> str:
-    """Return a Chinese (translatable) message for a refusal shown on a page."""
-    if isinstance(exc, InsufficientPoints):
-        return _("可用积分不足。")
-    if isinstance(exc, OutOfStock):
-        return _("库存不足。")
-    if isinstance(exc, LimitReached):
-        return _("已达到每人兑换上限。")
-    if isinstance(exc, ValidationFailed) and exc.errors and "pickup_code" in exc.errors:
-        return _("取货码不正确。")
-    text = _CONFLICT_TEXT.get(exc.detail)
-    if text is not None:
-        return _(text)
-    if isinstance(exc, Conflict):
-        return _("操作与当前状态冲突，请刷新后重试。")
-    return _(exc.detail)
-
-
-def _page_arg() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100000))
-    except ValueError:
-        return 1
-
-
-def _paged(stmt: sa.Select[Any], page: int, per_page: int = PER_PAGE) -> dict[str, Any]:
-    total = db.session.scalar(
-        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    )
-    items = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
-    return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
 
 
 def _visible_reward(reward_id: int) -> Reward:
@@ -107,36 +59,17 @@ def _managed_reward(reward_id: int) -> Reward:
     return reward
 
 
-def _visible_redemption(redemption_id: int) -> Redemption:
-    try:
-        return redemption_service.get_visible_redemption(current_user, redemption_id)
-    except NotFound:
-        abort(404)
-
-
-def pickup_url(code: str) -> str:
-    return url_for("web_rewards.fulfil_page", code=code, _external=True)
-
-
-def code_view(redemption: Redemption) -> dict[str, str] | None:
-    """Return ``{code, qr}`` for the member's own held redemption, else None."""
-    if redemption.member_id != current_user.id or redemption.status != RedemptionStatus.HELD:
-        return None
-    code = redemption_service.pickup_code(redemption)
-    return {"code": code, "qr": redemption_service.qr_svg_data_uri(pickup_url(code))}
-
-
 # --- the shop (members) ------------------------------------------------------------------
 
 
 @bp.route("/rewards")
 @login_required
-def shop():  # type: ignore[no-untyped-def]
+def shop() -> ResponseReturnValue:
     """Show the rewards open to me, what I can afford and what is left, and my holds."""
     if not permissions.may(current_user, "reward.shop"):
         abort(403)
     balances = ledger_service.balances(current_user)
-    page = _paged(reward_service.open_rewards_stmt(current_user), _page_arg())
+    page = paginate(reward_service.open_rewards_stmt(current_user), page_arg(), PER_PAGE)
     allowance = {
         r.id: redemption_service.remaining_allowance(current_user, r) for r in page["items"]
     }
@@ -160,14 +93,14 @@ def shop():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>")
 @login_required
-def reward_detail(reward_id: int):  # type: ignore[no-untyped-def]
+def reward_detail(reward_id: int) -> ResponseReturnValue:
     """Show one reward with the redeem form (members in its scope)."""
     return _render_reward(_visible_reward(reward_id))
 
 
 def _render_reward(
     reward: Reward, *, errors: dict[str, list[str]] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     can_redeem = permissions.may(current_user, "reward.redeem", reward)
     return (
         render_template(
@@ -189,7 +122,7 @@ def _render_reward(
 
 @bp.route("/rewards/<int:reward_id>/redeem", methods=["POST"])
 @login_required
-def redeem(reward_id: int):  # type: ignore[no-untyped-def]
+def redeem(reward_id: int) -> ResponseReturnValue:
     """Redeem: hold the points, reserve the stock, issue the pickup code."""
     reward = _visible_reward(reward_id)
     raw = request.form.get("quantity", "")
@@ -212,169 +145,14 @@ def redeem(reward_id: int):  # type: ignore[no-untyped-def]
             reward, errors=errors or {"_schema": [refusal_text(exc)]}, status=exc.status
         )
     flash(_("兑换成功，请凭取货码到社区领取。"), "success")
-    return redirect(url_for("web_rewards.redemption_detail", redemption_id=redemption_id))
+    return redirect(url_for("web_redemptions.redemption_detail", redemption_id=redemption_id))
 
 
 @bp.route("/rewards/<int:reward_id>/image")
 @login_required
-def reward_image(reward_id: int):  # type: ignore[no-untyped-def]
+def reward_image(reward_id: int) -> ResponseReturnValue:
     """The picture of a reward I may see."""
     return send_upload(_visible_reward(reward_id).image_path)
-
-
-# --- redemptions ----------------------------------------------------------------------------
-
-
-@bp.route("/redemptions/mine")
-@login_required
-def my_redemptions():  # type: ignore[no-untyped-def]
-    """My redemptions, newest first, with pickup codes and QR codes of the held ones."""
-    page = _paged(redemption_service.redemptions_stmt(current_user, mine=True), _page_arg())
-    return render_template(
-        "rewards/my_redemptions.html",
-        page=page,
-        codes={r.id: code_view(r) for r in page["items"]},
-    )
-
-
-@bp.route("/redemptions")
-@login_required
-def history():  # type: ignore[no-untyped-def]
-    """Redemption history I may see (own; a secretary's community; an officer's subtree)."""
-    raw = request.args.get("status") or None
-    try:
-        status = RedemptionStatus(raw) if raw else None
-    except ValueError:
-        status = None
-    reward_id = request.args.get("reward_id", "")
-    reward_filter = int(reward_id) if _INT_RE.match(reward_id) else None
-    stmt = redemption_service.redemptions_stmt(current_user, status=status, reward_id=reward_filter)
-    return render_template(
-        "rewards/history.html",
-        page=_paged(stmt, _page_arg()),
-        status=status.value if status else "",
-        statuses=[s.value for s in RedemptionStatus],
-        reward_id=reward_filter,
-    )
-
-
-@bp.route("/redemptions/<int:redemption_id>")
-@login_required
-def redemption_detail(redemption_id: int):  # type: ignore[no-untyped-def]
-    """One redemption: the member sees the pickup code and QR code; the secretary the
-    reject form and a link to the fulfilment page."""
-    return _render_redemption(_visible_redemption(redemption_id))
-
-
-def _render_redemption(
-    redemption: Redemption, *, errors: dict[str, list[str]] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
-    held = redemption.status == RedemptionStatus.HELD
-    resp = render_template(
-        "rewards/redemption.html",
-        r=redemption,
-        code=code_view(redemption),
-        can_cancel=held and permissions.may(current_user, "redemption.cancel", redemption),
-        can_handle=held and permissions.may(current_user, "redemption.handle", redemption),
-        errors=errors or {},
-    )
-    return resp, status, {"Cache-Control": "no-store"}
-
-
-@bp.route("/redemptions/<int:redemption_id>/cancel", methods=["POST"])
-@login_required
-def cancel(redemption_id: int):  # type: ignore[no-untyped-def]
-    """Cancel a held redemption (its member, the community's secretary)."""
-    redemption = _visible_redemption(redemption_id)
-    try:
-        with atomic():
-            redemption_service.cancel(current_user, redemption, request.form.get("reason"))
-    except (Forbidden, NotFound):
-        raise
-    except DomainError as exc:
-        return _render_redemption(
-            redemption, errors={"_schema": [refusal_text(exc)]}, status=exc.status
-        )
-    flash(_("已取消兑换，积分已退回。"), "success")
-    return redirect(url_for("web_rewards.redemption_detail", redemption_id=redemption.id))
-
-
-@bp.route("/redemptions/<int:redemption_id>/reject", methods=["POST"])
-@login_required
-def reject(redemption_id: int):  # type: ignore[no-untyped-def]
-    """Reject a held redemption with a reason (the community's secretary)."""
-    redemption = _visible_redemption(redemption_id)
-    try:
-        with atomic():
-            redemption_service.reject(current_user, redemption, request.form.get("reason"))
-    except (Forbidden, NotFound):
-        raise
-    except DomainError as exc:
-        errors = (
-            {"reason": [_("请填写拒绝原因（最多 500 字）。")]}
-            if isinstance(exc, ValidationFailed)
-            else {"_schema": [refusal_text(exc)]}
-        )
-        return _render_redemption(redemption, errors=errors, status=exc.status)
-    flash(_("已拒绝兑换，积分已退回。"), "success")
-    return redirect(url_for("web_rewards.redemption_detail", redemption_id=redemption.id))
-
-
-# --- fulfilment (secretaries, on a phone) ----------------------------------------------------
-
-
-@bp.route("/rewards/fulfil", methods=["GET", "POST"])
-@login_required
-def fulfil_page():  # type: ignore[no-untyped-def]
-    """Enter (or scan) a pickup code, check the redemption, confirm the hand-over."""
-    if not permissions.may(current_user, "redemption.fulfil_page"):
-        abort(403)
-    errors: dict[str, list[str]] = {}
-    status = 200
-    if request.method == "POST":
-        code = request.form.get("code", "")
-        try:
-            redemption_id = int(request.form.get("redemption_id", ""))
-        except ValueError:
-            redemption_id = 0
-        try:
-            redemption = redemption_service.get_visible_redemption(current_user, redemption_id)
-        except NotFound:
-            abort(404)
-        try:
-            with atomic():
-                redemption_service.fulfil(current_user, redemption, code)
-        except (Forbidden, NotFound):
-            raise
-        except DomainError as exc:
-            errors = {"code": [refusal_text(exc)]}
-            status = exc.status
-        else:
-            flash(
-                _(
-                    "已核销：%(name)s × %(n)s（%(member)s）",
-                    name=redemption.reward.name,
-                    n=redemption.quantity,
-                    member=redemption.member.display_name,
-                ),
-                "success",
-            )
-            return redirect(url_for("web_rewards.fulfil_page"))
-    else:
-        code = request.args.get("code", "")
-    found = None
-    if code and not errors:
-        found = redemption_service.find_held_by_code(current_user, code)
-        if found is None:
-            errors = {"code": [_("没有找到可由您核销的待领取兑换单，请核对取货码。")]}
-            status = 404 if redemption_service.normalise_code(code) else 422
-    elif code and request.method == "POST":
-        found = redemption_service.find_held_by_code(current_user, code)
-    return (
-        render_template("rewards/fulfil.html", code=code, found=found, errors=errors),
-        status,
-        {"Cache-Control": "no-store"},
-    )
 
 
 # --- management (secretaries, officers) ------------------------------------------------------
@@ -391,17 +169,17 @@ def manageable_areas() -> list[Area]:
 
 @bp.route("/rewards/manage")
 @login_required
-def manage():  # type: ignore[no-untyped-def]
+def manage() -> ResponseReturnValue:
     """The rewards I manage (including paused and retired ones)."""
     if not permissions.may(current_user, "reward.manage_any"):
         abort(403)
-    page = _paged(reward_service.managed_rewards_stmt(current_user), _page_arg())
+    page = paginate(reward_service.managed_rewards_stmt(current_user), page_arg(), PER_PAGE)
     return render_template("rewards/manage.html", page=page)
 
 
 @bp.route("/rewards/stock")
 @login_required
-def stock_report():  # type: ignore[no-untyped-def]
+def stock_report() -> ResponseReturnValue:
     """Stock left, held, handed over and returned, per reward I manage."""
     if not permissions.may(current_user, "reward.manage_any"):
         abort(403)
@@ -410,10 +188,10 @@ def stock_report():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/stock")
 @login_required
-def stock_changes(reward_id: int):  # type: ignore[no-untyped-def]
+def stock_changes(reward_id: int) -> ResponseReturnValue:
     """Every movement of one reward's stock, newest first."""
     reward = _managed_reward(reward_id)
-    page = _paged(reward_service.stock_changes_stmt(reward), _page_arg(), 50)
+    page = paginate(reward_service.stock_changes_stmt(reward), page_arg(), 50)
     return render_template("rewards/stock_changes.html", reward=reward, page=page)
 
 
@@ -481,7 +259,9 @@ def _form_defaults(reward: Reward | None) -> dict[str, Any]:
     }
 
 
-def _render_form(reward: Reward | None, form: Any, errors: dict[str, list[str]], status: int = 200):  # type: ignore[no-untyped-def]
+def _render_form(
+    reward: Reward | None, form: Any, errors: dict[str, list[str]], status: int = 200
+) -> ResponseReturnValue:
     return (
         render_template(
             "rewards/form.html",
@@ -501,7 +281,7 @@ def _store_image(field: str = "image") -> str | None:
 
 @bp.route("/rewards/new", methods=["GET", "POST"])
 @login_required
-def new_reward():  # type: ignore[no-untyped-def]
+def new_reward() -> ResponseReturnValue:
     """Offer a new reward (secretary: own community; officer: own subtree)."""
     if not permissions.may(current_user, "reward.create"):
         abort(403)
@@ -520,7 +300,7 @@ def new_reward():  # type: ignore[no-untyped-def]
         return _render_form(None, request.form, form_errors(exc), 422)
     except DomainError as exc:
         uploads.remove(upload_dir(), name)
-        errors = exc.errors or {"_schema": [refusal_text(exc)]}
+        errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
         return _render_form(None, request.form, errors, exc.status)
     flash(_("已发布奖品：%(name)s", name=reward.name), "success")
     return redirect(url_for("web_rewards.reward_detail", reward_id=reward.id))
@@ -528,7 +308,7 @@ def new_reward():  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/edit", methods=["GET", "POST"])
 @login_required
-def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
+def edit_reward(reward_id: int) -> ResponseReturnValue:
     """Edit a reward I manage; a changed stock figure is an audited stock change."""
     reward = _managed_reward(reward_id)
     if request.method == "GET":
@@ -555,7 +335,7 @@ def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
         uploads.remove(upload_dir(), name)
         if isinstance(exc, Forbidden | NotFound):
             raise
-        errors = exc.errors or {"_schema": [refusal_text(exc)]}
+        errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
         return _render_form(reward, request.form, errors, exc.status)
     flash(_("已保存。"), "success")
     return redirect(url_for("web_rewards.reward_detail", reward_id=reward.id))
@@ -563,7 +343,7 @@ def edit_reward(reward_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/rewards/<int:reward_id>/retire", methods=["POST"])
 @login_required
-def retire(reward_id: int):  # type: ignore[no-untyped-def]
+def retire(reward_id: int) -> ResponseReturnValue:
     """Retire a reward I manage (held redemptions stay valid)."""
     reward = _managed_reward(reward_id)
     try:

@@ -12,7 +12,7 @@ notified. Without an account password a resident rates with the one-time
 six-digit code or the QR token of the delivery (:func:`rate_by_code`); a wrong,
 used or expired code gets one generic 422 (:class:`InvalidRatingCode`) that never
 says which, and failures are throttled per IP by the web/API layer
-(``web/rating_throttle.py``). Any rating, however entered, uses up the code.
+(``http/throttles.py``). Any rating, however entered, uses up the code.
 
 When. Inside the delivery's window: ``now < delivery.rating_deadline``, fixed at
 recording time from the community's points policy (``rating_window_days``), and

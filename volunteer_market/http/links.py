@@ -1,0 +1,46 @@
+"""Absolute links to pages that both edges hand out, as text and as QR codes.
+
+* A recorded delivery's one-time rating codes: both ``POST /api/v1/deliveries`` and
+  the page that records a delivery show each beneficiary's raw code, the link a
+  beneficiary opens to rate, and that link as a QR code -- once, never stored.
+* A held redemption's pickup link: the fulfilment page with the code filled in, which
+  the secretary's phone opens by scanning the member's QR code.
+
+The links are absolute, built from the request's host, so they live here rather than
+in ``services/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+
+from ..services import deliveries as delivery_service
+
+
+def rating_url(token: str) -> str:
+    """Return the absolute URL a beneficiary opens to rate (the QR code's content)."""
+    return f"{request.host_url}rate/{token}"
+
+
+def rating_codes(recorded: delivery_service.Recorded) -> list[dict[str, Any]]:
+    """Return the raw codes with their URLs and QR codes (shown once, never stored)."""
+    out = []
+    for rc in recorded.rating_codes:
+        url = rating_url(rc.token)
+        out.append(
+            {
+                "user_id": rc.user_id,
+                "display_name": rc.display_name,
+                "code": rc.code,
+                "url": url,
+                "qr_svg": delivery_service.qr_svg_data_uri(url),
+            }
+        )
+    return out
+
+
+def pickup_url(code: str) -> str:
+    """Return the absolute URL of the fulfilment page with ``code`` filled in."""
+    return url_for("web_redemptions.fulfil_page", code=code, _external=True)

@@ -1,0 +1,155 @@
+"""Delivery pages: record a service session (showing each beneficiary's rating code and
+QR code once), a recorded session and its photo. A delivery's ratings and settlement
+are on the rating pages (``web/ratings.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+from marshmallow import ValidationError
+
+from ..database import atomic
+from ..extensions import db
+from ..http.links import rating_codes
+from ..http.uploads import save_upload, send_upload, upload_dir
+from ..models import Area, Need, NeedStatus, Project, ProjectStatus, Role, TeamStatus
+from ..schemas.deliveries import DeliveryIn
+from ..services import deliveries as delivery_service
+from ..services import needs as need_service
+from ..services import permissions, uploads
+from ..services import projects as project_service
+from ..services import users as user_service
+from ..services.errors import Conflict, DomainError, ValidationFailed
+from ..zones import area_zone
+from .forms import domain_errors, form_errors, local_input, local_to_iso
+
+bp = Blueprint("web_deliveries", __name__)
+
+
+def _delivery_form(p: Project, team_ids: list[int]) -> tuple[dict[str, Any], dict[int, int]]:
+    """Return the ``DeliveryIn`` payload of the form and ``{participant index: user id}``."""
+    f = request.form
+    tz = area_zone(p.community)
+    participants: list[dict[str, Any]] = []
+    index_of: dict[int, int] = {}
+    for uid in team_ids:
+        if f.get(f"participant_{uid}"):
+            index_of[len(participants)] = uid
+            participants.append(
+                {"user_id": uid, "hours": f.get(f"hours_{uid}", "").strip() or None}
+            )
+    data: dict[str, Any] = {
+        "project_id": p.id,
+        "started_at": local_to_iso(f.get("started_at", "").strip(), tz),
+        "ended_at": local_to_iso(f.get("ended_at", "").strip(), tz),
+        "participants": participants,
+        "beneficiaries": [v for v in f.getlist("beneficiaries") if v],
+        "no_shows": [v for v in f.getlist("no_shows") if v],
+    }
+    if f.get("need_id"):
+        data["need_id"] = f.get("need_id")
+    return {k: v for k, v in data.items() if v is not None}, index_of
+
+
+def _per_person_errors(
+    errors: dict[str, list[str]], index_of: dict[int, int]
+) -> dict[str, list[str]]:
+    """Rename ``participants.<i>.hours`` to ``hours_<user id>`` for the form."""
+    out: dict[str, list[str]] = {}
+    for key, msgs in errors.items():
+        parts = key.split(".")
+        if parts[0] == "participants" and len(parts) >= 2 and parts[1].isdigit():
+            uid = index_of.get(int(parts[1]))
+            key = f"hours_{uid}" if uid is not None else "participants"
+        out.setdefault(key, []).extend(msgs)
+    return out
+
+
+@bp.route("/projects/<int:project_id>/deliveries/new", methods=["GET", "POST"])
+@login_required
+def new_delivery(project_id: int) -> ResponseReturnValue:
+    """Record a service session; afterwards show each beneficiary's code and QR code once."""
+    p = project_service.get_visible_project(current_user, project_id)
+    permissions.require(current_user, "delivery.record", p)
+    community = db.session.get(Area, p.community_id)
+    assert community is not None
+    members = [(p.owner_id, p.owner.display_name)] + [
+        (m.user_id, m.user.display_name) for m in project_service.team_of(p, [TeamStatus.ACTIVE])
+    ]
+    residents = user_service.holders_of(Role.RESIDENT, community)
+    open_needs = list(
+        db.session.execute(
+            need_service.list_needs(current_user, community_id=p.community_id).where(
+                sa.or_(
+                    Need.status == NeedStatus.OPEN,
+                    Need.project_id == p.id,
+                    Need.assignee_id.in_([uid for uid, _n in members]),
+                ),
+                Need.status.in_(need_service.LIVE_STATUSES),
+            )
+        )
+        .unique()
+        .scalars()
+    )
+    errors: dict[str, list[str]] = {}
+    status = 200
+    if request.method == "POST":
+        if p.status != ProjectStatus.APPROVED:
+            raise Conflict(f"A project that is {p.status.value} takes no deliveries.")
+        data, index_of = _delivery_form(p, [uid for uid, _n in members])
+        stored: str | None = None
+        try:
+            loaded = DeliveryIn().load(data)
+            with atomic():
+                recorded = delivery_service.record_delivery(current_user, **loaded)
+                stored = save_upload(request.files.get("photo"), "photo")
+                if stored:
+                    delivery_service.set_photo(current_user, recorded.delivery, stored)
+        except ValidationError as exc:
+            errors, status = _per_person_errors(form_errors(exc), index_of), 422
+        except ValidationFailed as exc:
+            uploads.remove(upload_dir(), stored)
+            errors, status = _per_person_errors(domain_errors(exc), index_of), 422
+        except DomainError:
+            uploads.remove(upload_dir(), stored)
+            raise
+        else:
+            resp = render_template(
+                "deliveries/delivery_recorded.html",
+                p=p,
+                d=recorded.delivery,
+                codes=rating_codes(recorded),
+            )
+            return resp, 201, {"Cache-Control": "no-store"}
+    tz = area_zone(community)
+    return render_template(
+        "deliveries/delivery_form.html",
+        p=p,
+        members=members,
+        residents=residents,
+        open_needs=open_needs,
+        form=request.form,
+        errors=errors,
+        default_end=local_input(datetime.now(tz), tz),
+    ), status
+
+
+@bp.route("/deliveries/<int:delivery_id>")
+@login_required
+def delivery(delivery_id: int) -> ResponseReturnValue:
+    """A recorded session (never shows the rating codes again)."""
+    d = delivery_service.get_visible_delivery(current_user, delivery_id)
+    return render_template("deliveries/delivery.html", d=d, p=d.project)
+
+
+@bp.route("/deliveries/<int:delivery_id>/photo")
+@login_required
+def delivery_photo(delivery_id: int) -> ResponseReturnValue:
+    """The photo of a recorded session I may see."""
+    d = delivery_service.get_visible_delivery(current_user, delivery_id)
+    return send_upload(d.photo_path)

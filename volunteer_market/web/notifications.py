@@ -1,0 +1,109 @@
+"""Notification pages: my notifications (newest first, mark read) and the unread count
+every page's navigation shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from ..database import atomic
+from ..schemas.common import MAX_ID
+from ..services import notifications as notification_service
+from .forms import digits
+from .paging import page_arg, paginate
+
+bp = Blueprint("web_notifications", __name__)
+
+PER_PAGE = 20
+
+#: The message of each notification kind; ``params`` of the notification fill it in.
+NOTIFICATION_TEXTS = {
+    "project.submit": _l("项目「%(title)s」已提交审核。"),
+    "project.withdraw": _l("项目「%(title)s」已撤回为草稿。"),
+    "project.approve": _l("项目「%(title)s」审核通过。"),
+    "project.reject": _l("项目「%(title)s」未通过审核：%(comment)s"),
+    "project.request_changes": _l("项目「%(title)s」需修改：%(comment)s"),
+    "project.complete": _l("项目「%(title)s」已结项。"),
+    "project.cancel": _l("项目「%(title)s」已取消。"),
+    "project.awaiting_review": _l("新项目「%(title)s」等待您审核。"),
+    "team.requested": _l("%(member)s 申请加入「%(title)s」。"),
+    "team.approved": _l("您已加入「%(title)s」团队。"),
+    "team.declined": _l("「%(title)s」婉拒了您的入队申请。"),
+    "team.left": _l("%(member)s 退出了「%(title)s」。"),
+    "need.posted_for_you": _l("网格员为您发布了需求「%(title)s」。"),
+    "need.ordered": _l("%(resident)s 预约了「%(title)s」。"),
+    "need.claimed": _l("您的需求「%(title)s」已被 %(member)s 认领。"),
+    "need.dispatched": _l("需求「%(title)s」已派给您。"),
+    "need.released": _l("需求「%(title)s」已放回需求池。"),
+    "need.cancelled": _l("需求「%(title)s」已取消。"),
+    "need.closed": _l("您的需求「%(title)s」已完成服务。"),
+    "delivery.recorded": _l("「%(title)s」的服务记录已登记。"),
+    "delivery.please_rate": _l("请为「%(title)s」的服务评价。"),
+    "delivery.no_show": _l("您在「%(title)s」的服务中被记为缺席。"),
+    # ratings and settlement: never the rater's identity
+    "rating.received": _l("「%(title)s」收到一条 %(score)s 星评价。"),
+    "rating.changed": _l("「%(title)s」的一条评价改为 %(score)s 星。"),
+    "rating.replied": _l("%(member)s 回复了您对「%(title)s」的评价。"),
+    "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
+    "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
+    "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
+}
+
+
+def notification_text(note: Any) -> str:
+    """Return the message of a notification in the page's language."""
+    template = NOTIFICATION_TEXTS.get(note.kind)
+    params = {"title": "", "comment": "", "member": "", "resident": "", **(note.params or {})}
+    if template is None:
+        return str(params.get("title") or note.kind)
+    try:
+        return str(template) % params
+    except (KeyError, TypeError, ValueError):
+        return str(params.get("title") or note.kind)
+
+
+def notification_link(note: Any) -> str | None:
+    """Return the page of the object a notification is about, if it has one."""
+    if note.object_type == "project" and note.object_id:
+        return url_for("web_projects.project", project_id=note.object_id)
+    if note.object_type == "need" and note.object_id:
+        return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
+    if note.object_type == "delivery" and note.object_id:
+        return url_for("web_deliveries.delivery", delivery_id=note.object_id)
+    return None
+
+
+@bp.app_context_processor
+def _notification_globals() -> dict[str, Any]:
+    def unread_notifications() -> int:
+        if not current_user.is_authenticated:
+            return 0
+        return notification_service.unread_count(current_user)
+
+    return {"unread_notifications": unread_notifications}
+
+
+@bp.route("/notifications", methods=["GET", "POST"])
+@login_required
+def notifications() -> ResponseReturnValue:
+    """My notifications, newest first; POST marks them read (all, or one ``id``)."""
+    if request.method == "POST":
+        one = digits(request.form.get("id", ""))
+        # No id: all of them. An id beyond any stored one matches nothing.
+        ids = None if one is None else [one] if one <= MAX_ID else []
+        with atomic():
+            notification_service.mark_read(current_user, ids)
+        return redirect(url_for("web_notifications.notifications"))
+    page = paginate(notification_service.list_for(current_user), page_arg(), PER_PAGE)
+    return render_template(
+        "notifications/notifications.html",
+        notes=[(n, notification_text(n), notification_link(n)) for n in page["items"]],
+        total=page["total"],
+        page=page["page"],
+        per_page=PER_PAGE,
+        unread=notification_service.unread_count(current_user),
+    )
