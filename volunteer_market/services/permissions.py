@@ -205,7 +205,7 @@ def _audit_view(actor: User, area: Area | None) -> bool:
     return area is not None and holds(actor, [Role.SECRETARY, Role.OFFICER], area)
 
 
-# --- marketplace: projects, teams, needs, deliveries -------------------
+# --- projects, teams, needs, deliveries ------------------------------------
 # "Of the community" means a grant on the community or one of its grids
 # (communities_of); officers read their subtree; the admin reads everything but
 # takes no part in community business.
@@ -440,9 +440,12 @@ def _ledger_members(actor: User, _target: Any) -> bool:
 @rule("ledger.adjust")
 def _ledger_adjust(actor: User, target: Any) -> bool:
     """Target ``AdjustTarget(member, community)`` (services/ledger.py): the secretary of
-    that community, where the member holds a member role. ``None``: any secretary."""
+    that community, where the member holds a member role, never for their own points.
+    ``None``: any secretary."""
     if target is None:
         return bool(grant_areas(actor, [Role.SECRETARY]))
+    if actor.id == target.member.id:
+        return False
     return holds(actor, Role.SECRETARY, target.community) and target.community.id in (
         communities_of(target.member, [Role.MEMBER])
     )
