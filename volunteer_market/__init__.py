@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, g, request, session
+from flask import Flask, Response, g, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 
@@ -15,6 +15,7 @@ from . import models  # noqa: F401  (registers every table)
 from .config import build_config
 from .database import configure_engine, engine_options
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
+from .models import User
 from .services import passwords
 from .services.context import set_origin
 from .zones import DEFAULT_TIMEZONE
@@ -66,7 +67,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(session_id: str):  # type: ignore[no-untyped-def]
+    def load_user(session_id: str) -> User | None:
         from .services.auth import load_session_user
 
         return load_session_user(session_id)
@@ -122,7 +123,7 @@ def register_request_hooks(app: Flask) -> None:
         session["_last_seen"] = now
 
     @app.after_request
-    def _security_headers(resp):  # type: ignore[no-untyped-def]
+    def _security_headers(resp: Response) -> Response:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
         resp.headers.setdefault("X-Frame-Options", "DENY")

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIModule
 
 
 class BackupError(RuntimeError):
@@ -43,12 +44,20 @@ def _sqlite_path(engine: Engine) -> str:
     return database
 
 
+def _sqlite_module(engine: Engine) -> DBAPIModule:
+    """Return the engine's DB-API module (``sqlite3`` or ``pysqlite3``) for its backup API."""
+    module = engine.dialect.dbapi
+    if module is None:
+        raise BackupError("the SQLite driver is not loaded")
+    return module
+
+
 def backup(engine: Engine, target: Path) -> Path:
     """Write a consistent backup of the database behind ``engine`` to ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if engine.dialect.name == "sqlite":
-        module = engine.dialect.dbapi
+        module = _sqlite_module(engine)
         tmp = target.with_suffix(target.suffix + ".part")
         src = module.connect(_sqlite_path(engine), timeout=30)
         dst = module.connect(str(tmp))
@@ -87,7 +96,7 @@ def restore(engine: Engine, source: Path) -> None:
         raise BackupError(f"no backup at {source}")
     engine.dispose()
     if engine.dialect.name == "sqlite":
-        module = engine.dialect.dbapi
+        module = _sqlite_module(engine)
         src = module.connect(str(source))
         dst = module.connect(_sqlite_path(engine), timeout=30)
         try:

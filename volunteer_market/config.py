@@ -16,6 +16,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from .zones import DEFAULT_TIMEZONE
 
@@ -50,7 +51,7 @@ def _secret_key(instance_path: str, env: str) -> str:
     return key
 
 
-def build_config(instance_path: str) -> dict:
+def build_config(instance_path: str) -> dict[str, Any]:
     """Return the configuration mapping for an app whose instance folder is ``instance_path``."""
     env = os.environ.get("VM_ENV", "development")
     default_db = "sqlite:///" + str(Path(instance_path) / "volunteer_market.db")

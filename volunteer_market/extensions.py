@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import http
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -61,10 +61,10 @@ class ProblemApi(Api):
 
     ERROR_SCHEMA = ProblemSchema
     ERROR_CONTENT_TYPE = "application/problem+json"
-    DEFAULT_ERROR_RESPONSE_NAME = None  # type: ignore[assignment]
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     #: Response headers the error handlers send with these statuses.
-    ERROR_HEADERS: dict[int, dict[str, dict]] = {
+    ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
         401: {
             "WWW-Authenticate": {
                 "description": "Always ``Bearer``.",
@@ -100,7 +100,7 @@ class ProblemApi(Api):
         for status in http.HTTPStatus:
             if status < 400:
                 continue
-            response: dict = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+            response: dict[str, Any] = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
             if status in self.ERROR_HEADERS:
                 response["headers"] = self.ERROR_HEADERS[status]
             prepare_response(response, self.spec, self.ERROR_CONTENT_TYPE)

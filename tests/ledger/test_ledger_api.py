@@ -210,6 +210,33 @@ def test_secretary_cannot_adjust_residents(client, world):
     problem(resp, 403)
 
 
+def test_a_secretary_never_adjusts_their_own_points(client, world):
+    """A secretary who is also a member of the community may adjust the other members,
+    never themself: no action that moves points lets its actor benefit."""
+    from volunteer_market.database import atomic
+    from volunteer_market.models import Role
+    from volunteer_market.services import users as user_service
+
+    with atomic():
+        user_service.grant_role(None, world.secretary_a, Role.MEMBER, world.community_a)
+    h = bearer(world.secretary_a)
+    before = counts()
+    resp = client.post(
+        "/api/v1/adjustments",
+        json={"user_id": world.secretary_a.id, "amount": 50, "reason": "给自己加分"},
+        headers=h,
+    )
+    problem(resp, 403)
+    assert counts() == before
+    assert points_of(world.secretary_a)["available"] == 0
+    resp = client.post(
+        "/api/v1/adjustments",
+        json={"user_id": world.member_a.id, "amount": 5, "reason": "补录"},
+        headers=h,
+    )
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+
+
 # --- POST /api/v1/transactions/{id}/reverse ---------------------------------------------------
 
 

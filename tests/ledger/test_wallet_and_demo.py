@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from volunteer_market import demo
-from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 from volunteer_market.models import PointsPolicy
 from volunteer_market.services.verify import verify
@@ -25,15 +24,14 @@ def test_points_summary(client, world, delivery):
 
 
 def test_demo_ledger_loader_is_idempotent(app):
-    with atomic():
-        demo._load_areas_and_people()
-    demo._load_ledger_demo()
+    demo.people.load()
+    demo.ledger.load()
     first = counts()
-    demo._load_ledger_demo()
+    demo.ledger.load()
     assert counts() == first
     assert first["ledger_transactions"] == 2
     assert db.session.query(PointsPolicy).filter_by(community_id=None).count() == 1
     assert points_summary(demo.demo_user("member_chen"))["available"] == 20
     assert points_summary(demo.demo_user("member_liu"))["available"] == 15
     assert verify() is None
-    assert demo._load_ledger_demo in demo.EXTENSIONS
+    assert demo.ledger.load in demo.LOADERS

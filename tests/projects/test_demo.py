@@ -1,25 +1,22 @@
-"""The demo of projects: every project state, teams, needs, deliveries; idempotent.
-
-(The demo module keeps its old name until the demo package is built.)"""
+"""The demo of projects: every project state, teams, needs, deliveries; idempotent."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from volunteer_market import demo, demo_marketplace
-from volunteer_market.database import atomic
+from volunteer_market.demo import people
+from volunteer_market.demo import projects as demo_projects
 from volunteer_market.extensions import db
 from volunteer_market.models import Delivery, Need, Project, ProjectStatus, TeamMembership
 
 
 def test_projects_demo_loads_once(app):
-    with atomic():
-        demo._load_areas_and_people()
-    demo_marketplace.load()
-    demo_marketplace.load()  # idempotent
+    people.load()
+    demo_projects.load()
+    demo_projects.load()  # idempotent
     statuses = set(db.session.scalars(sa.select(Project.status)))
     assert statuses == set(ProjectStatus)
-    assert db.session.scalar(sa.select(sa.func.count(Project.id))) == len(demo_marketplace.PROJECTS)
+    assert db.session.scalar(sa.select(sa.func.count(Project.id))) == len(demo_projects.PROJECTS)
     assert db.session.scalar(sa.select(sa.func.count(Delivery.id))) == 4
     assert db.session.scalar(sa.select(sa.func.count(TeamMembership.id))) == 5
     needs = {n.title: n.status.value for n in db.session.scalars(sa.select(Need))}

@@ -1,4 +1,4 @@
-"""JSON API v1 (see ../shared/docs/API.md): parse with schemas, call services, dump."""
+"""JSON API v1 (the contract: docs/API.md): parse with schemas, call services, dump."""
 
 from __future__ import annotations
 

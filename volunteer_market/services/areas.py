@@ -81,7 +81,7 @@ def subtree_ids(area: Area) -> list[int]:
 
 def list_areas(
     *, parent_id: int | None = None, kind: AreaKind | None = None, under: Area | None = None
-) -> sa.Select[tuple[Area]]:
+) -> sa.Select[Area]:
     """Return a SELECT of areas filtered by parent, kind or subtree, ordered by path."""
     stmt = sa.select(Area).order_by(Area.depth, Area.id)
     if parent_id is not None:

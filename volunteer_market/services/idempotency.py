@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -15,7 +15,8 @@ from ..models import IdempotencyKey, utcnow
 #: Keys are kept at least this long (API.md: >= 24 h).
 KEY_TTL = timedelta(hours=24)
 
-_keys = IdempotencyKey.__table__
+#: Core statements on the table (no ORM identity map between claim and store).
+_keys = cast(sa.Table, IdempotencyKey.__table__)
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -77,4 +78,4 @@ def purge_expired(older_than: timedelta = KEY_TTL) -> int:
     """Delete keys older than ``older_than`` (never younger than 24 h); return how many."""
     cutoff = utcnow() - max(older_than, KEY_TTL)
     result = db.session.execute(_keys.delete().where(_keys.c.created_at < cutoff))
-    return int(result.rowcount or 0)
+    return int(cast("sa.CursorResult[Any]", result).rowcount or 0)

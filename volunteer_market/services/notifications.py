@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -10,7 +11,7 @@ from ..extensions import db
 from ..models import Notification, User, utcnow
 
 
-def list_for(user: User, *, unread_only: bool = False) -> sa.Select[tuple[Notification]]:
+def list_for(user: User, *, unread_only: bool = False) -> sa.Select[Notification]:
     """Return a SELECT of ``user``'s notifications, newest first."""
     stmt = (
         sa.select(Notification)
@@ -49,4 +50,4 @@ def mark_read(user: User, ids: Iterable[int] | None = None) -> int:
         if not id_list:
             return 0
         stmt = stmt.where(Notification.id.in_(id_list))
-    return db.session.execute(stmt).rowcount or 0
+    return cast("sa.CursorResult[Any]", db.session.execute(stmt)).rowcount or 0

@@ -440,10 +440,12 @@ def _ledger_members(actor: User, _target: Any) -> bool:
 @rule("ledger.adjust")
 def _ledger_adjust(actor: User, target: Any) -> bool:
     """Target ``AdjustTarget(member, community)`` (services/ledger/corrections.py): the
-    secretary of that community, where the member holds a member role. ``None``: any
-    secretary."""
+    secretary of that community, where the member holds a member role, never for their
+    own points. ``None``: any secretary."""
     if target is None:
         return bool(grant_areas(actor, [Role.SECRETARY]))
+    if actor.id == target.member.id:
+        return False
     return holds(actor, Role.SECRETARY, target.community) and target.community.id in (
         communities_of(target.member, [Role.MEMBER])
     )

@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..database import writing
@@ -156,10 +157,7 @@ def ensure_default_policy() -> PointsPolicy:
     if not writing():
         raise RuntimeError("ensure_default_policy() must run inside atomic()")
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     values = {**default_policy_values(), "community_id": None, "version": 1}
     db.session.execute(insert(PointsPolicy).values(**values).on_conflict_do_nothing())
     policy = _newest(None)

@@ -1,6 +1,6 @@
 """Demo data of ratings and settlement in 龙湖东岸社区, through the services.
 
-On the marketplace demo's deliveries (recorded in the last days):
+On the deliveries of ``demo.projects`` (recorded in the last days):
 
 * 义务理发, 2 h, 陈党员 + 刘党员, for 王奶奶 and 李爷爷: 王奶奶 rates 5 herself, the grid
   worker enters 4 for 李爷爷 (proxy) -> settled automatically: average 4.5, x1.2,
@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .database import atomic
-from .extensions import db
-from .models import (
+from ..database import atomic
+from ..extensions import db
+from ..models import (
     Delivery,
     DeliveryBeneficiary,
     DeliveryStatus,
@@ -37,16 +37,9 @@ from .models import (
     User,
     utcnow,
 )
-from .services import deliveries as delivery_service
-from .services import ratings, settlement
-
-LONGHU = ("汉阳区", "龙阳街", "龙湖东岸社区")
-
-
-def _user(username: str) -> User:
-    from .demo import demo_user
-
-    return demo_user(username)
+from ..services import deliveries as delivery_service
+from ..services import ratings, settlement
+from .common import LONGHU, area_by_path, demo_user
 
 
 def _project(community_id: int, title: str) -> Project | None:
@@ -77,11 +70,27 @@ def _awaiting(project: Project, beneficiaries: set[int]) -> Delivery | None:
     return None
 
 
-def _rate(user: User, delivery: Delivery, score: int, comment: str | None, **kw) -> None:
-    if not ratings.window_open(delivery, kw.get("now")):
+def _rate(
+    user: User,
+    delivery: Delivery,
+    score: int,
+    comment: str | None,
+    *,
+    on_behalf_of: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Rate ``delivery`` as ``user`` (for ``on_behalf_of``) if its window is open at ``now``."""
+    if not ratings.window_open(delivery, now):
         return
     with atomic():
-        ratings.rate(user, delivery_service.get_delivery(delivery.id), score, comment, **kw)
+        ratings.rate(
+            user,
+            delivery_service.get_delivery(delivery.id),
+            score,
+            comment,
+            on_behalf_of=on_behalf_of,
+            now=now,
+        )
 
 
 def _record_back_then(
@@ -111,9 +120,7 @@ def _record_back_then(
 
 def load() -> None:
     """Load the ratings and settlement demo (idempotent)."""
-    from .demo import _area_by_path
-
-    longhu = _area_by_path(LONGHU)
+    longhu = area_by_path(LONGHU)
     if longhu is None:
         return
     in_longhu = sa.select(Delivery.id).where(Delivery.community_id == longhu.id)
@@ -130,9 +137,13 @@ def load() -> None:
     errand = _project(longhu.id, "代买药")
     if done or haircut is None:
         return
-    chen, liu, zhao = _user("member_chen"), _user("member_liu"), _user("member_zhao")
-    wang, li, zhou = _user("resident_wang"), _user("resident_li"), _user("resident_zhou")
-    grid, secretary = _user("grid_lh1"), _user("secretary_lh")
+    chen, liu, zhao = demo_user("member_chen"), demo_user("member_liu"), demo_user("member_zhao")
+    wang, li, zhou = (
+        demo_user("resident_wang"),
+        demo_user("resident_li"),
+        demo_user("resident_zhou"),
+    )
+    grid, secretary = demo_user("grid_lh1"), demo_user("secretary_lh")
 
     # The contract example: 2 h, rated 5 and 4 -> 24 points each, settled automatically.
     contract = _awaiting(haircut, {wang.id, li.id})

@@ -13,16 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .database import atomic
-from .extensions import db
-from .models import RedemptionStatus, Reward, utcnow
-from .services import ledger
-from .services import redemptions as redemption_service
-from .services import rewards as reward_service
-
-LONGHU = ("汉阳区", "龙阳街", "龙湖东岸社区")
-ZIJING = ("汉阳区", "琴断口街", "紫荆花社区")
-LONGYANG = ("汉阳区", "龙阳街")
+from ..database import atomic
+from ..extensions import db
+from ..models import RedemptionStatus, Reward, utcnow
+from ..services import ledger as ledger_service
+from ..services import redemptions as redemption_service
+from ..services import rewards as reward_service
+from .common import LONGHU, LONGYANG, ZIJING, demo_area, demo_user
 
 #: key, manager, area path, fields
 REWARDS: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = [
@@ -115,10 +112,7 @@ REDEMPTIONS = [
 
 
 def _reward(area_path: tuple[str, ...], manager: str, fields: dict[str, Any]) -> Reward:
-    from .demo import _area_by_path, demo_user
-
-    area = _area_by_path(area_path)
-    assert area is not None, area_path
+    area = demo_area(area_path)
     found = db.session.execute(
         sa.select(Reward).where(Reward.area_id == area.id, Reward.name == fields["name"])
     ).scalar_one_or_none()
@@ -129,14 +123,12 @@ def _reward(area_path: tuple[str, ...], manager: str, fields: dict[str, Any]) ->
 
 def load() -> None:
     """Load the rewards demo (idempotent)."""
-    from .demo import demo_user
-
     rewards: dict[str, Reward] = {}
     with atomic():
         for key, manager, path, fields in REWARDS:
             rewards[key] = _reward(path, manager, fields)
         for username, secretary, amount in POINTS:
-            ledger.adjust(
+            ledger_service.adjust(
                 demo_user(secretary),
                 demo_user(username),
                 amount,
@@ -157,12 +149,12 @@ def load() -> None:
             redemption = issued.redemption
             if redemption.status != RedemptionStatus.HELD or outcome == "held":
                 continue
-            secretary = demo_user("secretary_zj" if username == "member_sun" else "secretary_lh")
+            reviewer = demo_user("secretary_zj" if username == "member_sun" else "secretary_lh")
             if outcome == "fulfilled":
-                redemption_service.fulfil(secretary, redemption, issued.pickup_code)
+                redemption_service.fulfil(reviewer, redemption, issued.pickup_code)
             elif outcome == "cancelled":
                 redemption_service.cancel(member, redemption)
             elif outcome == "rejected":
-                redemption_service.reject(secretary, redemption, "本月体检名额已满，请下月再兑换。")
+                redemption_service.reject(reviewer, redemption, "本月体检名额已满，请下月再兑换。")
             elif outcome == "expired":
                 redemption_service.expire_hold(redemption.id, now)

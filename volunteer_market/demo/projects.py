@@ -1,4 +1,4 @@
-"""Demo data of the marketplace for 龙湖东岸社区 and 紫荆花社区.
+"""Demo projects, teams, needs and deliveries in 龙湖东岸社区 and 紫荆花社区.
 
 Projects in every state (义务理发, 健康义诊, 法律讲堂, 文化墙手绘, 代买药 ...), teams,
 needs (posted, on behalf, ordered, claimed, closed) and deliveries from the last days,
@@ -13,17 +13,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .database import atomic
-from .extensions import db
-from .models import Category, Project, ProjectAction, ProjectMode, User, utcnow
-from .services import deliveries as delivery_service
-from .services import needs as need_service
-from .services import projects as project_service
-from .zones import DEFAULT_ZONE
-
-LONGHU = ("汉阳区", "龙阳街", "龙湖东岸社区")
-ZIJING = ("汉阳区", "琴断口街", "紫荆花社区")
-TZ = DEFAULT_ZONE
+from ..database import atomic
+from ..extensions import db
+from ..models import Category, Project, ProjectAction, ProjectMode, User, utcnow
+from ..services import deliveries as delivery_service
+from ..services import needs as need_service
+from ..services import projects as project_service
+from ..zones import DEFAULT_ZONE
+from .common import LONGHU, ZIJING, demo_area, demo_user
 
 #: title, owner, community, category, mode, capacity, hours, target groups, description, status
 PROJECTS: list[
@@ -146,43 +143,52 @@ COMMENTS = {
 }
 
 
-def _user(username: str) -> User:
-    from .demo import demo_user
-
-    return demo_user(username)
-
-
-def _community(path: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    from .demo import _area_by_path
-
-    area = _area_by_path(path)
-    if area is None:
-        raise LookupError(" > ".join(path))
-    return area
-
-
 def _at(days_ago: int, hour: int, minute: int = 0) -> datetime:
     """Return today's local date minus ``days_ago`` at ``hour:minute`` Beijing time."""
-    local = datetime.now(TZ).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    local = datetime.now(DEFAULT_ZONE).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return local - timedelta(days=days_ago)
 
 
+def _steps_to(
+    status: str, owner: User, secretary: User
+) -> list[tuple[User, ProjectAction, str | None]]:
+    """Return the transitions (actor, action, comment) that take a draft to ``status``."""
+    submit = (owner, ProjectAction.SUBMIT, None)
+    steps: dict[str, list[tuple[User, ProjectAction, str | None]]] = {
+        "draft": [],
+        "submitted": [submit],
+        "changes_requested": [
+            submit,
+            (secretary, ProjectAction.REQUEST_CHANGES, COMMENTS["request_changes"]),
+        ],
+        "approved": [submit, (secretary, ProjectAction.APPROVE, None)],
+        # completed after its deliveries are recorded, at the end of load()
+        "completed": [submit, (secretary, ProjectAction.APPROVE, None)],
+        "rejected": [submit, (secretary, ProjectAction.REJECT, COMMENTS["reject"])],
+        "cancelled": [(owner, ProjectAction.CANCEL, COMMENTS["cancel"])],
+    }
+    return steps[status]
+
+
 def load() -> None:
-    """Load the marketplace demo (idempotent)."""
-    longhu = _community(LONGHU)
+    """Load the projects, teams, needs and deliveries (idempotent)."""
+    longhu = demo_area(LONGHU)
     exists = db.session.execute(
         sa.select(Project.id).where(Project.community_id == longhu.id, Project.title == "义务理发")
     ).first()
     if exists is not None:
         return
-    secretaries = {LONGHU: _user("secretary_lh"), ZIJING: _user("secretary_zj")}
+    secretaries: dict[tuple[str, ...], User] = {
+        LONGHU: demo_user("secretary_lh"),
+        ZIJING: demo_user("secretary_zj"),
+    }
     projects: dict[str, Project] = {}
-    for title, owner, path, category, mode, capacity, hours, groups, text, status in PROJECTS:
-        owner_user = _user(owner)
+    for title, owner_name, path, category, mode, capacity, hours, groups, text, status in PROJECTS:
+        owner_user = demo_user(owner_name)
         with atomic():
             project = project_service.create_project(
                 owner_user,
-                community_id=_community(path).id,
+                community_id=demo_area(path).id,
                 title=title,
                 description=text,
                 category=category,
@@ -195,34 +201,18 @@ def load() -> None:
                 target_groups=groups,
             )
         projects[title] = project
-        steps: list[tuple[User, ProjectAction, str | None]] = {
-            "draft": [],
-            "submitted": [(owner_user, ProjectAction.SUBMIT, None)],
-            "changes_requested": [
-                (owner_user, ProjectAction.SUBMIT, None),
-                (secretaries[path], ProjectAction.REQUEST_CHANGES, COMMENTS["request_changes"]),
-            ],
-            "approved": [
-                (owner_user, ProjectAction.SUBMIT, None),
-                (secretaries[path], ProjectAction.APPROVE, None),
-            ],
-            "completed": [
-                (owner_user, ProjectAction.SUBMIT, None),
-                (secretaries[path], ProjectAction.APPROVE, None),
-            ],
-            "rejected": [
-                (owner_user, ProjectAction.SUBMIT, None),
-                (secretaries[path], ProjectAction.REJECT, COMMENTS["reject"]),
-            ],
-            "cancelled": [(owner_user, ProjectAction.CANCEL, COMMENTS["cancel"])],
-        }[status]
+        steps = _steps_to(status, owner_user, secretaries[path])
         for actor, action, comment in steps:
             with atomic():
                 project_service.transition(actor, project, action, comment)
 
-    chen, liu, zhao = _user("member_chen"), _user("member_liu"), _user("member_zhao")
-    wang, li, zhou = _user("resident_wang"), _user("resident_li"), _user("resident_zhou")
-    grid = _user("grid_lh1")
+    chen, liu, zhao = demo_user("member_chen"), demo_user("member_liu"), demo_user("member_zhao")
+    wang, li, zhou = (
+        demo_user("resident_wang"),
+        demo_user("resident_li"),
+        demo_user("resident_zhou"),
+    )
+    grid = demo_user("grid_lh1")
 
     # Teams: 刘 joins 义务理发 and 健康义诊; 赵 asks to join 义务理发 (pending); 陈 joins 代买药.
     for project, member, approve in (
@@ -237,6 +227,8 @@ def load() -> None:
         if approve:
             with atomic():
                 owner = db.session.get(User, project.owner_id)
+                if owner is None:
+                    raise LookupError(f"owner of {project.title}")
                 project_service.approve_member(owner, project, member.id)
 
     # Needs: posted, posted on behalf, ordered from a menu, claimed.
