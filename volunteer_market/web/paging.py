@@ -22,7 +22,7 @@ def page_arg() -> int:
 
 
 def paginate(
-    stmt: sa.Select[Any], page: int, per_page: int, *, rows: bool = False
+    stmt: sa.Select[*tuple[Any, ...]], page: int, per_page: int, *, rows: bool = False
 ) -> dict[str, Any]:
     """Run ``stmt`` for one page and count the total; return ``{items, page, per_page,
     total}``. Items are the first column's objects (made unique, for queries with
