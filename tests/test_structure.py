@@ -119,4 +119,6 @@ def test_no_import_cycle():
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_module_over_the_size_limit(name):
     lines = MODULES[name].read_text(encoding="utf-8").count("\n")
-    assert lines <= MAX_LINES, f"{name}: {lines} lines (limit {MAX_LINES}): split it along its seams"
+    assert lines <= MAX_LINES, (
+        f"{name}: {lines} lines (limit {MAX_LINES}): split it along its seams"
+    )
