@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import Area, Role, RoleGrant, User, utcnow
+from ..models import ApiToken, Area, Role, RoleGrant, User, utcnow
 from . import audit, passwords, permissions
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .permissions import GRANTABLE_KINDS, GrantTarget
@@ -230,8 +230,17 @@ def revoke_role(actor: User | None, grant: RoleGrant) -> RoleGrant:
     return grant
 
 
-def set_password(actor: User | None, user: User, new_password: str) -> None:
-    """Change the password and end every existing session of ``user``."""
+def set_password(
+    actor: User | None, user: User, new_password: str, *, keep_token_id: int | None = None
+) -> int:
+    """Change the password, end every page session of ``user`` and revoke every API token
+    of theirs but ``keep_token_id`` (the caller's own); return how many were revoked.
+
+    The page session the change was made from is ended too (its session version is
+    stale); the view signs that one browser in again with the new version.
+
+    :raises ValidationFailed: the new password is too short.
+    """
     if len(new_password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
             "Password too short.",
@@ -239,7 +248,16 @@ def set_password(actor: User | None, user: User, new_password: str) -> None:
         )
     user.password_hash = passwords.hash_password(new_password)
     user.session_version += 1
-    audit.record(actor, "user.password", "user", user.id)
+    stmt = (
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if keep_token_id is not None:
+        stmt = stmt.where(ApiToken.id != keep_token_id)
+    revoked = cast("sa.CursorResult[Any]", db.session.execute(stmt)).rowcount
+    audit.record(actor, "user.password", "user", user.id, detail={"tokens_revoked": revoked})
+    return revoked
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 
 from ..database import atomic
 from ..http.throttles import mark_login_failed, password_check_throttle
@@ -54,8 +54,11 @@ def profile() -> ResponseReturnValue:
                 except ValidationFailed:
                     errors["new_password"] = [_("新密码至少需要 8 个字符。")]
                 else:
-                    flash(_("密码已修改，请重新登录。"), "success")
-                    return redirect(url_for("web_auth.login"))
+                    # Every other session and every API token is ended; this browser
+                    # stays signed in under the new session version.
+                    login_user(current_user._get_current_object())
+                    flash(_("密码已修改，其他设备已退出登录。"), "success")
+                    return redirect(url_for("web_main.profile"))
         else:
             errors["action"] = [_("未知操作。")]
         status = 422
