@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import models  # noqa: F401  (registers every table)
 from .config import build_config
@@ -37,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     }
 
+    trust_proxies(app)
     register_extensions(app)
     register_request_hooks(app)
     register_blueprints(app)
@@ -47,6 +49,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Take the client's address and scheme from the ``TRUSTED_PROXY_HOPS`` proxies.
+
+    With ``n`` hops, ``request.remote_addr`` is the ``n``-th address from the right of
+    ``X-Forwarded-For`` (what the outermost trusted proxy saw) -- the key of every per-IP
+    limit -- and ``X-Forwarded-Proto`` decides ``request.scheme``. With 0 the headers are
+    ignored: a client cannot choose its address by sending them.
+    """
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS", 0))
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def register_extensions(app: Flask) -> None:

@@ -8,6 +8,9 @@ Settings read from the environment (see README):
 ``RATELIMIT_STORAGE_URI``   default ``memory://``; use ``redis://...`` with several workers
 ``VM_ENV``                  ``development`` (default) or ``production`` (set by gunicorn.conf.py)
 ``PASSWORD_HASH_MEMORY_KIB`` / ``PASSWORD_HASH_TIME_COST``  Argon2id cost (defaults 19456 / 2)
+``TRUSTED_PROXY_HOPS``      how many reverse proxies in front set ``X-Forwarded-For`` /
+                            ``-Proto`` (default 1 when ``VM_ENV=production``, else 0:
+                            the headers are ignored and the socket's peer is the client)
 """
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ def _secret_key(instance_path: str, env: str) -> str:
     return key
 
 
+def trusted_proxy_hops(env: str) -> int:
+    """Return ``TRUSTED_PROXY_HOPS`` (0 to 5): 1 by default in production, 0 otherwise."""
+    raw = os.environ.get("TRUSTED_PROXY_HOPS", "1" if env == "production" else "0").strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 5:
+        raise ConfigError("TRUSTED_PROXY_HOPS must be a whole number from 0 to 5")
+    return int(raw)
+
+
 def build_config(instance_path: str) -> dict[str, Any]:
     """Return the configuration mapping for an app whose instance folder is ``instance_path``."""
     env = os.environ.get("VM_ENV", "development")
@@ -62,6 +73,8 @@ def build_config(instance_path: str) -> dict[str, Any]:
             os.environ.get("DATABASE_URL", default_db)
         ),
         "SQLALCHEMY_RECORD_QUERIES": False,
+        # Reverse proxies trusted for the client's address (werkzeug's ProxyFix).
+        "TRUSTED_PROXY_HOPS": trusted_proxy_hops(env),
         "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
         # Rate limits (Flask-Limiter). memory:// is per process: use redis:// with gunicorn.
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
