@@ -16,6 +16,7 @@ from . import models  # noqa: F401  (registers every table)
 from .config import build_config
 from .database import configure_engine, engine_options
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
+from .http.json_body import LimitedJSONProvider
 from .models import User
 from .services import passwords
 from .services.context import set_origin
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, extensions, engine set-up, blueprints, errors, CLI."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = LimitedJSONProvider(app)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(build_config(app.instance_path))
     if test_config:

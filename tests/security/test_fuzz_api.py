@@ -16,6 +16,11 @@ once as an admin and once as a member (bearer tokens). Every response must pass:
 * ``response_headers_conformance``: documented headers (``WWW-Authenticate`` on 401,
   ``Retry-After`` on 429 and 503) are present and well-formed.
 
+After the generated requests, an edge pass sets each integer/text field to values past
+every id column (2^31, 2^63, 10^25), NUL and (in bodies) a lone surrogate; a raw-body
+pass sends every JSON-body operation a body nested 50,000 deep, a 4,400-digit integer
+and lone surrogates in a value and a key (issue 20): a documented 4xx problem+json each.
+
 The app is isolated: its own database per role (a SQLite file, or ``<DATABASE_URL's
 database>_fuzz_<worker>`` on PostgreSQL, created and dropped here) holding the factories'
 world and a small scene (projects in several states and modes, a need, deliveries with a
@@ -40,6 +45,7 @@ CI runs ``FAST_EXAMPLES`` examples per operation, mode and role (about 1,500 req
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -124,7 +130,11 @@ class FuzzEnv:
 
     def token_for(self, case: schemathesis.Case) -> str:
         """The role's token, or a throwaway one for the operation that revokes it."""
-        if case.operation.label != REVOKE_TOKEN:
+        return self.token_for_label(case.operation.label)
+
+    def token_for_label(self, label: str) -> str:
+        """The role's token, or a throwaway one for the operation that revokes it."""
+        if label != REVOKE_TOKEN:
             return self.token
         with self.app.app_context():
             headers = bearer(db.session.get(User, self.user_id))
@@ -256,9 +266,12 @@ def fuzz_operation(env: FuzzEnv, operation: Any, mode: GenerationMode) -> tuple[
 #: :func:`edge_operation`): past every id column and past SQLite's 64-bit INTEGER, and
 #: text PostgreSQL cannot store.
 EDGE_VALUES: dict[str, tuple[Any, ...]] = {
-    "integer": (2**31, 2**63, -(2**63) - 1),
+    "integer": (2**31, 2**63, -(2**63) - 1, 10**25),
     "string": ("edge\x00text",),
 }
+#: Edge values of body fields only (a query string cannot carry a lone surrogate: it is
+#: not UTF-8); JSON writes it as the escape ``\ud800``.
+BODY_EDGE_VALUES: dict[str, tuple[Any, ...]] = {"string": ("edge\ud800text",)}
 
 
 def _edge_targets(case: schemathesis.Case) -> Iterator[tuple[dict[str, Any], str, Any]]:
@@ -278,7 +291,7 @@ def _edge_targets(case: schemathesis.Case) -> Iterator[tuple[dict[str, Any], str
                 kind = "integer"
             else:
                 continue
-            for value in EDGE_VALUES[kind]:
+            for value in EDGE_VALUES[kind] + BODY_EDGE_VALUES.get(kind, ()):
                 yield case.body, key, [value] if isinstance(current, list) else value
 
 
@@ -329,6 +342,51 @@ def edge_operation(env: FuzzEnv, operation: Any) -> tuple[int, str | None]:
 
 _MISSING = object()
 
+#: Whole bodies no generator writes (issue 20): nesting past any recursion limit, an
+#: integer of 4,400 digits (past Python's int-from-text limit), lone surrogates in a
+#: value and in a key.
+RAW_BODIES: dict[str, str] = {
+    "nested": '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}",
+    "huge_integer": '{"x": ' + "7" * 4400 + "}",
+    "lone_surrogate": '{"x": "a\\ud800b"}',
+    "surrogate_key": '{"\\udc00": 1}',
+}
+
+
+def raw_body_operation(env: FuzzEnv, operation: Any) -> tuple[int, str | None]:
+    """Send each of :data:`RAW_BODIES` to an operation that takes a JSON body (its path
+    ids from the scene): each must answer a documented 4xx problem+json, never a 5xx."""
+    content = (operation.definition.raw.get("requestBody") or {}).get("content", {})
+    if "application/json" not in content:
+        return 0, None
+    documented = {str(code) for code in operation.definition.raw.get("responses", {})}
+    path = operation.path
+    for name in re.findall(r"{(\w+)}", path):
+        path = path.replace("{" + name + "}", str((env.ids.get(name) or [1])[0]))
+    client = env.app.test_client()
+    calls = 0
+    for label, body in RAW_BODIES.items():
+        calls += 1
+        headers = {"Authorization": env.token_for_label(operation.label)}
+        resp = client.open(
+            path,
+            method=operation.method.upper(),
+            data=body.encode(),
+            content_type="application/json",
+            headers=headers,
+        )
+        if (
+            resp.status_code >= 500
+            or resp.status_code < 400
+            or str(resp.status_code) not in documented
+            or resp.mimetype != "application/problem+json"
+        ):
+            return calls, (
+                f"{label} body: {resp.status_code} {resp.mimetype} "
+                f"{resp.get_data(as_text=True)[:200]}"
+            )
+    return calls, None
+
 
 def test_api_conforms_to_its_openapi_document(fuzz_env: FuzzEnv) -> None:
     schema = load_schema(fuzz_env)
@@ -348,9 +406,19 @@ def test_api_conforms_to_its_openapi_document(fuzz_env: FuzzEnv) -> None:
         edges += calls
         if failure is not None:
             failures.append(f"--- {operation.label} (edge values) ---\n{failure}")
-    print(f"{fuzz_env.role}: {len(operations)} operations, {requests} fuzz + {edges} edge requests")
+    raw = 0
+    for operation in operations:
+        calls, failure = raw_body_operation(fuzz_env, operation)
+        raw += calls
+        if failure is not None:
+            failures.append(f"--- {operation.label} (raw bodies) ---\n{failure}")
+    print(
+        f"{fuzz_env.role}: {len(operations)} operations, {requests} fuzz + {edges} edge "
+        f"+ {raw} raw-body requests"
+    )
     assert requests >= len(operations) * len(MODES), "too few requests were made"
     assert edges >= 100, "too few edge-value requests were made"
+    assert raw >= 100, "too few raw-body requests were made"  # 28 JSON-body operations
     assert not failures, (
         f"{len(failures)} operation/mode pairs failed as {fuzz_env.role} "
         f"({requests} requests):\n\n" + "\n\n".join(failures)

@@ -11,6 +11,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from ..extensions import csrf, db
+from ..http.json_body import LimitedParser
 from ..models import User
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
@@ -127,7 +128,10 @@ def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any
 
 class ApiBlueprint(Blueprint):
     """A flask-smorest blueprint whose operations document their problem+json errors
-    (see :func:`problem_statuses`); the app has no catch-all ``default`` response."""
+    (see :func:`problem_statuses`); the app has no catch-all ``default`` response.
+    Bodies are read with the limits of :mod:`volunteer_market.http.json_body`."""
+
+    ARGUMENTS_PARSER = LimitedParser()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,9 +31,29 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+#: An integer written as text (a query argument, a form field): ASCII digits only, at
+#: most 20 of them. ``int()`` also reads other scripts' digits (``١٢``), underscores
+#: (``1_000``) and surrounding spaces, and raises ``ValueError`` past 4,300 digits.
+INTEGER_TEXT_RE = re.compile(r" *[+-]?[0-9]{1,20} *")
+
+
+def _integer_field(field: fields.Field) -> bool:
+    if isinstance(field, fields.List):
+        return isinstance(field.inner, fields.Integer)
+    return isinstance(field, fields.Integer)
+
+
+def _bad_integer_text(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_bad_integer_text(v) for v in value)
+    return isinstance(value, str) and not INTEGER_TEXT_RE.fullmatch(value)
+
+
 class StrictSchema(Schema):
-    """Input schemas reject unknown fields (never silently stored) and text containing
-    NUL characters (PostgreSQL cannot store or even compare them: a 500 otherwise)."""
+    """Input schemas reject unknown fields (never silently stored), text containing
+    NUL characters (PostgreSQL cannot store or even compare them: a 500 otherwise) and
+    integers given as text that is not ASCII digits (:data:`INTEGER_TEXT_RE`): the one
+    integer argument type of every query string, form and body."""
 
     class Meta:
         unknown = RAISE
@@ -43,6 +64,13 @@ class StrictSchema(Schema):
             bad = sorted(str(k) for k, v in data.items() if _has_nul(v))
             if bad:
                 raise ValidationError({k: ["Must not contain NUL characters."] for k in bad})
+            bad = sorted(
+                name
+                for name, field in self.load_fields.items()
+                if _integer_field(field) and _bad_integer_text(data.get(field.data_key or name))
+            )
+            if bad:
+                raise ValidationError({k: ["Not a valid integer."] for k in bad})
         return data
 
 
