@@ -291,7 +291,9 @@ def _edge_targets(case: schemathesis.Case) -> Iterator[tuple[dict[str, Any], str
                 kind = "integer"
             else:
                 continue
-            for value in EDGE_VALUES[kind] + BODY_EDGE_VALUES.get(kind, ()):
+            json_body = case.media_type == "application/json"  # multipart is bytes
+            extra = BODY_EDGE_VALUES.get(kind, ()) if json_body else ()
+            for value in EDGE_VALUES[kind] + extra:
                 yield case.body, key, [value] if isinstance(current, list) else value
 
 
