@@ -43,7 +43,7 @@ from .projects import (
     reads_community,
     team_status,
 )
-from .ratings import is_beneficiary, is_participant
+from .ratings import is_beneficiary, is_participant, is_recorder_or_participant
 from .rewards import manages_reward_area
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "is_admin",
     "is_beneficiary",
     "is_participant",
+    "is_recorder_or_participant",
     "manages_reward_area",
     "may",
     "on_team",
