@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from volunteer_market.database import atomic
 from volunteer_market.models import Area, AreaKind, Role, User
@@ -229,8 +230,14 @@ def make_delivery(
     length_hours: float = 2,
     need=None,
     now=None,
+    slips: bool = True,
 ):
-    """Record a delivery through the service; return ``Recorded(delivery, rating_codes)``."""
+    """Record a delivery through the service; return ``Slipped(delivery, rating_codes)``.
+
+    Recording hands the recorder no code; the codes come from slips issued by the
+    system (``issue_slips(None, ...)``), as a non-participant would hand them out.
+    ``slips=False`` issues none.
+    """
     from volunteer_market.models import utcnow
     from volunteer_market.services import deliveries as delivery_service
 
@@ -239,7 +246,7 @@ def make_delivery(
     ended = started + timedelta(hours=length_hours)
     parts = participants if participants is not None else [(recorder, length_hours)]
     with atomic():
-        return delivery_service.record_delivery(
+        recorded = delivery_service.record_delivery(
             recorder,
             project_id=project.id,
             started_at=started,
@@ -249,6 +256,18 @@ def make_delivery(
             need_id=need.id if need is not None else None,
             now=now,
         )
+        codes = []
+        if slips and beneficiaries and now < recorded.delivery.rating_deadline:
+            codes = delivery_service.issue_slips(None, recorded.delivery, now=now)
+        return Slipped(delivery_service.get_delivery(recorded.delivery.id), codes)
+
+
+@dataclass
+class Slipped:
+    """A recorded delivery and the raw codes of the slips the system issued for it."""
+
+    delivery: Any
+    rating_codes: list = field(default_factory=list)
 
 
 # --- ledger (issue 4): points ----------------------------------------------------

@@ -118,3 +118,68 @@ def test_0004_flags_excluded_rows_as_the_services_do(empty_app):
     assert counted and all(n == 1 for (n,) in counted)
     upgrade()
     assert rollups() == before
+
+
+def test_0005_rating_slips_voids_the_codes_a_participant_has_seen(empty_app):
+    """Issue 15: every unused code of a delivery that still awaits ratings was shown to
+    its recorder, so the migration voids it; used codes and codes of settled deliveries
+    stay as they were; the secretary can issue slips again afterwards."""
+    from datetime import timedelta
+
+    from volunteer_market.database import atomic
+    from volunteer_market.models import Delivery, utcnow
+    from volunteer_market.services import deliveries as delivery_service
+    from volunteer_market.services import ratings as rating_service
+    from volunteer_market.services import settlement as settlement_service
+
+    from .factories import build_world, make_delivery, make_project
+
+    upgrade()
+    w = build_world()
+    project = make_project(w.member_a, w.community_a, status="approved", team=[w.member_a2])
+    open_one = make_delivery(
+        project, w.member_a, beneficiaries=[w.resident_a, w.resident_a2], hours_ago=3
+    )
+    with atomic():
+        rating_service.rate_by_code(code=open_one.rating_codes[0].code, score=5)
+    closed = make_delivery(
+        project,
+        w.member_a,
+        beneficiaries=[w.resident_a],
+        hours_ago=3,
+        now=utcnow() - timedelta(days=9),
+    )
+    with atomic():
+        d = db.session.get(Delivery, closed.delivery.id)
+        settlement_service.settle(w.secretary_a, d, confirm_unrated=True)
+
+    def codes():
+        with db.engine.connect() as conn:
+            return {
+                (r[0], r[1]): r[2:]
+                for r in conn.execute(
+                    sa.text(
+                        "select delivery_id, user_id, rating_code_hash is null, "
+                        "rating_token_hash is null, code_used_at is null "
+                        "from delivery_beneficiaries"
+                    )
+                )
+            }
+
+    downgrade(revision="0004")
+    before = codes()
+    assert all(v[:2] == (False, False) for v in before.values())  # 0004: every row had one
+    upgrade()
+    after = codes()
+    oid, cid = open_one.delivery.id, closed.delivery.id
+    assert after[(oid, w.resident_a.id)] == (False, False, False)  # used: kept
+    assert after[(oid, w.resident_a2.id)] == (True, True, True)  # seen, unused: voided
+    assert after[(cid, w.resident_a.id)] == (False, False, True)  # settled: untouched
+    db.session.remove()
+    with atomic():
+        d = db.session.get(Delivery, oid)
+        slips = delivery_service.issue_slips(w.secretary_a, d)
+    assert [s.user_id for s in slips] == [w.resident_a2.id]
+    with atomic():
+        rated = rating_service.rate_by_code(code=slips[0].code, score=4)
+    assert rated.settlement is not None

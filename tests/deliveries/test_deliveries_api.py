@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -46,7 +45,6 @@ def body(world, project, **over):
 def test_owner_records_a_delivery(api, world, project):
     resp = api.post("member_a", "/api/v1/deliveries", body(world, project))
     assert resp.status_code == 201, resp.get_json()
-    assert resp.headers["Cache-Control"] == "no-store"
     d = resp.get_json()
     assert d["status"] == "awaiting_ratings"
     assert d["hours"] == 2
@@ -61,24 +59,12 @@ def test_owner_records_a_delivery(api, world, project):
 
     deadline = datetime.fromisoformat(d["rating_deadline"])
     assert deadline - datetime.fromisoformat(d["ended_at"]) == timedelta(days=7)
-    codes = d["rating_codes"]
-    assert len(codes) == 2
-    for rc in codes:
-        assert len(rc["code"]) == 6 and rc["code"].isdigit()
-        assert rc["url"].startswith("http://localhost/rate/")
-        assert rc["qr_svg"].startswith("data:image/svg+xml")
-    assert len({rc["code"] for rc in codes}) == 2
-    # only hashes are stored, and a GET never shows the codes
+    # issue 15: the recorder (a participant) gets no rating code, token, link or QR
+    assert "rating_codes" not in d
+    raw = resp.get_data(as_text=True)
+    assert "/rate/" not in raw and "data:image/svg" not in raw
     rows = db.session.scalars(sa.select(DeliveryBeneficiary)).all()
-    stored = {r.rating_code_hash for r in rows}
-    assert stored == {hashlib.sha256(rc["code"].encode()).hexdigest() for rc in codes}
-    tokens = {r.rating_token_hash for r in rows}
-    assert tokens == {
-        hashlib.sha256(rc["url"].rsplit("/", 1)[1].encode()).hexdigest() for rc in codes
-    }
-    got = api.get("member_a", f"/api/v1/deliveries/{d['id']}")
-    assert "rating_codes" not in got.get_json()
-    assert not any(rc["code"] in got.get_data(as_text=True) for rc in codes)
+    assert [(r.rating_code_hash, r.rating_token_hash) for r in rows] == [(None, None)] * 2
     # beneficiaries are told to rate, the other participant is told it was recorded
     kinds = [n["kind"] for n in api.get("resident_a", "/api/v1/notifications").get_json()["items"]]
     assert kinds == ["delivery.please_rate"]
@@ -301,9 +287,9 @@ def test_no_shows_and_need(api, world, project):
     d = resp.get_json()
     assert d["no_shows"] == [world.member_a2.id]
     assert d["need_id"] == need.id
-    # the need's resident became a beneficiary with a code
+    # the need's resident became a beneficiary (no code handed to the recorder)
     assert [b["user_id"] for b in d["beneficiaries"]] == [world.resident_a.id]
-    assert [c["user_id"] for c in d["rating_codes"]] == [world.resident_a.id]
+    assert "rating_codes" not in d
     assert api.get("resident_a", f"/api/v1/needs/{need.id}").get_json()["status"] == "closed"
     kinds = [n["kind"] for n in api.get("member_a2", "/api/v1/notifications").get_json()["items"]]
     assert "delivery.no_show" in kinds

@@ -146,6 +146,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/deliveries/<int:delivery_id>/ratings"): B_VIEW,
     ("POST", "/deliveries/<int:delivery_id>/ratings"): frozenset({"sec_this"}),  # proxy
     ("POST", "/deliveries/<int:delivery_id>/settle"): frozenset({"sec_this"}),
+    # rating slips: the secretary of B, who is not on the delivery (grid_a1 is of A)
+    ("GET", "/deliveries/<int:delivery_id>/slips"): frozenset({"sec_this"}),
+    ("POST", "/deliveries/<int:delivery_id>/slips"): frozenset({"sec_this"}),
     ("GET", "/ledger/members"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/ledger/members/<int:user_id>"): frozenset({"owner", "sec_this"}),
     ("POST", "/ledger/members/<int:user_id>/adjust"): frozenset({"sec_this"}),
@@ -177,9 +180,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/rankings/settings/<int:area_id>"): B_STAFF,
     ("GET", "/rankings/teams"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
     ("GET", "/rate"): EVERYONE,
-    ("POST", "/rate"): EVERYONE,
+    # issue 15: a code typed in the session of the delivery's recorder never rates
+    ("POST", "/rate"): EVERYONE - {"owner"},
     ("GET", "/rate/<token>"): EVERYONE,  # a valid token of their own
-    ("POST", "/rate/<token>"): EVERYONE,
+    ("POST", "/rate/<token>"): EVERYONE - {"owner"},
     ("GET", "/ratings"): MEMBERS | {"resident"},
     ("POST", "/ratings/<int:rating_id>/edit"): frozenset({"sec_this"}),
     ("POST", "/ratings/<int:rating_id>/reply"): B_MEMBERS,  # both served in it
@@ -208,6 +212,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
+    ("GET", "/api/v1/me/pending-ratings"): SIGNED_IN,  # their own list (maybe empty)
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -221,6 +226,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/deliveries/<int:delivery_id>/ratings"): frozenset({"sec_this"}),
     ("GET", "/api/v1/deliveries/<int:delivery_id>/ratings"): B_VIEW,
     ("POST", "/api/v1/deliveries/<int:delivery_id>/settle"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/deliveries/<int:delivery_id>/rating-slips"): frozenset({"sec_this"}),
     ("GET", "/api/v1/deliveries/<int:delivery_id>/settlement"): B_VIEW,
     ("POST", "/api/v1/needs"): NOBODY,  # for resident_b: only B's grid worker (not cast)
     ("GET", "/api/v1/needs"): SIGNED_IN,
@@ -338,6 +344,15 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/deliveries/<int:delivery_id>/ratings"): lambda o, a: (
         {"delivery_id": o["page_unrated_delivery_id"]},
         {"score": "4", "comment": "代评", "on_behalf_of": str(o["resident_b"])},
+    ),
+    # a delivery awaiting ratings of its own, so no other route settles it first
+    ("GET", "/deliveries/<int:delivery_id>/slips"): lambda o, a: (
+        {"delivery_id": o["page_slips_delivery_id"]},
+        {},
+    ),
+    ("POST", "/deliveries/<int:delivery_id>/slips"): lambda o, a: (
+        {"delivery_id": o["page_slips_delivery_id"]},
+        {},
     ),
     # a fresh delivery past its rating window that nobody rated
     ("POST", "/deliveries/<int:delivery_id>/settle"): lambda o, a: (
@@ -513,6 +528,10 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/deliveries/<int:delivery_id>/ratings"): lambda o, a: (
         {"delivery_id": o["unrated_delivery_id"]},
         {"score": 4, "comment": "代评", "on_behalf_of": o["resident_b"]},
+    ),
+    ("GET", "/api/v1/deliveries/<int:delivery_id>/rating-slips"): lambda o, a: (
+        {"delivery_id": o["slips_delivery_id"]},
+        {},
     ),
     ("POST", "/api/v1/deliveries/<int:delivery_id>/settle"): lambda o, a: (
         {"delivery_id": o["settle_delivery_id"]},
@@ -855,6 +874,8 @@ def _objects(world) -> dict[str, object]:
         "unrated_delivery_id": unrated(8).id,
         "page_unrated_delivery_id": unrated(20).id,
         "photo_delivery_id": unrated(52).id,
+        "slips_delivery_id": unrated(56).id,
+        "page_slips_delivery_id": unrated(60).id,
         "settle_delivery_id": unrated(3, now=utcnow() - timedelta(days=8)).id,
         "page_settle_delivery_id": unrated(3, now=utcnow() - timedelta(days=9)).id,
         "open_rating_id": open_rating.id,

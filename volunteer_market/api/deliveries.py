@@ -1,4 +1,5 @@
-"""/api/v1/deliveries: record a service session (with one-time rating codes), read it."""
+"""/api/v1/deliveries: record a service session, read it, and the rating slips that a
+non-participant issues to residents without an account session."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ from typing import Any
 from flask import request
 
 from ..database import atomic
-from ..http.links import rating_codes
+from ..http.links import rating_slips
 from ..http.uploads import read_upload, send_upload, upload_dir
 from ..models import Delivery
 from ..schemas.common import page_of
-from ..schemas.deliveries import DeliveryCreatedOut, DeliveryIn, DeliveryOut, DeliveryQuery
+from ..schemas.deliveries import (
+    DeliveryIn,
+    DeliveryOut,
+    DeliveryQuery,
+    RatingSlipsOut,
+    RatingSlipsQuery,
+)
 from ..services import deliveries as delivery_service
 from ..services import uploads
 from .common import (
@@ -26,31 +33,47 @@ from .common import (
 blp = make_blueprint("api_deliveries", "/deliveries", "Deliveries (service sessions)")
 
 
-class _Created:
-    """A delivery plus the raw rating codes, for dumping with :class:`DeliveryCreatedOut`."""
-
-    def __init__(self, delivery: Delivery, codes: list[dict[str, Any]]):
-        self._delivery = delivery
-        self.rating_codes = codes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._delivery, name)
-
-
 @blp.route("", methods=["POST"])
 @blp.arguments(DeliveryIn)
-@blp.response(201, DeliveryCreatedOut)
+@blp.response(201, DeliveryOut)
 @blp.alt_response(404, response=problem_response(404))  # a project the caller may not see
 def record(data: dict) -> Any:
     """Record a session (owner or active team member of an approved project).
 
     ``participants: [{user_id, hours}]``, ``beneficiaries: [user_id]``, optional
-    ``need_id`` (closed by this delivery) and ``no_shows: [user_id]``. The response is
-    the only place the beneficiaries' raw rating codes ever appear.
+    ``need_id`` (closed by this delivery) and ``no_shows: [user_id]``. The response
+    carries no rating code, token or link: residents rate from their own session
+    (``GET /api/v1/me/pending-ratings``) or on a slip a non-participant issues.
     """
     with atomic():
         recorded = delivery_service.record_delivery(actor(), **data)
-    return _Created(recorded.delivery, rating_codes(recorded)), 201, {"Cache-Control": "no-store"}
+    return recorded.delivery, 201
+
+
+@blp.route("/<int:delivery_id>/rating-slips", methods=["GET"])
+@blp.arguments(RatingSlipsQuery, location="query")
+@blp.response(200, RatingSlipsOut)
+@blp.alt_response(409, response=problem_response(409))  # rated, settled, window closed
+def rating_slips_of(args: dict, delivery_id: int) -> Any:
+    """Issue printable rating slips (the secretary or a grid worker of the delivery's
+    community who neither recorded nor served in it).
+
+    Each beneficiary who has not rated gets a fresh one-time code, link and QR code,
+    shown this once (``Cache-Control: no-store``); issuing again voids the slips that
+    were out. ``user_id`` re-issues one beneficiary's slip only. 409 once rated.
+    """
+    with atomic():
+        delivery = delivery_service.get_visible_delivery(actor(), delivery_id)
+        title = delivery.project.title
+        codes = delivery_service.issue_slips(actor(), delivery, user_id=args.get("user_id"))
+        body = {
+            "delivery_id": delivery.id,
+            "project_title": title,
+            "started_at": delivery.started_at,
+            "rate_until": delivery.rating_deadline,
+            "items": rating_slips(codes),
+        }
+    return body, 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("", methods=["GET"])

@@ -16,6 +16,7 @@ from ..schemas.ratings import (
     ByCodeIn,
     ByCodeOut,
     DeliveryRatingsOut,
+    PendingRatingsOut,
     QueuePageOut,
     QueueQuery,
     RatingIn,
@@ -72,6 +73,26 @@ def rate(data: dict, delivery_id: int) -> dict[str, Any]:
             on_behalf_of=data.get("on_behalf_of"),
         )
         return _present_one(rated.rating.id, rated.delivery.status.value)
+
+
+@blp.route("/me/pending-ratings", methods=["GET"])
+@blp.response(200, PendingRatingsOut)
+def pending_ratings() -> dict[str, Any]:
+    """Deliveries you received and may still rate from this session, deadline first
+    (``等您评价``): rate each with ``POST /api/v1/deliveries/{id}/ratings``."""
+    pending = rating_service.to_rate(actor())
+    names = rating_service.titles(pending)
+    return {
+        "items": [
+            {
+                "delivery_id": d.id,
+                "project_title": names.get(d.id, ""),
+                "started_at": d.started_at,
+                "rate_until": d.rating_deadline,
+            }
+            for d in pending
+        ]
+    }
 
 
 @blp.route("/deliveries/<int:delivery_id>/ratings", methods=["GET"])

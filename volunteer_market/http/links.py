@@ -1,8 +1,9 @@
 """Absolute links to pages that both edges hand out, as text and as QR codes.
 
-* A recorded delivery's one-time rating codes: both ``POST /api/v1/deliveries`` and
-  the page that records a delivery show each beneficiary's raw code, the link a
-  beneficiary opens to rate, and that link as a QR code -- once, never stored.
+* Rating slips: ``GET /api/v1/deliveries/{id}/rating-slips`` and the printable slips
+  page show each beneficiary's raw code, the link a beneficiary opens to rate, and
+  that link as a QR code -- once, to the secretary or a grid worker who did not serve
+  in the delivery, never stored. Recording a delivery shows no code at all.
 * A held redemption's pickup link: the fulfilment page with the code filled in, which
   the secretary's phone opens by scanning the member's QR code.
 
@@ -24,10 +25,10 @@ def rating_url(token: str) -> str:
     return f"{request.host_url}rate/{token}"
 
 
-def rating_codes(recorded: delivery_service.Recorded) -> list[dict[str, Any]]:
-    """Return the raw codes with their URLs and QR codes (shown once, never stored)."""
+def rating_slips(codes: list[delivery_service.RatingCode]) -> list[dict[str, Any]]:
+    """Return the slips' raw codes with their URLs and QR codes (shown once, never stored)."""
     out = []
-    for rc in recorded.rating_codes:
+    for rc in codes:
         url = rating_url(rc.token)
         out.append(
             {

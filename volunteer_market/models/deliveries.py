@@ -100,7 +100,12 @@ class DeliveryParticipant(Model):
 
 
 class DeliveryBeneficiary(Model):
-    """A resident who received the service and holds a one-time rating code."""
+    """A resident who received the service; may hold a one-time rating code (a slip).
+
+    The code is issued on a rating slip by the community's secretary or a grid worker
+    who did not serve in the delivery (``services/deliveries/slips.py``), never to a
+    participant; NULL digests mean no slip is out (rate from the own session).
+    """
 
     __tablename__ = "delivery_beneficiaries"
     __table_args__ = (sa.UniqueConstraint("delivery_id", "user_id"),)
@@ -109,13 +114,17 @@ class DeliveryBeneficiary(Model):
     delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("deliveries.id"))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     #: sha256 hex of the six-digit code (unique among unused codes of open deliveries).
-    rating_code_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    rating_code_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     #: sha256 hex of the long random token in the QR URL ``/rate/<token>``.
-    rating_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    rating_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    #: Set by any rating of this beneficiary (the code, if any, is used up with it).
     code_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Who issued the slip now out, and when (NULL: no slip, or issued by the system).
+    code_issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    code_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     delivery: Mapped[Delivery] = relationship(back_populates="beneficiaries", lazy="raise_on_sql")
-    user: Mapped[User] = relationship(lazy="raise_on_sql")
+    user: Mapped[User] = relationship(lazy="raise_on_sql", foreign_keys=[user_id])
 
 
 class DeliveryNoShow(Model):

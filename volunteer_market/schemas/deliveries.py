@@ -58,12 +58,27 @@ class BeneficiaryOut(Schema):
     display_name = fields.Function(lambda b: b.user.display_name)
 
 
-class RatingCodeOut(Schema):
+class RatingSlipOut(Schema):
+    """One beneficiary's slip: the one-time code, the link and its QR code."""
+
     user_id = fields.Integer()
     display_name = fields.String()
     code = fields.String()
     url = fields.String()
     qr_svg = fields.String()
+
+
+class RatingSlipsOut(Schema):
+    delivery_id = fields.Integer()
+    project_title = fields.String()
+    started_at = fields.DateTime()
+    rate_until = fields.DateTime()
+    items = fields.List(fields.Nested(RatingSlipOut))
+
+
+class RatingSlipsQuery(StrictSchema):
+    #: Only this beneficiary's slip (a lost one); the others stay valid.
+    user_id = WholeNumber(validate=ID_RANGE)
 
 
 class DeliveryOut(Schema):
@@ -84,10 +99,6 @@ class DeliveryOut(Schema):
     participants = fields.List(fields.Nested(ParticipantOut))
     beneficiaries = fields.List(fields.Nested(BeneficiaryOut))
     no_shows = fields.Function(lambda d: [n.user_id for n in d.no_shows])
-
-
-class DeliveryCreatedOut(DeliveryOut):
-    rating_codes = fields.List(fields.Nested(RatingCodeOut))
 
 
 class DeliveryQuery(PageArgs):

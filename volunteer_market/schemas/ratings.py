@@ -120,6 +120,19 @@ class PendingOut(Schema):
     display_name = fields.String()
 
 
+class PendingRatingOut(Schema):
+    """A delivery the caller received and may still rate from their own session."""
+
+    delivery_id = fields.Integer()
+    project_title = fields.String()
+    started_at = fields.DateTime()
+    rate_until = fields.DateTime()
+
+
+class PendingRatingsOut(Schema):
+    items = fields.List(fields.Nested(PendingRatingOut))
+
+
 class DeliveryRatingsOut(Schema):
     delivery_id = fields.Integer()
     status = fields.String()

@@ -175,7 +175,7 @@ def grant_role(actor: User | None, user: User, role: Role, area: Area | None) ->
                 errors={"area_id": [f"{role.value} is granted on: {kinds}."]},
             )
     if actor is not None:
-        permissions.require(actor, "role.grant", GrantTarget(role, area))
+        permissions.require(actor, "role.grant", GrantTarget(role, area, user))
     area_id = area.id if area is not None else None
     existing = db.session.execute(
         sa.select(RoleGrant.id).where(

@@ -1,5 +1,6 @@
-"""Delivery pages: record a service session (showing each beneficiary's rating code and
-QR code once), a recorded session and its photo. A delivery's ratings and settlement
+"""Delivery pages: record a service session (no rating code is ever shown to its
+recorder), a recorded session and its photo, and the printable rating slips that the
+secretary or a non-participant grid worker issues. A delivery's ratings and settlement
 are on the rating pages (``web/ratings.py``)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..http.links import rating_codes
+from ..http.links import rating_slips
 from ..http.uploads import save_upload, send_upload, upload_dir
 from ..models import Area, Need, NeedStatus, Project, ProjectStatus, Role, TeamStatus
 from ..schemas.deliveries import DeliveryIn
@@ -73,7 +74,7 @@ def _per_person_errors(
 @bp.route("/projects/<int:project_id>/deliveries/new", methods=["GET", "POST"])
 @login_required
 def new_delivery(project_id: int) -> ResponseReturnValue:
-    """Record a service session; afterwards show each beneficiary's code and QR code once."""
+    """Record a service session; afterwards say how the residents rate (no codes here)."""
     p = project_service.get_visible_project(current_user, project_id)
     permissions.require(current_user, "delivery.record", p)
     community = db.session.get(Area, p.community_id)
@@ -119,13 +120,8 @@ def new_delivery(project_id: int) -> ResponseReturnValue:
             uploads.remove(upload_dir(), stored)
             raise
         else:
-            resp = render_template(
-                "deliveries/delivery_recorded.html",
-                p=p,
-                d=recorded.delivery,
-                codes=rating_codes(recorded),
-            )
-            return resp, 201, {"Cache-Control": "no-store"}
+            resp = render_template("deliveries/delivery_recorded.html", p=p, d=recorded.delivery)
+            return resp, 201
     tz = area_zone(community)
     return render_template(
         "deliveries/delivery_form.html",
@@ -142,7 +138,7 @@ def new_delivery(project_id: int) -> ResponseReturnValue:
 @bp.route("/deliveries/<int:delivery_id>")
 @login_required
 def delivery(delivery_id: int) -> ResponseReturnValue:
-    """A recorded session (never shows the rating codes again)."""
+    """A recorded session (never shows a rating code)."""
     d = delivery_service.get_visible_delivery(current_user, delivery_id)
     return render_template("deliveries/delivery.html", d=d, p=d.project)
 
@@ -153,3 +149,24 @@ def delivery_photo(delivery_id: int) -> ResponseReturnValue:
     """The photo of a recorded session I may see."""
     d = delivery_service.get_visible_delivery(current_user, delivery_id)
     return send_upload(d.photo_path)
+
+
+@bp.route("/deliveries/<int:delivery_id>/slips", methods=["GET", "POST"])
+@login_required
+def rating_slips_page(delivery_id: int) -> ResponseReturnValue:
+    """Printable rating slips: GET explains and offers the button, POST issues fresh
+    slips (voiding those out) and shows them once, for the secretary or a grid worker
+    who neither recorded nor served in the delivery."""
+    d = delivery_service.get_visible_delivery(current_user, delivery_id)
+    permissions.require(current_user, "delivery.slips", d)
+    p = d.project
+    if request.method == "GET":
+        return render_template("deliveries/slips.html", d=d, p=p, slips=None)
+    raw = request.form.get("user_id", "").strip()
+    user_id = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    if raw and user_id is None:
+        raise ValidationFailed("user_id is invalid.", errors={"user_id": ["Invalid."]})
+    with atomic():
+        codes = delivery_service.issue_slips(current_user, d, user_id=user_id)
+    resp = render_template("deliveries/slips.html", d=d, p=p, slips=rating_slips(codes))
+    return resp, 200, {"Cache-Control": "no-store"}

@@ -115,7 +115,8 @@ def _render_member(
     can_reverse = {
         cid
         for cid in communities
-        if permissions.may(current_user, "ledger.reverse", db.session.get(Area, cid))
+        if user.id != current_user.id  # never one's own points (no self-dealing)
+        and permissions.may(current_user, "ledger.reverse", db.session.get(Area, cid))
     }
     return (
         render_template(

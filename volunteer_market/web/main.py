@@ -10,6 +10,7 @@ from flask_login import current_user, login_required, login_user
 from ..database import atomic
 from ..http.throttles import mark_login_failed, password_check_throttle
 from ..services import passwords
+from ..services import ratings as rating_service
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
 
@@ -19,8 +20,14 @@ bp = Blueprint("web_main", __name__)
 @bp.route("/")
 @login_required
 def home() -> ResponseReturnValue:
-    """Show the signed-in user's start page."""
-    return render_template("home.html", me=user_service.present_user(current_user, current_user))
+    """Show the signed-in user's start page (with "等您评价": what I may still rate)."""
+    pending = rating_service.to_rate(current_user)
+    return render_template(
+        "home.html",
+        me=user_service.present_user(current_user, current_user),
+        pending=pending,
+        pending_titles=rating_service.titles(pending),
+    )
 
 
 @bp.route("/profile", methods=["GET", "POST"])

@@ -184,6 +184,14 @@ MESSAGES: dict[str, Any] = {
     "This delivery has already been rated for this beneficiary.": _l("这位居民已评价过本次服务。"),
     "This delivery has been settled; its ratings are closed.": _l("本次服务已结算，评价已关闭。"),
     "You have already replied to this rating.": _l("您已回复过这条评价。"),
+    # rating slips
+    "Every beneficiary has already rated this delivery.": _l("受益居民都已评价，无需发放评价卡。"),
+    "This delivery takes no more ratings; no slip can be issued.": _l(
+        "本次服务已不再接受评价，不能发放评价卡。"
+    ),
+    "user_id must be a beneficiary of this delivery.": _l("该用户不是本次服务的受益居民。"),
+    "user_id is invalid.": _l("用户编号无效。"),
+    "Invalid.": _l("无效。"),
     "Give either code or token.": _CODE_OR_TOKEN,
     "This rating code is not valid: it may be mistyped, already used or expired.": _l(
         "这个评价码无效：可能输错了、已经用过或已过期。"

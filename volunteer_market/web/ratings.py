@@ -142,7 +142,11 @@ def _rate_step(
     try:
         with atomic():
             rated = rating_service.rate_by_code(
-                code=code, token=token, score=score, comment=comment
+                code=code,
+                token=token,
+                score=score,
+                comment=comment,
+                submitted_by=current_user if current_user.is_authenticated else None,
             )
             settled = rated.settlement is not None
     except rating_service.InvalidRatingCode:

@@ -13,12 +13,14 @@ Design overview
   order; SQLite's ``BEGIN IMMEDIATE`` already serialises writers) before the overlap
   query, so two concurrent recordings for one member cannot both pass.
 * The optional need (same community) is closed by a conditional UPDATE.
-* Each beneficiary gets a one-time six-digit code and a long random token for the QR
-  URL ``/rate/<token>``. Only ``sha256`` hex digests are stored
-  (:func:`rating_code_hash`, :func:`rating_token_hash`); the raw values are returned
-  once, to the recorder, by :func:`record_delivery`. A code is unique among unused
-  codes of deliveries whose rating window is still open: look codes up with
-  :func:`find_beneficiary_by_code`, which applies the same condition.
+* The rating secret never reaches a participant: recording makes no code. A resident
+  with an account rates from their own session; for one without, the community's
+  secretary or a grid worker who did not serve issues a slip (:func:`issue_slips`):
+  a one-time six-digit code and a long random token for the QR URL ``/rate/<token>``,
+  shown once to the issuer. Only ``sha256`` hex digests are stored
+  (:func:`rating_code_hash`, :func:`rating_token_hash`) with who issued them. A code
+  is unique among unused codes of deliveries whose rating window is still open: look
+  codes up with :func:`find_beneficiary_by_code`, which applies the same condition.
 * Ratings and settlement both lock the delivery row (:func:`lock_delivery`, after the
   ledger head) and read its scores (:func:`scores_of`); those two live here, below
   both, so neither service imports the other's internals.
@@ -28,6 +30,7 @@ Rooms of the package
 ``recording``  :func:`record_delivery` and its steps; the session and window limits
 ``photo``      the session photo (recorder or owner, before settlement)
 ``codes``      the beneficiaries' rating codes and QR tokens: digests, allocation, lookup
+``slips``      :func:`issue_slips`: codes on printable slips, issued by non-participants
 ``reading``    get, the visible lists, a project's deliveries; the row lock and scores
 """
 
@@ -62,6 +65,7 @@ from .recording import (
     rating_window,
     record_delivery,
 )
+from .slips import issue_slips
 
 __all__ = [
     "CLOCK_SKEW",
@@ -77,6 +81,7 @@ __all__ = [
     "find_beneficiary_by_token",
     "get_delivery",
     "get_visible_delivery",
+    "issue_slips",
     "list_deliveries",
     "lock_delivery",
     "participant_cap_minutes",

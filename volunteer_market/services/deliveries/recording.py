@@ -1,6 +1,8 @@
 """Recording a delivery: one service session with its participants, beneficiaries,
 no-shows and optional need, checked field by field, guarded against overlapping
-sessions, written with the beneficiaries' rating codes, announced.
+sessions, written, announced. No rating code is made here: the recorder is a
+participant, and the secret that proves a resident's rating never reaches one
+(codes come on slips, ``slips.py``).
 
 :func:`record_delivery` is a sequence of named steps: the project, the times, the
 participants, the beneficiaries and the need, the no-shows (all field errors are
@@ -9,9 +11,8 @@ gathered into one 422), the overlap guard, the writing, the audit and notificati
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -40,7 +41,6 @@ from .. import needs as need_service
 from ..errors import Conflict, ValidationFailed
 from ..points_policy import current_policy
 from ..projects import get_visible_project
-from .codes import RatingCode, new_rating_code, rating_code_hash, rating_token_hash
 from .reading import get_delivery
 
 #: Ratings are accepted until ``ended_at`` + this (the default policy).
@@ -72,10 +72,9 @@ def rating_window(community_id: int) -> timedelta:
 
 @dataclass
 class Recorded:
-    """A recorded delivery and its beneficiaries' raw rating codes (returned once)."""
+    """A recorded delivery (it carries no rating code: see ``slips.py``)."""
 
     delivery: Delivery
-    rating_codes: list[RatingCode] = field(default_factory=list)
 
 
 def record_delivery(
@@ -91,7 +90,7 @@ def record_delivery(
     photo_path: str | None = None,
     now: datetime | None = None,
 ) -> Recorded:
-    """Record one service session; return it with the beneficiaries' raw rating codes.
+    """Record one service session; return it (never with a rating code).
 
     ``participants`` are ``(user_id, minutes)`` pairs.
 
@@ -133,12 +132,12 @@ def record_delivery(
         participants=participants,
         no_show_ids=no_show_ids,
     )
-    codes = _issue_rating_codes(delivery, beneficiary_ids, now)
+    _add_beneficiaries(delivery, beneficiary_ids)
     db.session.flush()
     _audit_recording(actor, project, delivery, participants, beneficiary_ids, no_show_ids)
     _notify_people(actor, project, delivery, participants, beneficiary_ids, no_show_ids)
     db.session.flush()
-    return Recorded(get_delivery(delivery.id), codes)
+    return Recorded(get_delivery(delivery.id))
 
 
 # --- validation steps -----------------------------------------------------------------
@@ -388,30 +387,11 @@ def _write(
     return delivery
 
 
-def _issue_rating_codes(
-    delivery: Delivery, beneficiary_ids: list[int], now: datetime
-) -> list[RatingCode]:
-    """Add each beneficiary with a fresh code and QR token; return the raw values."""
-    codes: list[RatingCode] = []
-    taken: set[str] = set()
-    names = dict(
-        db.session.execute(
-            sa.select(User.id, User.display_name).where(User.id.in_(beneficiary_ids or [0]))
-        ).all()
-    )
+def _add_beneficiaries(delivery: Delivery, beneficiary_ids: list[int]) -> None:
+    """Add each beneficiary without a code: they rate from their own session, or on a
+    slip that the secretary or a non-participant grid worker issues later."""
     for user_id in beneficiary_ids:
-        code = new_rating_code(now, taken)
-        token = secrets.token_urlsafe(32)
-        db.session.add(
-            DeliveryBeneficiary(
-                delivery_id=delivery.id,
-                user_id=user_id,
-                rating_code_hash=rating_code_hash(code),
-                rating_token_hash=rating_token_hash(token),
-            )
-        )
-        codes.append(RatingCode(user_id, names.get(user_id, ""), code, token))
-    return codes
+        db.session.add(DeliveryBeneficiary(delivery_id=delivery.id, user_id=user_id))
 
 
 def _audit_recording(

@@ -46,7 +46,8 @@ def reverse(
 
     Audited, and the member is notified. ``actor=None`` is the CLI/system.
 
-    :raises Forbidden: the actor is not the secretary of the transaction's community.
+    :raises Forbidden: the actor is not the secretary of the transaction's community,
+        or the transaction is his own (no self-dealing).
     :raises ValidationFailed: no reason.
     :raises AlreadyReversed: ``tx`` was reversed before (409).
     :raises Conflict: ``tx`` is a reversal, a hold/release/redeem, or has no community.
@@ -57,7 +58,7 @@ def reverse(
     if actor is not None:
         if community is None:
             raise Forbidden("You are not allowed to do this.", action="ledger.reverse")
-        permissions.require(actor, "ledger.reverse", community)
+        permissions.require(actor, "ledger.reverse", tx)
     if tx.kind == TransactionKind.REVERSE:
         raise Conflict("A reversal cannot itself be reversed.")
     if tx.kind not in REVERSIBLE_KINDS:

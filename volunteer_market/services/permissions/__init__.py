@@ -11,14 +11,24 @@ admin is global. The admin manages areas, users, grants and policies but takes
 no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
-grant helpers) and a rule module per aggregate (``accounts``, ``projects``, ``ledger``,
-``ratings``, ``rankings``, ``rewards``). A new feature adds its rules in a module of its
-own and imports it below, so every rule is registered when the package is imported.
+grant helpers), a rule module per aggregate (``accounts``, ``projects``, ``ledger``,
+``ratings``, ``rankings``, ``rewards``) and ``self_dealing``, the one guard every
+point-moving action passes (nobody acts for an object he benefits from). A new feature
+adds its rules in a module of its own and imports it below, so every rule is
+registered when the package is imported.
 """
 
 from __future__ import annotations
 
-from . import accounts, ledger, projects, rankings, ratings, rewards  # noqa: F401  (register)
+from . import (  # noqa: F401  (register)
+    accounts,
+    ledger,
+    projects,
+    rankings,
+    ratings,
+    rewards,
+    self_dealing,
+)
 from .accounts import GrantTarget
 from .core import (
     GRANTABLE_KINDS,
@@ -43,10 +53,12 @@ from .projects import (
     reads_community,
     team_status,
 )
-from .ratings import is_beneficiary, is_participant
+from .ratings import is_beneficiary, is_participant, is_recorder_or_participant
 from .rewards import manages_reward_area
+from .self_dealing import GUARDED_ACTIONS, beneficiaries_of, delivery_parties
 
 __all__ = [
+    "GUARDED_ACTIONS",
     "GRANTABLE_KINDS",
     "PROJECT_COMMUNITY_STATUSES",
     "PROJECT_PUBLIC_STATUSES",
@@ -54,14 +66,17 @@ __all__ = [
     "GrantTarget",
     "NeedFor",
     "actions",
+    "beneficiaries_of",
     "communities_of",
     "community_id_of",
+    "delivery_parties",
     "grant_areas",
     "holds",
     "in_community",
     "is_admin",
     "is_beneficiary",
     "is_participant",
+    "is_recorder_or_participant",
     "manages_reward_area",
     "may",
     "on_team",

@@ -65,10 +65,12 @@ def _user_view_personal(actor: User, user: User) -> bool:
 
 @dataclass(frozen=True)
 class GrantTarget:
-    """What a grant would be: ``role`` on ``area`` (None for admin)."""
+    """What a grant would be: ``role`` on ``area`` (None for admin), held by ``user``
+    (None: any user, as when a page asks whether to offer the form)."""
 
     role: Role
     area: Area | None
+    user: User | None = None
 
 
 @rule("role.grant")

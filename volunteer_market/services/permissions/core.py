@@ -12,6 +12,11 @@ from ..errors import Forbidden
 
 Rule = Callable[[User, Any], bool]
 _RULES: dict[str, Rule] = {}
+#: Checks every ``may`` runs before the action's rule: ``(actor, action, target)`` ->
+#: False to refuse. The one registered is the no-self-dealing rule
+#: (``self_dealing.py``): nobody acts on points for an object he benefits from.
+Guard = Callable[[User, str, Any], bool]
+_GUARDS: list[Guard] = []
 
 #: Which area kinds each role may be granted on.
 GRANTABLE_KINDS: dict[Role, frozenset[AreaKind]] = {
@@ -39,6 +44,12 @@ def rule(action: str) -> Callable[[Rule], Rule]:
     return register
 
 
+def guard(fn: Guard) -> Guard:
+    """Register ``fn`` as a check that every action passes before its own rule."""
+    _GUARDS.append(fn)
+    return fn
+
+
 def actions() -> list[str]:
     """Return every action name the policy knows (for tests and docs)."""
     return sorted(_RULES)
@@ -55,6 +66,8 @@ def may(actor: User | None, action: str, target: Any = None) -> bool:
     except KeyError:
         raise LookupError(f"no policy rule for action {action!r}") from None
     if actor is None or not getattr(actor, "is_active", False):
+        return False
+    if not all(g(actor, action, target) for g in _GUARDS):
         return False
     return bool(check(actor, target))
 

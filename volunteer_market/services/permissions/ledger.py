@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...models import Area, Role, User
+from ...extensions import db
+from ...models import Area, LedgerTransaction, Role, User
 from .accounts import staff_over
 from .core import (
     communities_of,
@@ -43,7 +44,7 @@ def _ledger_members(actor: User, _target: Any) -> bool:
 def _ledger_adjust(actor: User, target: Any) -> bool:
     """Target ``AdjustTarget(member, community)`` (services/ledger/corrections.py): the
     secretary of that community, where the member holds a member role, never for their
-    own points. ``None``: any secretary."""
+    own points (also refused by the no-self-dealing guard). ``None``: any secretary."""
     if target is None:
         return bool(grant_areas(actor, [Role.SECRETARY]))
     if actor.id == target.member.id:
@@ -54,9 +55,12 @@ def _ledger_adjust(actor: User, target: Any) -> bool:
 
 
 @rule("ledger.reverse")
-def _ledger_reverse(actor: User, community: Area | None) -> bool:
-    """Reverse a transaction of ``community``: its secretary."""
-    return community is not None and holds(actor, Role.SECRETARY, community)
+def _ledger_reverse(actor: User, target: Area | LedgerTransaction | None) -> bool:
+    """Reverse a transaction of a community: its secretary. Given the transaction
+    itself, the no-self-dealing guard also refuses the member it concerns."""
+    if isinstance(target, LedgerTransaction):
+        target = db.session.get(Area, target.community_id) if target.community_id else None
+    return target is not None and holds(actor, Role.SECRETARY, target)
 
 
 @rule("points_policy.manage")

@@ -50,24 +50,40 @@ def is_beneficiary(user_id: int, delivery_id: int) -> bool:
 
 @rule("rating.rate")
 def _rating_rate(actor: User, delivery: Delivery) -> bool:
-    """Rate for oneself: a beneficiary of the delivery, never a participant."""
-    return is_beneficiary(actor.id, delivery.id) and not is_participant(actor.id, delivery.id)
+    """Rate for oneself: a beneficiary of the delivery, never its recorder or a participant."""
+    return is_beneficiary(actor.id, delivery.id) and not is_recorder_or_participant(
+        actor.id, delivery
+    )
 
 
 @rule("rating.proxy")
 def _rating_proxy(actor: User, delivery: Delivery) -> bool:
     """Enter a rating for a beneficiary: a grid worker or the secretary of the
-    delivery's community, who did not serve in it."""
+    delivery's community, who neither recorded nor served in it (flagged ``is_proxy``)."""
     return in_community(
         actor, [Role.GRID_WORKER, Role.SECRETARY], delivery.community_id
-    ) and not is_participant(actor.id, delivery.id)
+    ) and not is_recorder_or_participant(actor.id, delivery)
+
+
+def is_recorder_or_participant(user_id: int, delivery: Delivery) -> bool:
+    """Return True if ``user_id`` recorded the delivery or served in it."""
+    return user_id == delivery.recorded_by_id or is_participant(user_id, delivery.id)
+
+
+@rule("delivery.slips")
+def _delivery_slips(actor: User, delivery: Delivery) -> bool:
+    """Issue rating slips (the residents' codes): the secretary or a grid worker of the
+    delivery's community who neither recorded nor served in it, in any role."""
+    return in_community(
+        actor, [Role.GRID_WORKER, Role.SECRETARY], delivery.community_id
+    ) and not is_recorder_or_participant(actor.id, delivery)
 
 
 @rule("rating.change")
 def _rating_change(actor: User, rating: Rating) -> bool:
     """The beneficiary the rating belongs to, or staff who may enter proxy ratings."""
     delivery = db.session.get(Delivery, rating.delivery_id)
-    if delivery is None or is_participant(actor.id, delivery.id):
+    if delivery is None or is_recorder_or_participant(actor.id, delivery):
         return False
     return actor.id == rating.beneficiary_id or _rating_proxy(actor, delivery)
 

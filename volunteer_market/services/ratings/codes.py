@@ -11,6 +11,7 @@ from typing import Any
 from ...extensions import db
 from ...models import Delivery, DeliveryBeneficiary, User, utcnow
 from .. import deliveries as delivery_service
+from .. import permissions
 from .input import CODE_RE, InvalidRatingCode
 from .state import project_title, window_open
 
@@ -18,10 +19,11 @@ from .state import project_title, window_open
 def find_code(
     *, code: str | None = None, token: str | None = None, now: datetime | None = None
 ) -> DeliveryBeneficiary:
-    """Return the beneficiary row a code or QR token opens (unused, window open).
+    """Return the beneficiary row a code or QR token opens (unused, window open, on a
+    slip issued by someone who neither recorded nor served in the delivery).
 
-    :raises InvalidRatingCode: wrong, used or expired (one generic message), or an
-        inactive account.
+    :raises InvalidRatingCode: wrong, used, expired or voided (one generic message), or
+        an inactive account.
     """
     now = now or utcnow()
     field = "token" if token is not None and code is None else "code"
@@ -36,6 +38,13 @@ def find_code(
             delivery = db.session.get(Delivery, row.delivery_id)
             if row.code_used_at is not None or delivery is None or not window_open(delivery, now):
                 row = None
+    if row is not None and row.code_issued_by_id is not None:
+        # a code never rates a delivery whose participant asked for it
+        delivery = db.session.get(Delivery, row.delivery_id)
+        if delivery is None or permissions.is_recorder_or_participant(
+            row.code_issued_by_id, delivery
+        ):
+            row = None
     if row is None:
         raise InvalidRatingCode(field)
     user = db.session.get(User, row.user_id)

@@ -85,7 +85,7 @@ def rate(
     now = now or utcnow()
     score = clean_score(score)
     text = clean_text(comment)
-    if permissions.is_participant(actor.id, delivery.id):
+    if permissions.is_recorder_or_participant(actor.id, delivery):
         raise Forbidden("Participants never rate their own delivery.", action="rating.rate")
     if on_behalf_of is None or on_behalf_of == actor.id:
         permissions.require(actor, "rating.rate", delivery)
@@ -253,14 +253,18 @@ def rate_by_code(
     token: str | None = None,
     score: Any,
     comment: Any = None,
+    submitted_by: User | None = None,
     now: datetime | None = None,
 ) -> Rated:
     """Record a rating from the one-time code or QR token, without a password.
 
     The code identifies both the beneficiary and the delivery and works once.
+    ``submitted_by`` is the user signed in where the code was typed, if any: a
+    participant or the recorder of the delivery is refused (403).
 
     :raises ValidationFailed: bad score or comment (the code is not looked at).
     :raises InvalidRatingCode: wrong, used or expired code/token (422, generic).
+    :raises Forbidden: ``submitted_by`` recorded or served in the delivery.
     """
     now = now or utcnow()
     score = clean_score(score)
@@ -271,6 +275,10 @@ def rate_by_code(
             errors={"code": ["Give either code or token."]},
         )
     row = find_code(code=code, token=token, now=now)
+    if submitted_by is not None:
+        delivery = db.session.get(Delivery, row.delivery_id)
+        if delivery is None or permissions.is_recorder_or_participant(submitted_by.id, delivery):
+            raise Forbidden("Participants never rate their own delivery.", action="rating.rate")
     user = db.session.get(User, row.user_id)
     assert user is not None
     try:
