@@ -208,6 +208,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
+    ("POST", "/api/v1/me/password"): SIGNED_IN,  # one's own (the same password again)
+    ("POST", "/api/v1/users/<int:user_id>/password-reset"): B_STAFF,
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -285,6 +287,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
 RUN_LAST = (
     ("POST", "/logout"),
     ("POST", "/login"),  # signs every caller in again (after its logout)
+    ("POST", "/api/v1/me/password"),  # ends the page sessions (the token still works)
     ("DELETE", "/api/v1/auth/token"),
 )
 
@@ -486,6 +489,15 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/auth/token"): lambda o, a: (
         {},
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
+    ),
+    ("POST", "/api/v1/me/password"): lambda o, a: (
+        {},
+        {"old_password": PASSWORD, "new_password": PASSWORD},
+    ),
+    # a fresh member of B (resetting member_b's password would lock the owner out)
+    ("POST", "/api/v1/users/<int:user_id>/password-reset"): lambda o, a: (
+        {"user_id": o["reset_user_id"]},
+        {"password": "reset-by-staff-1"},
     ),
     ("POST", "/api/v1/adjustments"): lambda o, a: (
         {},
@@ -849,6 +861,7 @@ def _objects(world) -> dict[str, object]:
         "grid_b1": world.areas["grid_b1"].id,
         "member_b3": member_b3.id,
         "member_b4": member_b4.id,
+        "reset_user_id": make_user("member_b6", (Role.MEMBER, b)).id,
         "revoke_user_id": revoke_user.id,
         "revoke_grant_ids": revoke_grant_ids,
         "codes": codes,

@@ -17,6 +17,7 @@ The counters live in the Flask-Limiter storage (``memory://`` for one process;
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +79,14 @@ def login_throttle(fn: View) -> View:
 
 
 def _signed_in_account_key() -> str:
-    name = current_user.username if current_user.is_authenticated else ""
-    return "acct:" + name.strip().lower()[:64]
+    if current_user.is_authenticated:
+        return "acct:" + current_user.username.strip().lower()[:64]
+    # The API (``POST /api/v1/me/password``): the limiter runs before the bearer token
+    # is resolved, so the counter is per token (and per IP below).
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "tok:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
+    return "acct:"
 
 
 #: The same counter as ``_per_account`` (same scope, same key for the same username).

@@ -102,6 +102,16 @@ MESSAGES: dict[str, Any] = {
     "Password too short.": _l("密码太短。"),
     "Taken.": _l("已被使用。"),
     "This username is taken.": _l("该用户名已被使用。"),
+    "Use 3 to 64 letters, Chinese characters, digits, _ . or - "
+    "(a Chinese name may have 2); not only digits.": _l(
+        "用户名为 3 到 64 个字母、汉字、数字或 _ . -（中文名可以是 2 个字），不能全是数字。"
+    ),
+    "Not a valid mobile phone number (11 digits, e.g. 13812345678).": _l(
+        "请输入有效的手机号（11 位数字，如 13812345678）。"
+    ),
+    "This phone number belongs to another account.": _l("该手机号已属于另一个账号。"),
+    "Change your password first (POST /api/v1/me/password).": _l("请先修改密码。"),
+    "The current password is wrong.": _l("原密码不正确。"),
     "Admin is a global role.": _l("系统管理员是全局角色，不属于任何区域。"),
     "Must be empty for admin.": _l("系统管理员不能指定区域。"),
     "An area is required.": _l("请选择区域。"),
