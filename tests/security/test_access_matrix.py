@@ -118,6 +118,7 @@ B_STAFF = frozenset({"sec_this", "admin"})  # may manage objects of community B
 B_MEMBERS = frozenset({"owner", "non_owner"})  # members of community B
 B_VIEW = B_STAFF | B_MEMBERS  # may see B's public objects
 MEMBERS = frozenset({"member"}) | B_MEMBERS
+STAFF_ANYWHERE = frozenset({"sec_this", "sec_other", "admin"})  # a secretary or an admin
 STAFF = frozenset({"grid", "sec_this", "sec_other", "officer_out", "admin"})
 
 # Routes never checked (served to everyone, no data): static files and the API docs.
@@ -204,10 +205,17 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/rewards/new"): frozenset({"sec_this"}),  # on community B
     ("GET", "/rewards/stock"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/settlement"): frozenset({"sec_this", "sec_other"}),
+    ("GET", "/imports"): STAFF_ANYWHERE,  # the form: their own communities
+    ("POST", "/imports"): B_STAFF,  # into community B
+    ("GET", "/imports/<int:job_id>"): frozenset({"sec_this"}),  # who started it
+    ("GET", "/imports/template"): STAFF_ANYWHERE,
     # --- API -----------------------------------------------------------------------------
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
+    ("POST", "/api/v1/imports"): B_STAFF,
+    ("GET", "/api/v1/imports/<int:job_id>"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/imports/template"): STAFF_ANYWHERE,
     ("POST", "/api/v1/me/password"): SIGNED_IN,  # one's own (the same password again)
     ("POST", "/api/v1/users/<int:user_id>/password-reset"): B_STAFF,
     ("GET", "/api/v1/wallet"): SIGNED_IN,
@@ -306,6 +314,12 @@ def _png() -> Multipart:
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
+
+def _people_csv(actor: str) -> bytes:
+    """A file of one new resident (a dry run of it writes nobody)."""
+    return f"姓名,手机号\n矩阵{actor},13599990000\n".encode()
+
+
 # Every route an allowed caller reaches with a request body (and every GET with required
 # query arguments) is sent a VALID one, built from objects of community B, with a fresh
 # object of its own where a success changes state (so no route's success shapes another
@@ -320,6 +334,16 @@ BODIES: dict[tuple[str, str], object] = {
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
     ),
     ("POST", "/profile"): lambda o, a: ({}, {"action": "language", "locale": "zh_CN"}),
+    ("POST", "/imports"): lambda o, a: (
+        {},
+        {
+            "kind": "residents",
+            "community_id": str(o["area_id"]),
+            "dry_run": "1",
+            "file": (io.BytesIO(_people_csv(a)), "people.csv"),
+        },
+    ),
+    ("GET", "/imports/template"): lambda o, a: ({}, {"kind": "members", "format": "csv"}),
     ("POST", "/admin/areas"): lambda o, a: (
         {},
         {"name": f"表单网格{a}", "kind": "grid", "parent_id": o["area_id"]},
@@ -490,6 +514,16 @@ BODIES: dict[tuple[str, str], object] = {
         {},
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
     ),
+    ("POST", "/api/v1/imports"): lambda o, a: (
+        {},
+        Multipart(
+            file=(io.BytesIO(_people_csv(a)), "people.csv"),
+            kind="residents",
+            community_id=str(o["area_id"]),
+            dry_run="true",
+        ),
+    ),
+    ("GET", "/api/v1/imports/template"): lambda o, a: ({}, {"kind": "residents"}),
     ("POST", "/api/v1/me/password"): lambda o, a: (
         {},
         {"old_password": PASSWORD, "new_password": PASSWORD},
@@ -748,6 +782,22 @@ def _stored_png() -> str:
     return uploads.store_image(PNG, upload_dir(), "file")
 
 
+def _import_job(world) -> int:
+    """A dry run of secretary_b's (only its starter reads a job)."""
+    from volunteer_market.models import ImportKind
+    from volunteer_market.services import imports
+
+    with atomic():
+        return imports.start(
+            world.secretary_b,
+            kind=ImportKind.RESIDENTS,
+            community=world.community_b,
+            data=_people_csv("job"),
+            filename="people.csv",
+            dry_run=True,
+        ).id
+
+
 def _approved(world, title: str, team=()) -> int:
     return make_project(
         world.member_b, world.community_b, status="approved", team=list(team), title=title
@@ -862,6 +912,7 @@ def _objects(world) -> dict[str, object]:
         "member_b3": member_b3.id,
         "member_b4": member_b4.id,
         "reset_user_id": make_user("member_b6", (Role.MEMBER, b)).id,
+        "job_id": _import_job(world),
         "revoke_user_id": revoke_user.id,
         "revoke_grant_ids": revoke_grant_ids,
         "codes": codes,

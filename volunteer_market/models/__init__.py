@@ -11,6 +11,7 @@ from .deliveries import (  # noqa: E402
     DeliveryStatus,
 )
 from .idempotency import IdempotencyKey  # noqa: E402
+from .imports import MAX_IMPORT_ERRORS, MAX_IMPORT_ROWS, ImportJob, ImportKind, ImportStatus
 from .ledger import (  # noqa: E402
     GENESIS_HASH,
     MEMBER_KINDS,
@@ -57,6 +58,11 @@ from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
 __all__ = [
+    "MAX_IMPORT_ERRORS",
+    "MAX_IMPORT_ROWS",
+    "ImportJob",
+    "ImportKind",
+    "ImportStatus",
     "CHILD_KIND",
     "ApiToken",
     "Area",

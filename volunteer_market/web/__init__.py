@@ -22,6 +22,7 @@ from . import (
     admin,
     auth,
     deliveries,
+    imports,
     labels,
     ledger,
     main,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     needs.bp,
     deliveries.bp,
     notifications.bp,
+    imports.bp,  # bulk import of residents and members
 )
 
 

@@ -112,6 +112,24 @@ MESSAGES: dict[str, Any] = {
     "This phone number belongs to another account.": _l("该手机号已属于另一个账号。"),
     "Change your password first (POST /api/v1/me/password).": _l("请先修改密码。"),
     "The current password is wrong.": _l("原密码不正确。"),
+    # bulk import
+    "Import not found.": _l("导入记录不存在。"),
+    "Invalid input.": _l("输入有误。"),
+    "Upload a CSV or XLSX file.": _l("请上传 CSV 或 Excel（.xlsx）文件。"),
+    "Not a CSV file in UTF-8 or GB18030.": _l("不是 UTF-8 或 GB18030 编码的 CSV 文件。"),
+    "Not a readable CSV file.": _l("无法读取这个 CSV 文件。"),
+    "Not a readable XLSX file.": _l("无法读取这个 Excel 文件。"),
+    "A column is named twice in the header row.": _l("表头中有重复的列名。"),
+    "The header row needs the columns 姓名 (display_name) and 手机号 (phone).": _l(
+        "表头必须包含“姓名”和“手机号”两列。"
+    ),
+    "The file has no data rows.": _l("文件中没有数据行。"),
+    "A name is required.": _l("请填写姓名。"),
+    "No grid of this name in the community.": _l("本社区没有这个名称的网格。"),
+    "This phone number belongs to a person of another community.": _l(
+        "该手机号属于其他社区的人员。"
+    ),
+    "This phone number belongs to a staff account.": _l("该手机号属于工作人员账号，不能导入。"),
     "Admin is a global role.": _l("系统管理员是全局角色，不属于任何区域。"),
     "Must be empty for admin.": _l("系统管理员不能指定区域。"),
     "An area is required.": _l("请选择区域。"),
@@ -369,6 +387,12 @@ PATTERNS: list[Pattern] = [
     _p(r"^The quantity must be from 1 to (?P<n>\d+)\.$", _l("数量须在 1 ~ %(n)s 之间。")),
     _p(r"^At least (?P<n>\d+) characters\.$", _l("至少 %(n)s 个字符。")),
     _p(r"^At most (?P<n>\d+) characters\.$", _l("不超过 %(n)s 个字。")),
+    _p(r"^At most (?P<n>\d+) rows per file\.$", _l("每个文件最多 %(n)s 行。")),
+    _p(r"^The same phone number is on row (?P<n>\d+)\.$", _l("与第 %(n)s 行的手机号重复。")),
+    _p(
+        r"^Unknown household tag: (?P<tag>.+)\. Use: (?P<known>.+)\.$",
+        _l("未知的家庭标签：%(tag)s。可用：%(known)s。"),
+    ),
     _p(r"^(?P<n>\d+) digits\.$", _l("请输入 %(n)s 位数字。")),
     _p(r"^At least the current team size \((?P<n>\d+)\)\.$", _l("不能少于当前团队人数（%(n)s）。")),
     _p(r"^At most (?P<n>\d+) hours per delivery\.$", _l("每次服务最多计 %(n)s 小时。")),
