@@ -206,6 +206,11 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/rewards/stock"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/settlement"): frozenset({"sec_this", "sec_other"}),
     ("GET", "/imports"): STAFF_ANYWHERE,  # the form: their own communities
+    ("GET", "/register"): EVERYONE,
+    ("POST", "/register"): EVERYONE,  # a number of its own for each caller
+    ("GET", "/register/<token>"): EVERYONE,  # the link is the secret
+    ("GET", "/registrations"): frozenset({"sec_this", "sec_other"}),
+    ("POST", "/registrations/<int:registration_id>/<string:verb>"): frozenset({"sec_this"}),
     ("POST", "/imports"): B_STAFF,  # into community B
     ("GET", "/imports/<int:job_id>"): frozenset({"sec_this"}),  # who started it
     ("GET", "/imports/template"): STAFF_ANYWHERE,
@@ -214,6 +219,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
     ("POST", "/api/v1/imports"): B_STAFF,
+    ("POST", "/api/v1/registrations"): EVERYONE,
+    ("GET", "/api/v1/registrations"): SIGNED_IN,  # only a secretary's communities are listed
+    ("POST", "/api/v1/registrations/<int:registration_id>/approve"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/registrations/<int:registration_id>/reject"): frozenset({"sec_this"}),
     ("GET", "/api/v1/imports/<int:job_id>"): frozenset({"sec_this"}),
     ("GET", "/api/v1/imports/template"): STAFF_ANYWHERE,
     ("POST", "/api/v1/me/password"): SIGNED_IN,  # one's own (the same password again)
@@ -315,6 +324,17 @@ def _png() -> Multipart:
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
+def _registration(actor: str, route: str) -> dict:
+    """A registration with a phone number of its own per caller and route."""
+    number = ACTORS.index(actor) + (0 if route == "api" else 50)
+    return {
+        "phone": f"136{number:08d}",
+        "display_name": f"报到{actor}",
+        "password": PASSWORD,
+        "role": "member",
+    }
+
+
 def _people_csv(actor: str) -> bytes:
     """A file of one new resident (a dry run of it writes nobody)."""
     return f"姓名,手机号\n矩阵{actor},13599990000\n".encode()
@@ -344,6 +364,15 @@ BODIES: dict[tuple[str, str], object] = {
         },
     ),
     ("GET", "/imports/template"): lambda o, a: ({}, {"kind": "members", "format": "csv"}),
+    ("POST", "/register"): lambda o, a: (
+        {},
+        {**_registration(a, "page"), "community_id": str(o["area_id"])},
+    ),
+    ("GET", "/register/<token>"): lambda o, a: ({"token": o["registration_token"]}, {}),
+    ("POST", "/registrations/<int:registration_id>/<string:verb>"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["page"], "verb": "approve"},
+        {},
+    ),
     ("POST", "/admin/areas"): lambda o, a: (
         {},
         {"name": f"表单网格{a}", "kind": "grid", "parent_id": o["area_id"]},
@@ -524,6 +553,18 @@ BODIES: dict[tuple[str, str], object] = {
         ),
     ),
     ("GET", "/api/v1/imports/template"): lambda o, a: ({}, {"kind": "residents"}),
+    ("POST", "/api/v1/registrations"): lambda o, a: (
+        {},
+        {**_registration(a, "api"), "community_id": o["area_id"]},
+    ),
+    ("POST", "/api/v1/registrations/<int:registration_id>/approve"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["approve"]},
+        {},
+    ),
+    ("POST", "/api/v1/registrations/<int:registration_id>/reject"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["reject"]},
+        {"reason": "信息不全"},
+    ),
     ("POST", "/api/v1/me/password"): lambda o, a: (
         {},
         {"old_password": PASSWORD, "new_password": PASSWORD},
@@ -782,6 +823,28 @@ def _stored_png() -> str:
     return uploads.store_image(PNG, upload_dir(), "file")
 
 
+def _registrations(world) -> dict:
+    """Pending registrations of B for the deciding routes, and a status link."""
+    from volunteer_market.services import registrations
+
+    made = {}
+    for i, route in enumerate(("approve", "reject", "page", "status")):
+        with atomic():
+            registration, token = registrations.register(
+                phone=f"1370000{i:04d}",
+                display_name=f"报到{route}",
+                password=PASSWORD,
+                community=world.community_b,
+                role=Role.RESIDENT,
+            )
+        made[route] = (registration.id, token)
+    return {
+        "registration_ids": {route: rid for route, (rid, _t) in made.items()},
+        "registration_token": made["status"][1],
+        "registration_id": made["status"][0],
+    }
+
+
 def _import_job(world) -> int:
     """A dry run of secretary_b's (only its starter reads a job)."""
     from volunteer_market.models import ImportKind
@@ -913,6 +976,7 @@ def _objects(world) -> dict[str, object]:
         "member_b4": member_b4.id,
         "reset_user_id": make_user("member_b6", (Role.MEMBER, b)).id,
         "job_id": _import_job(world),
+        **_registrations(world),
         "revoke_user_id": revoke_user.id,
         "revoke_grant_ids": revoke_grant_ids,
         "codes": codes,

@@ -45,6 +45,7 @@ from .rankings import (  # noqa: E402  (rankings)
     RankingTeam,
 )
 from .ratings import Rating, RatingReply, Settlement, SettlementPosting  # noqa: E402
+from .registrations import MAX_REJECT_REASON, Registration, RegistrationStatus
 from .rewards import (  # noqa: E402  (rewards and redemption)
     COUNTED_STATUSES,
     LimitPeriod,
@@ -58,6 +59,9 @@ from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
 __all__ = [
+    "MAX_REJECT_REASON",
+    "Registration",
+    "RegistrationStatus",
     "MAX_IMPORT_ERRORS",
     "MAX_IMPORT_ROWS",
     "ImportJob",

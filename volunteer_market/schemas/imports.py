@@ -1,4 +1,4 @@
-"""Schemas of bulk imports (``POST /api/v1/imports``) and self-registrations."""
+"""Schemas of bulk imports (``/api/v1/imports``)."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from . import (
     rankings,
     ratings,
     redemptions,
+    registrations,
     rewards,
 )
 
@@ -50,6 +51,7 @@ BLUEPRINTS = (
     deliveries.bp,
     notifications.bp,
     imports.bp,  # bulk import of residents and members
+    registrations.bp,  # self-registration (到社区报到) and the secretary's queue
 )
 
 

@@ -112,6 +112,16 @@ MESSAGES: dict[str, Any] = {
     "This phone number belongs to another account.": _l("该手机号已属于另一个账号。"),
     "Change your password first (POST /api/v1/me/password).": _l("请先修改密码。"),
     "The current password is wrong.": _l("原密码不正确。"),
+    # self-registration
+    "Register as a member or a resident.": _l("请选择在职党员或居民。"),
+    "This phone number already has an account: sign in with it.": _l(
+        "该手机号已有账号，请直接登录。"
+    ),
+    "A registration of this phone number is already waiting.": _l(
+        "该手机号的报到申请正在等待审核。"
+    ),
+    "Registration not found.": _l("报到申请不存在。"),
+    "This registration has already been decided.": _l("该报到申请已经审核过了。"),
     # bulk import
     "Import not found.": _l("导入记录不存在。"),
     "Invalid input.": _l("输入有误。"),
