@@ -95,6 +95,9 @@ def build_config(instance_path: str) -> dict[str, Any]:
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=30),
         "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+        # Bulk imports: thread (after the upload's commit), inline, or worker (only
+        # ``flask import run-pending`` runs them); see http/imports.py.
+        "IMPORT_RUNNER": os.environ.get("IMPORT_RUNNER", "thread"),
         "WTF_CSRF_TIME_LIMIT": None,
         # i18n
         "BABEL_DEFAULT_LOCALE": "zh_CN",

@@ -491,11 +491,39 @@ def test_create_user_form_errors(client, world, form, field, status):
 @pytest.mark.parametrize(
     ("lang", "form", "field", "shown", "not_shown"),
     [
-        # marshmallow's Length message, a Regexp message, a service's field error
-        ("zh_CN", {"password": "short"}, "password", "长度为 8 ~ 256 个字。", "Length must"),
-        ("en", {"password": "short"}, "password", "Length must be 8 to 256 characters.", "长度"),
-        ("zh_CN", {"username": "ab"}, "username", "格式不正确。", "does not match"),
-        ("en", {"username": "ab"}, "username", "Invalid format.", "格式"),
+        # the schema's own messages (issue 18: what to type, never "does not match"),
+        # a service's field error
+        ("zh_CN", {"password": "short"}, "password", "至少 8 个字符。", "At least"),
+        ("en", {"password": "short"}, "password", "At least 8 characters.", "至少"),
+        (
+            "zh_CN",
+            {"username": "ab"},
+            "username",
+            "用户名为 3 到 64 个字母、汉字、数字或 _ . -（中文名可以是 2 个字），不能全是数字。",
+            "does not match",
+        ),
+        (
+            "en",
+            {"username": "ab"},
+            "username",
+            "A username has 3 to 64 letters, Chinese characters, digits, _ . or - "
+            "(a Chinese name may have 2), and not only digits.",
+            "pattern",
+        ),
+        (
+            "zh_CN",
+            {"phone": "not a phone"},
+            "phone",
+            "请输入有效的手机号（11 位数字，如 13812345678）。",
+            "pattern",
+        ),
+        (
+            "en",
+            {"phone": "not a phone"},
+            "phone",
+            "Enter a valid mobile number (11 digits, e.g. 13812345678).",
+            "pattern",
+        ),
         ("zh_CN", {"username": "member_a"}, "username", "已被使用。", "Taken."),
         ("en", {"username": "member_a"}, "username", "Taken.", "已被使用"),
     ],

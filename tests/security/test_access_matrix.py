@@ -118,6 +118,7 @@ B_STAFF = frozenset({"sec_this", "admin"})  # may manage objects of community B
 B_MEMBERS = frozenset({"owner", "non_owner"})  # members of community B
 B_VIEW = B_STAFF | B_MEMBERS  # may see B's public objects
 MEMBERS = frozenset({"member"}) | B_MEMBERS
+STAFF_ANYWHERE = frozenset({"sec_this", "sec_other", "admin"})  # a secretary or an admin
 STAFF = frozenset({"grid", "sec_this", "sec_other", "officer_out", "admin"})
 
 # Routes never checked (served to everyone, no data): static files and the API docs.
@@ -208,11 +209,29 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/rewards/new"): frozenset({"sec_this"}),  # on community B
     ("GET", "/rewards/stock"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/settlement"): frozenset({"sec_this", "sec_other"}),
+    ("GET", "/imports"): STAFF_ANYWHERE,  # the form: their own communities
+    ("GET", "/register"): EVERYONE,
+    ("POST", "/register"): EVERYONE,  # a number of its own for each caller
+    ("GET", "/register/<token>"): EVERYONE,  # the link is the secret
+    ("GET", "/registrations"): frozenset({"sec_this", "sec_other"}),
+    ("POST", "/registrations/<int:registration_id>/<string:verb>"): frozenset({"sec_this"}),
+    ("POST", "/imports"): B_STAFF,  # into community B
+    ("GET", "/imports/<int:job_id>"): frozenset({"sec_this"}),  # who started it
+    ("GET", "/imports/template"): STAFF_ANYWHERE,
     # --- API -----------------------------------------------------------------------------
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
     ("GET", "/api/v1/me/pending-ratings"): SIGNED_IN,  # their own list (maybe empty)
+    ("POST", "/api/v1/imports"): B_STAFF,
+    ("POST", "/api/v1/registrations"): EVERYONE,
+    ("GET", "/api/v1/registrations"): SIGNED_IN,  # only a secretary's communities are listed
+    ("POST", "/api/v1/registrations/<int:registration_id>/approve"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/registrations/<int:registration_id>/reject"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/imports/<int:job_id>"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/imports/template"): STAFF_ANYWHERE,
+    ("POST", "/api/v1/me/password"): SIGNED_IN,  # one's own (the same password again)
+    ("POST", "/api/v1/users/<int:user_id>/password-reset"): B_STAFF,
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -291,6 +310,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
 RUN_LAST = (
     ("POST", "/logout"),
     ("POST", "/login"),  # signs every caller in again (after its logout)
+    ("POST", "/api/v1/me/password"),  # ends the page sessions (the token still works)
     ("DELETE", "/api/v1/auth/token"),
 )
 
@@ -309,6 +329,23 @@ def _png() -> Multipart:
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
+
+def _registration(actor: str, route: str) -> dict:
+    """A registration with a phone number of its own per caller and route."""
+    number = ACTORS.index(actor) + (0 if route == "api" else 50)
+    return {
+        "phone": f"136{number:08d}",
+        "display_name": f"报到{actor}",
+        "password": PASSWORD,
+        "role": "member",
+    }
+
+
+def _people_csv(actor: str) -> bytes:
+    """A file of one new resident (a dry run of it writes nobody)."""
+    return f"姓名,手机号\n矩阵{actor},13599990000\n".encode()
+
+
 # Every route an allowed caller reaches with a request body (and every GET with required
 # query arguments) is sent a VALID one, built from objects of community B, with a fresh
 # object of its own where a success changes state (so no route's success shapes another
@@ -323,6 +360,25 @@ BODIES: dict[tuple[str, str], object] = {
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
     ),
     ("POST", "/profile"): lambda o, a: ({}, {"action": "language", "locale": "zh_CN"}),
+    ("POST", "/imports"): lambda o, a: (
+        {},
+        {
+            "kind": "residents",
+            "community_id": str(o["area_id"]),
+            "dry_run": "1",
+            "file": (io.BytesIO(_people_csv(a)), "people.csv"),
+        },
+    ),
+    ("GET", "/imports/template"): lambda o, a: ({}, {"kind": "members", "format": "csv"}),
+    ("POST", "/register"): lambda o, a: (
+        {},
+        {**_registration(a, "page"), "community_id": str(o["area_id"])},
+    ),
+    ("GET", "/register/<token>"): lambda o, a: ({"token": o["registration_token"]}, {}),
+    ("POST", "/registrations/<int:registration_id>/<string:verb>"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["page"], "verb": "approve"},
+        {},
+    ),
     ("POST", "/admin/areas"): lambda o, a: (
         {},
         {"name": f"表单网格{a}", "kind": "grid", "parent_id": o["area_id"]},
@@ -501,6 +557,37 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/auth/token"): lambda o, a: (
         {},
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
+    ),
+    ("POST", "/api/v1/imports"): lambda o, a: (
+        {},
+        Multipart(
+            file=(io.BytesIO(_people_csv(a)), "people.csv"),
+            kind="residents",
+            community_id=str(o["area_id"]),
+            dry_run="true",
+        ),
+    ),
+    ("GET", "/api/v1/imports/template"): lambda o, a: ({}, {"kind": "residents"}),
+    ("POST", "/api/v1/registrations"): lambda o, a: (
+        {},
+        {**_registration(a, "api"), "community_id": o["area_id"]},
+    ),
+    ("POST", "/api/v1/registrations/<int:registration_id>/approve"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["approve"]},
+        {},
+    ),
+    ("POST", "/api/v1/registrations/<int:registration_id>/reject"): lambda o, a: (
+        {"registration_id": o["registration_ids"]["reject"]},
+        {"reason": "信息不全"},
+    ),
+    ("POST", "/api/v1/me/password"): lambda o, a: (
+        {},
+        {"old_password": PASSWORD, "new_password": PASSWORD},
+    ),
+    # a fresh member of B (resetting member_b's password would lock the owner out)
+    ("POST", "/api/v1/users/<int:user_id>/password-reset"): lambda o, a: (
+        {"user_id": o["reset_user_id"]},
+        {"password": "reset-by-staff-1"},
     ),
     ("POST", "/api/v1/adjustments"): lambda o, a: (
         {},
@@ -755,6 +842,44 @@ def _stored_png() -> str:
     return uploads.store_image(PNG, upload_dir(), "file")
 
 
+def _registrations(world) -> dict:
+    """Pending registrations of B for the deciding routes, and a status link."""
+    from volunteer_market.services import registrations
+
+    made = {}
+    for i, route in enumerate(("approve", "reject", "page", "status")):
+        with atomic():
+            registration, token = registrations.register(
+                phone=f"1370000{i:04d}",
+                display_name=f"报到{route}",
+                password=PASSWORD,
+                community=world.community_b,
+                role=Role.RESIDENT,
+            )
+        made[route] = (registration.id, token)
+    return {
+        "registration_ids": {route: rid for route, (rid, _t) in made.items()},
+        "registration_token": made["status"][1],
+        "registration_id": made["status"][0],
+    }
+
+
+def _import_job(world) -> int:
+    """A dry run of secretary_b's (only its starter reads a job)."""
+    from volunteer_market.models import ImportKind
+    from volunteer_market.services import imports
+
+    with atomic():
+        return imports.start(
+            world.secretary_b,
+            kind=ImportKind.RESIDENTS,
+            community=world.community_b,
+            data=_people_csv("job"),
+            filename="people.csv",
+            dry_run=True,
+        ).id
+
+
 def _approved(world, title: str, team=()) -> int:
     return make_project(
         world.member_b, world.community_b, status="approved", team=list(team), title=title
@@ -868,6 +993,9 @@ def _objects(world) -> dict[str, object]:
         "grid_b1": world.areas["grid_b1"].id,
         "member_b3": member_b3.id,
         "member_b4": member_b4.id,
+        "reset_user_id": make_user("member_b6", (Role.MEMBER, b)).id,
+        "job_id": _import_job(world),
+        **_registrations(world),
         "revoke_user_id": revoke_user.id,
         "revoke_grant_ids": revoke_grant_ids,
         "codes": codes,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from ..database import atomic
 from ..extensions import db
+from ..http.throttles import mark_login_failed, password_check_throttle
 from ..models import Area, Role, RoleGrant
 from ..schemas.accounts import (
     AreaIn,
     AreaOut,
     AreaQuery,
     MeOut,
+    PasswordChangeIn,
+    PasswordResetIn,
     RoleGrantIn,
     RoleGrantOut,
     UserIn,
@@ -17,11 +20,11 @@ from ..schemas.accounts import (
 )
 from ..schemas.common import page_of
 from ..services import areas as area_service
-from ..services import permissions
+from ..services import passwords, permissions
 from ..services import users as user_service
-from ..services.errors import NotFound, ValidationFailed
+from ..services.errors import AuthenticationFailed, NotFound, ValidationFailed
 from ..services.wallet import points_summary
-from .common import actor, make_blueprint, paginate, problem_response
+from .common import actor, before_password_change, make_blueprint, paginate, problem_response
 
 me_blp = make_blueprint("api_me", "/me", "The signed-in user")
 areas_blp = make_blueprint("api_areas", "/areas", "The area tree")
@@ -29,12 +32,30 @@ users_blp = make_blueprint("api_users", "/users", "Users and role grants")
 
 
 @me_blp.route("", methods=["GET"])
+@before_password_change
 @me_blp.response(200, MeOut)
 def me() -> dict:
     """Return the caller, their role grants and their points."""
     user = actor()
     view = user_service.present_user(user, user)
     return {"user": view, "roles": view["roles"], "points": points_summary(user)}
+
+
+@me_blp.route("/password", methods=["POST"])
+@before_password_change
+@password_check_throttle
+@me_blp.arguments(PasswordChangeIn)
+@me_blp.response(204)
+@me_blp.alt_response(401, response=problem_response(401))  # wrong current password
+@me_blp.alt_response(429, response=problem_response(429))  # too many wrong passwords
+def change_password(data: dict) -> None:
+    """Change my password (ends my page sessions; clears a reset's must-change flag)."""
+    user = actor()
+    if not passwords.verify_password(user.password_hash, data["old_password"]):
+        mark_login_failed()
+        raise AuthenticationFailed("The current password is wrong.")
+    with atomic():
+        user_service.set_password(user, user, data["new_password"])
 
 
 @areas_blp.route("", methods=["POST"])
@@ -83,6 +104,17 @@ def create_user(data: dict) -> dict:
 def get_user(user_id: int) -> dict:
     """Return a user, with personal data masked unless the caller may see it."""
     return user_service.present_user(actor(), user_service.get_visible_user(actor(), user_id))
+
+
+@users_blp.route("/<int:user_id>/password-reset", methods=["POST"])
+@users_blp.arguments(PasswordResetIn)
+@users_blp.response(204)
+def reset_password(data: dict, user_id: int) -> None:
+    """Set a new password for a person of my community; they must change it at their
+    next login (admin; the secretary of their community)."""
+    user = user_service.get_visible_user(actor(), user_id)
+    with atomic():
+        user_service.reset_password(actor(), user, data["password"])
 
 
 @users_blp.route("/<int:user_id>/roles", methods=["POST"])

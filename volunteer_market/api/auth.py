@@ -10,7 +10,13 @@ from ..schemas.accounts import TokenIn, TokenOut
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed
 from ..services.users import present_user
-from .common import bearer_token, make_blueprint, problem_response, public
+from .common import (
+    bearer_token,
+    before_password_change,
+    make_blueprint,
+    problem_response,
+    public,
+)
 
 blp = make_blueprint("api_auth", "/auth", "Bearer tokens")
 
@@ -23,7 +29,7 @@ blp = make_blueprint("api_auth", "/auth", "Bearer tokens")
 @blp.alt_response(401, response=problem_response(401))  # wrong username or password
 @blp.alt_response(429, response=problem_response(429))  # too many failed attempts
 def create_token(data: dict) -> dict:
-    """Exchange a username and password for a bearer token."""
+    """Exchange a username (or phone number) and password for a bearer token."""
     try:
         user = auth_service.authenticate(data["username"], data["password"])
     except AuthenticationFailed:
@@ -35,6 +41,7 @@ def create_token(data: dict) -> dict:
 
 
 @blp.route("/token", methods=["DELETE"])
+@before_password_change
 @blp.response(204)
 def revoke_token() -> None:
     """Revoke the token used for this request."""

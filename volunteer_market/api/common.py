@@ -14,7 +14,7 @@ from ..extensions import csrf, db
 from ..http.json_body import LimitedParser
 from ..models import User
 from ..services import auth as auth_service
-from ..services.errors import AuthenticationFailed
+from ..services.errors import AuthenticationFailed, Forbidden
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +25,13 @@ PUBLIC_ENDPOINTS: set[str] = set()
 def public(fn: F) -> F:
     """Mark an API view as reachable without a bearer token."""
     fn._public = True  # type: ignore[attr-defined]
+    return fn
+
+
+def before_password_change(fn: F) -> F:
+    """Mark an API view as reachable while the caller must still change a reset password
+    (``/me``, the password change, revoking the token); every other view answers 403."""
+    fn._before_password_change = True  # type: ignore[attr-defined]
     return fn
 
 
@@ -45,6 +52,8 @@ def _authenticate() -> None:
     user = auth_service.user_for_token(bearer_token() or "")
     if user is None:
         raise AuthenticationFailed("A valid bearer token is required.")
+    if user.must_change_password and not getattr(view, "_before_password_change", False):
+        raise Forbidden("Change your password first (POST /api/v1/me/password).")
     g.actor = user
 
 

@@ -7,6 +7,7 @@
 ``rankings``     ``rankings rebuild``
 ``redemptions``  ``redemptions expire`` (cron)
 ``wallet``       ``wallet expire`` (cron)
+``imports``      ``import residents|members FILE --community ID``, ``import run-pending``
 
 Commands parse their options, open ``database.atomic()`` and call services; they never
 import views. Domain errors become ``click.ClickException`` (exit 1 with the message).
@@ -18,6 +19,7 @@ from flask import Flask
 
 from .accounts import create_admin
 from .demo import demo_group
+from .imports import import_group
 from .ledger import ledger_group
 from .operations import backup_command, doctor, restore_command
 from .rankings import rankings_group
@@ -37,5 +39,6 @@ def register_cli(app: Flask) -> None:
         rankings_group,
         redemptions_group,
         wallet_group,
+        import_group,
     ):
         app.cli.add_command(command)

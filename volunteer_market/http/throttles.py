@@ -8,6 +8,8 @@ The counters live in the Flask-Limiter storage (``memory://`` for one process;
 * Logins -- the page form, the API token endpoint and the current-password check of
   ``/profile``: at most ``LOGIN_FAILURES_PER_HOUR`` failures per account name and per
   client IP.
+* Self-registrations -- ``POST /register`` and ``POST /api/v1/registrations``: at most
+  ``REGISTRATIONS_PER_HOUR`` (default 10) per client IP, every attempt counted.
 * Rating codes -- the password-free six digits or QR token (``/rate``,
   ``POST /api/v1/ratings/by-code``): at most ``RATING_CODE_FAILURES_PER_HOUR``
   (default 20) failures per client IP; beyond it every code attempt from that IP gets
@@ -17,6 +19,7 @@ The counters live in the Flask-Limiter storage (``memory://`` for one process;
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +81,14 @@ def login_throttle(fn: View) -> View:
 
 
 def _signed_in_account_key() -> str:
-    name = current_user.username if current_user.is_authenticated else ""
-    return "acct:" + name.strip().lower()[:64]
+    if current_user.is_authenticated:
+        return "acct:" + current_user.username.strip().lower()[:64]
+    # The API (``POST /api/v1/me/password``): the limiter runs before the bearer token
+    # is resolved, so the counter is per token (and per IP below).
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "tok:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
+    return "acct:"
 
 
 #: The same counter as ``_per_account`` (same scope, same key for the same username).
@@ -135,3 +144,27 @@ _codes_per_ip = limiter.shared_limit(
 def rating_code_throttle(fn: View) -> View:
     """Apply the per-IP failure limit to a view that accepts rating codes."""
     return _codes_per_ip(fn)
+
+
+# --- self-registration --------------------------------------------------------------
+
+DEFAULT_REGISTRATIONS_PER_HOUR = 10
+
+
+def _registration_limit() -> str:
+    per_hour = current_app.config.get("REGISTRATIONS_PER_HOUR", DEFAULT_REGISTRATIONS_PER_HOUR)
+    return f"{int(per_hour)}/hour"
+
+
+_registrations_per_ip = limiter.shared_limit(
+    _registration_limit,
+    scope="registration-ip",
+    key_func=lambda: "ip:" + (get_remote_address() or ""),
+    methods=["POST"],
+)
+
+
+def registration_throttle(fn: View) -> View:
+    """Apply the per-IP limit on self-registrations (every POST counts, not only failed
+    ones: an anonymous form that stores rows is what a flood would aim at)."""
+    return _registrations_per_ip(fn)

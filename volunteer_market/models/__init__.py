@@ -11,6 +11,7 @@ from .deliveries import (  # noqa: E402
     DeliveryStatus,
 )
 from .idempotency import IdempotencyKey  # noqa: E402
+from .imports import MAX_IMPORT_ERRORS, MAX_IMPORT_ROWS, ImportJob, ImportKind, ImportStatus
 from .ledger import (  # noqa: E402
     GENESIS_HASH,
     MEMBER_KINDS,
@@ -44,6 +45,7 @@ from .rankings import (  # noqa: E402  (rankings)
     RankingTeam,
 )
 from .ratings import Rating, RatingReply, Settlement, SettlementPosting  # noqa: E402
+from .registrations import MAX_REJECT_REASON, Registration, RegistrationStatus
 from .rewards import (  # noqa: E402  (rewards and redemption)
     COUNTED_STATUSES,
     LimitPeriod,
@@ -57,6 +59,14 @@ from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
 __all__ = [
+    "MAX_REJECT_REASON",
+    "Registration",
+    "RegistrationStatus",
+    "MAX_IMPORT_ERRORS",
+    "MAX_IMPORT_ROWS",
+    "ImportJob",
+    "ImportKind",
+    "ImportStatus",
     "CHILD_KIND",
     "ApiToken",
     "Area",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,6 +12,42 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import Model
 from .areas import Area
 from .types import UTCDateTime, str_enum, utcnow
+
+#: A mainland mobile number as stored: 11 digits starting 1[3-9] (what login by phone
+#: and the bulk import match on). :func:`normalize_phone` turns typed or spreadsheet
+#: forms (spaces, dashes, a +86 / 0086 prefix, a trailing ".0") into it.
+PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+_PHONE_NOISE = re.compile(r"[\s\-()（）]")
+
+#: The household tags a secretary may record (DESIGN.md "Privacy": personal data).
+HOUSEHOLD_TAGS: tuple[str, ...] = (
+    "空巢",
+    "独居",
+    "残疾",
+    "困难",
+    "短租",
+    "高龄",
+    "低保",
+    "留守",
+    "优抚",
+    "孤寡",
+)
+
+#: A password hash no password matches (imported people until someone sets one).
+UNUSABLE_PASSWORD = "!"  # noqa: S105  (a marker, not a password)
+
+
+def normalize_phone(value: str) -> str | None:
+    """Return ``value`` as an 11-digit mainland mobile number, or None if it is not one."""
+    text = _PHONE_NOISE.sub("", value.strip())
+    if text.endswith(".0"):  # a number cell read from a spreadsheet as a float
+        text = text[:-2]
+    for prefix in ("+86", "0086"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    if len(text) == 13 and text.startswith("86"):
+        text = text[2:]
+    return text if PHONE_RE.match(text) else None
 
 
 class Role(enum.StrEnum):
@@ -24,6 +61,10 @@ class Role(enum.StrEnum):
 
 class User(Model):
     __tablename__ = "users"
+    __table_args__ = (
+        # Login by phone number: one account per number (NULLs do not collide).
+        sa.Index("uq_users_phone", "phone", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -40,6 +81,8 @@ class User(Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     #: Bumped on logout and password change: every older session cookie stops working.
     session_version: Mapped[int] = mapped_column(default=1)
+    #: Set when a secretary resets the password: the next sign-in must change it.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

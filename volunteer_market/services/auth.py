@@ -12,18 +12,19 @@ from ..extensions import db
 from ..models import ApiToken, User, utcnow
 from . import audit, passwords
 from .errors import AuthenticationFailed
-from .users import find_by_username
+from .users import find_for_login
 
 #: One message for every failure so the response never tells whether a user exists.
 GENERIC_FAILURE = "Invalid username or password."
 
 
 def authenticate(username: str, password: str) -> User:
-    """Return the active user whose credentials these are.
+    """Return the active user whose credentials these are (``username`` is a username
+    or a phone number).
 
     :raises AuthenticationFailed: with the same generic message for every cause.
     """
-    user = find_by_username(username) if username else None
+    user = find_for_login(username) if username else None
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise AuthenticationFailed(GENERIC_FAILURE)

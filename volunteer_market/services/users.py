@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from ..extensions import db
 from ..models import ApiToken, Area, Role, RoleGrant, User, utcnow
+from ..models.users import UNUSABLE_PASSWORD, normalize_phone
 from . import audit, passwords, permissions
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .permissions import GRANTABLE_KINDS, GrantTarget
@@ -112,6 +113,28 @@ def find_by_username(username: str) -> User | None:
     ).scalar_one_or_none()
 
 
+def find_by_phone(phone: str) -> User | None:
+    """Return the user with this mobile number (any written form), or None."""
+    number = normalize_phone(phone)
+    if number is None:
+        return None
+    return db.session.execute(sa.select(User).where(User.phone == number)).scalar_one_or_none()
+
+
+def find_for_login(name: str) -> User | None:
+    """Return the user a login form's name means: a username, else a phone number.
+
+    Usernames are never digits only (``schemas.accounts.validate_username``), so a
+    phone number cannot name one account by username and another by phone.
+    """
+    return find_by_username(name) or find_by_phone(name)
+
+
+def has_password(user: User) -> bool:
+    """Return True if the user can sign in with a password (imported people cannot)."""
+    return user.password_hash != UNUSABLE_PASSWORD
+
+
 def create_user(
     actor: User | None,
     *,
@@ -137,6 +160,11 @@ def create_user(
         )
     if find_by_username(username) is not None:
         raise Conflict("This username is taken.", errors={"username": ["Taken."]})
+    if phone is not None and find_by_phone(phone) is not None:
+        raise Conflict(
+            "This phone number belongs to another account.",
+            errors={"phone": ["This phone number belongs to another account."]},
+        )
     user = User(
         username=username.strip(),
         password_hash=passwords.hash_password(password),
@@ -248,6 +276,7 @@ def set_password(
         )
     user.password_hash = passwords.hash_password(new_password)
     user.session_version += 1
+    user.must_change_password = False
     stmt = (
         sa.update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -258,6 +287,33 @@ def set_password(
     revoked = cast("sa.CursorResult[Any]", db.session.execute(stmt)).rowcount
     audit.record(actor, "user.password", "user", user.id, detail={"tokens_revoked": revoked})
     return revoked
+
+
+def reset_password(actor: User, user: User, new_password: str) -> None:
+    """Give ``user`` a new password that must be changed at the next login; end their
+    page sessions and revoke their API tokens.
+
+    :raises Forbidden: unless the actor is an admin or the secretary of a community
+        where the user holds only member, resident or grid-worker roles (never oneself).
+    :raises ValidationFailed: the password is too short.
+    """
+    permissions.require(actor, "user.reset_password", user)
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "Password too short.",
+            errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
+        )
+    user.password_hash = passwords.hash_password(new_password)
+    user.session_version += 1
+    user.must_change_password = True
+    db.session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    db.session.flush()
+    audit.record(actor, "user.password_reset", "user", user.id)
+    audit.notify(user.id, "user.password_reset", object_type="user", object_id=user.id)
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -292,5 +348,6 @@ def present_user(viewer: User | None, user: User) -> dict[str, Any]:
         "household_tags": user.household_tags if full else mask_text(user.household_tags),
         "home_unit": user.home_unit,
         "is_active": user.is_active,
+        "must_change_password": user.must_change_password,
         "roles": [{"id": g.id, "role": g.role.value, "area_id": g.area_id} for g in user.grants],
     }

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, abort, request
+from flask import Flask, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..services import permissions
@@ -20,6 +22,7 @@ from . import (
     admin,
     auth,
     deliveries,
+    imports,
     labels,
     ledger,
     main,
@@ -29,6 +32,7 @@ from . import (
     rankings,
     ratings,
     redemptions,
+    registrations,
     rewards,
 )
 
@@ -46,6 +50,8 @@ BLUEPRINTS = (
     needs.bp,
     deliveries.bp,
     notifications.bp,
+    imports.bp,  # bulk import of residents and members
+    registrations.bp,  # self-registration (到社区报到) and the secretary's queue
 )
 
 
@@ -68,6 +74,19 @@ def register_web(app: Flask) -> None:
         for key, values in request.values.lists():
             if "\x00" in key or any("\x00" in v for v in values):
                 abort(400)
+
+    #: Pages reachable while a reset password must still be changed.
+    before_change = {"web_main.profile", "web_auth.logout", "web_auth.login"}
+
+    @app.before_request
+    def _must_change_password() -> ResponseReturnValue | None:
+        """Send someone whose password a secretary reset to the password form first."""
+        if not (request.blueprint or "").startswith("web_") or request.endpoint in before_change:
+            return None
+        if current_user.is_authenticated and current_user.must_change_password:
+            flash(_("您的密码已被社区重置，请先修改密码。"), "info")
+            return redirect(url_for("web_main.profile"))
+        return None
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from ..database import atomic
 from ..extensions import db
 from ..models import Area, Role, RoleGrant
-from ..schemas.accounts import AreaIn, RoleGrantIn, UserIn
+from ..schemas.accounts import AreaIn, PasswordResetIn, RoleGrantIn, UserIn
 from ..services import areas as area_service
 from ..services import permissions
 from ..services import users as user_service
@@ -100,7 +100,7 @@ def users() -> ResponseReturnValue:
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @login_required
 def user_detail(user_id: int) -> ResponseReturnValue:
-    """Show a user with their grants; grant or revoke roles."""
+    """Show a user with their grants; grant or revoke roles; reset their password."""
     user = user_service.get_visible_user(current_user, user_id)
     errors: dict[str, list[str]] = {}
     status = 200
@@ -125,6 +125,11 @@ def user_detail(user_id: int) -> ResponseReturnValue:
                 with atomic():
                     user_service.revoke_role(current_user, grant)
                 flash(_("已撤销角色。"), "success")
+            elif action == "reset_password":
+                data = PasswordResetIn().load(form_data(request.form, ["password"]))
+                with atomic():
+                    user_service.reset_password(current_user, user, data["password"])
+                flash(_("密码已重置，对方下次登录时需修改。"), "success")
             else:
                 raise ValidationError({"action": [_("未知操作。")]})
         except ValidationError as exc:
@@ -139,6 +144,7 @@ def user_detail(user_id: int) -> ResponseReturnValue:
     return render_template(
         "admin/user.html",
         person=user_service.present_user(current_user, user),
+        target=user,
         grants=user.grants,
         roles=list(Role),
         areas=user_service.grantable_areas(current_user),

@@ -102,6 +102,44 @@ MESSAGES: dict[str, Any] = {
     "Password too short.": _l("密码太短。"),
     "Taken.": _l("已被使用。"),
     "This username is taken.": _l("该用户名已被使用。"),
+    "Use 3 to 64 letters, Chinese characters, digits, _ . or - "
+    "(a Chinese name may have 2); not only digits.": _l(
+        "用户名为 3 到 64 个字母、汉字、数字或 _ . -（中文名可以是 2 个字），不能全是数字。"
+    ),
+    "Not a valid mobile phone number (11 digits, e.g. 13812345678).": _l(
+        "请输入有效的手机号（11 位数字，如 13812345678）。"
+    ),
+    "This phone number belongs to another account.": _l("该手机号已属于另一个账号。"),
+    "Change your password first (POST /api/v1/me/password).": _l("请先修改密码。"),
+    "The current password is wrong.": _l("原密码不正确。"),
+    # self-registration
+    "Register as a member or a resident.": _l("请选择在职党员或居民。"),
+    "This phone number already has an account: sign in with it.": _l(
+        "该手机号已有账号，请直接登录。"
+    ),
+    "A registration of this phone number is already waiting.": _l(
+        "该手机号的报到申请正在等待审核。"
+    ),
+    "Registration not found.": _l("报到申请不存在。"),
+    "This registration has already been decided.": _l("该报到申请已经审核过了。"),
+    # bulk import
+    "Import not found.": _l("导入记录不存在。"),
+    "Invalid input.": _l("输入有误。"),
+    "Upload a CSV or XLSX file.": _l("请上传 CSV 或 Excel（.xlsx）文件。"),
+    "Not a CSV file in UTF-8 or GB18030.": _l("不是 UTF-8 或 GB18030 编码的 CSV 文件。"),
+    "Not a readable CSV file.": _l("无法读取这个 CSV 文件。"),
+    "Not a readable XLSX file.": _l("无法读取这个 Excel 文件。"),
+    "A column is named twice in the header row.": _l("表头中有重复的列名。"),
+    "The header row needs the columns 姓名 (display_name) and 手机号 (phone).": _l(
+        "表头必须包含“姓名”和“手机号”两列。"
+    ),
+    "The file has no data rows.": _l("文件中没有数据行。"),
+    "A name is required.": _l("请填写姓名。"),
+    "No grid of this name in the community.": _l("本社区没有这个名称的网格。"),
+    "This phone number belongs to a person of another community.": _l(
+        "该手机号属于其他社区的人员。"
+    ),
+    "This phone number belongs to a staff account.": _l("该手机号属于工作人员账号，不能导入。"),
     "Admin is a global role.": _l("系统管理员是全局角色，不属于任何区域。"),
     "Must be empty for admin.": _l("系统管理员不能指定区域。"),
     "An area is required.": _l("请选择区域。"),
@@ -367,6 +405,12 @@ PATTERNS: list[Pattern] = [
     _p(r"^The quantity must be from 1 to (?P<n>\d+)\.$", _l("数量须在 1 ~ %(n)s 之间。")),
     _p(r"^At least (?P<n>\d+) characters\.$", _l("至少 %(n)s 个字符。")),
     _p(r"^At most (?P<n>\d+) characters\.$", _l("不超过 %(n)s 个字。")),
+    _p(r"^At most (?P<n>\d+) rows per file\.$", _l("每个文件最多 %(n)s 行。")),
+    _p(r"^The same phone number is on row (?P<n>\d+)\.$", _l("与第 %(n)s 行的手机号重复。")),
+    _p(
+        r"^Unknown household tag: (?P<tag>.+)\. Use: (?P<known>.+)\.$",
+        _l("未知的家庭标签：%(tag)s。可用：%(known)s。"),
+    ),
     _p(r"^(?P<n>\d+) digits\.$", _l("请输入 %(n)s 位数字。")),
     _p(r"^At least the current team size \((?P<n>\d+)\)\.$", _l("不能少于当前团队人数（%(n)s）。")),
     _p(r"^At most (?P<n>\d+) hours per delivery\.$", _l("每次服务最多计 %(n)s 小时。")),

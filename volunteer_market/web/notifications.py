@@ -51,6 +51,11 @@ NOTIFICATION_TEXTS = {
     "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
     "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
     "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
+    # accounts and onboarding
+    "user.password_reset": _l("社区为您重置了密码，请登录后修改。"),
+    "registration.submitted": _l("%(name)s 申请到社区报到，等待您审核。"),
+    "registration.approved": _l("您的报到申请已通过，可以用手机号登录。"),
+    "import.finished": _l("导入已完成：新增 %(created)s，更新 %(updated)s，未导入 %(refused)s。"),
 }
 
 

@@ -33,6 +33,25 @@ def _user_create(actor: User, _target: Any) -> bool:
     return is_admin(actor) or bool(grant_areas(actor, [Role.SECRETARY]))
 
 
+@rule("user.reset_password")
+def _user_reset_password(actor: User, user: User) -> bool:
+    """An admin, or the secretary of a community where ``user`` holds a role, when every
+    role ``user`` holds is one a secretary grants there (never another secretary, an
+    officer or an admin; never oneself: one's own password is changed, not reset)."""
+    if actor.id == user.id:
+        return False
+    if is_admin(actor):
+        return True
+    if not user.grants:
+        return False
+    return all(
+        g.role in SECRETARY_GRANTABLE
+        and g.area is not None
+        and holds(actor, Role.SECRETARY, g.area)
+        for g in user.grants
+    )
+
+
 def staff_over(actor: User, user: User, roles: Iterable[Role]) -> bool:
     """True if ``actor`` holds ``roles`` over an area where ``user`` holds a grant."""
     role_list = list(roles)
