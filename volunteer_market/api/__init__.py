@@ -31,5 +31,8 @@ def register_api(app: Flask) -> None:
 
     for blp in (rewards.rewards_blp, rewards.redemptions_blp, rewards.wallet_blp):
         smorest_api.register_blueprint(blp)
+    from . import evaluations  # annual report and annual evaluation
+
+    smorest_api.register_blueprint(evaluations.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

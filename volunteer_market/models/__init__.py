@@ -10,6 +10,7 @@ from .deliveries import (  # noqa: E402
     DeliveryParticipant,
     DeliveryStatus,
 )
+from .evaluations import AnnualProject, AnnualStat  # noqa: E402
 from .idempotency import IdempotencyKey  # noqa: E402
 from .ledger import (  # noqa: E402
     GENESIS_HASH,
@@ -57,6 +58,8 @@ from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
 __all__ = [
+    "AnnualProject",
+    "AnnualStat",
     "CHILD_KIND",
     "ApiToken",
     "Area",

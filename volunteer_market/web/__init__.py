@@ -20,6 +20,7 @@ from . import (
     admin,
     auth,
     deliveries,
+    evaluations,
     labels,
     ledger,
     main,
@@ -40,6 +41,7 @@ BLUEPRINTS = (
     ledger.bp,
     ratings.bp,  # ratings and settlement
     rankings.bp,
+    evaluations.bp,  # annual report and annual evaluation
     rewards.bp,
     redemptions.bp,
     projects.bp,  # projects, their review, teams and menu orders

@@ -11,14 +11,22 @@ admin is global. The admin manages areas, users, grants and policies but takes
 no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
-grant helpers) and a rule module per aggregate (``accounts``, ``projects``, ``ledger``,
+grant helpers) and a rule module per aggregate (``accounts``, ``evaluations``, ``projects``, ``ledger``,
 ``ratings``, ``rankings``, ``rewards``). A new feature adds its rules in a module of its
 own and imports it below, so every rule is registered when the package is imported.
 """
 
 from __future__ import annotations
 
-from . import accounts, ledger, projects, rankings, ratings, rewards  # noqa: F401  (register)
+from . import (  # noqa: F401  (register)
+    accounts,
+    evaluations,
+    ledger,
+    projects,
+    rankings,
+    ratings,
+    rewards,
+)
 from .accounts import GrantTarget
 from .core import (
     GRANTABLE_KINDS,
