@@ -89,17 +89,18 @@ def communities_under(area: Area) -> list[Area]:
 class Ranks:
     """Ranks from an area's score buckets in one year: 1 + members with more points."""
 
-    def __init__(self, area_id: int, year: int) -> None:
-        rows = db.session.execute(
-            sa.select(_rs.c.points, _rs.c.members)
-            .where(_rs.c.area_id == area_id, _rs.c.period_key == str(year))
-            .order_by(_rs.c.points)
-        ).all()
-        self.points = [int(r.points) for r in rows]
+    def __init__(self, buckets: list[tuple[int, int]]) -> None:
+        #: ``buckets``: (points, members) ascending by points.
+        self.points = [p for p, _n in buckets]
         #: suffix[i]: members in the buckets i.. (those with points >= points[i]).
-        self.suffix = [0] * (len(rows) + 1)
-        for i in range(len(rows) - 1, -1, -1):
-            self.suffix[i] = self.suffix[i + 1] + int(rows[i].members)
+        self.suffix = [0] * (len(buckets) + 1)
+        for i in range(len(buckets) - 1, -1, -1):
+            self.suffix[i] = self.suffix[i + 1] + buckets[i][1]
+
+    @classmethod
+    def of(cls, area_id: int, year: int) -> Ranks:
+        """Load the buckets of ``area_id`` in ``year``."""
+        return _ranks_of([area_id], year)[area_id]
 
     def rank(self, points: int) -> int:
         """Return 1 + the number of members with more than ``points``."""
@@ -114,105 +115,134 @@ def average(score_sum: int, count: int) -> float | None:
     return float(value)
 
 
-def _member_ids(community: Area, year: int) -> set[int]:
-    key = str(year)
-    ids = set(
+def subtree_ids(area: Area) -> list[int]:
+    """Return the ids of ``area`` and its descendants (a community: itself and its grids)."""
+    return list(
         db.session.scalars(
-            sa.select(_rm.c.user_id).where(_rm.c.area_id == community.id, _rm.c.period_key == key)
+            sa.select(Area.id).where(Area.path.startswith(area.path, autoescape=True))
         )
     )
-    ids.update(
-        db.session.scalars(
-            sa.select(_as.c.user_id).where(_as.c.community_id == community.id, _as.c.year == year)
-        )
-    )
-    ids.update(
-        db.session.scalars(
-            sa.select(RoleGrant.user_id)
-            .join(Area, Area.id == RoleGrant.area_id)
-            .where(
-                RoleGrant.role == Role.MEMBER,
-                RoleGrant.revoked_at.is_(None),
-                Area.path.startswith(community.path, autoescape=True),
-            )
-        )
-    )
-    return ids
 
 
-def community_rows(community: Area, year: int, street_ranks: Ranks | None) -> list[dict]:
-    """Return the report rows of one community, by rank (points desc), then user id."""
-    ids = _member_ids(community, year)
-    if not ids:
-        return []
-    key = str(year)
-    earned = {
-        r.user_id: r
-        for r in db.session.execute(
-            sa.select(_rm.c.user_id, _rm.c.points, _rm.c.minutes, _rm.c.eligible).where(
-                _rm.c.area_id == community.id, _rm.c.period_key == key
-            )
-        )
-    }
-    stats = {
-        r.user_id: r
-        for r in db.session.execute(
-            sa.select(_as).where(_as.c.community_id == community.id, _as.c.year == year)
-        )
-    }
-    led: dict[int, int] = {}
-    joined: dict[int, int] = {}
+_USER_COLS = (User.id.label("uid"), User.username, User.display_name, User.home_unit)
+
+
+def _ranks_of(area_ids: list[int], year: int) -> dict[int, Ranks]:
+    """Ranks of each area in ``area_ids`` from their score buckets (one query)."""
+    found: dict[int, list[tuple[int, int]]] = {a: [] for a in area_ids}
     for r in db.session.execute(
-        sa.select(_ap.c.user_id, Project.owner_id)
-        .join(Project, Project.id == _ap.c.project_id)
-        .where(_ap.c.community_id == community.id, _ap.c.year == year, _ap.c.deliveries > 0)
+        sa.select(_rs.c.area_id, _rs.c.points, _rs.c.members)
+        .where(_rs.c.area_id.in_(area_ids), _rs.c.period_key == str(year))
+        .order_by(_rs.c.area_id, _rs.c.points)
     ):
-        counts = led if r.owner_id == r.user_id else joined
-        counts[r.user_id] = counts.get(r.user_id, 0) + 1
-    users = db.session.execute(
-        sa.select(User.id, User.username, User.display_name, User.home_unit).where(
-            User.id.in_(sorted(ids))
+        found[int(r.area_id)].append((int(r.points), int(r.members)))
+    return {a: Ranks(rows) for a, rows in found.items()}
+
+
+def rows_for(communities: list[Area], year: int) -> list[dict]:
+    """Return the report rows of ``communities`` (by community, then rank and user id).
+
+    Five set-based reads for all of them (rollups joined to users, grants, projects,
+    score buckets): the cost follows the members of the communities, never the ledger.
+    """
+    if not communities:
+        return []
+    ids = [c.id for c in communities]
+    key = str(year)
+    users: dict[tuple[int, int], Any] = {}
+    earned: dict[tuple[int, int], Any] = {}
+    for r in db.session.execute(
+        sa.select(_rm.c.area_id, _rm.c.points, _rm.c.minutes, _rm.c.eligible, *_USER_COLS)
+        .join(User, User.id == _rm.c.user_id)
+        .where(_rm.c.area_id.in_(ids), _rm.c.period_key == key)
+    ):
+        k = (int(r.area_id), int(r.uid))
+        earned[k] = users[k] = r
+    stats: dict[tuple[int, int], Any] = {}
+    for r in db.session.execute(
+        sa.select(_as, *_USER_COLS)
+        .join(User, User.id == _as.c.user_id)
+        .where(_as.c.community_id.in_(ids), _as.c.year == year)
+    ):
+        k = (int(r.community_id), int(r.uid))
+        stats[k] = r
+        users.setdefault(k, r)
+    wanted = set(ids)
+    community_of = sa.case((Area.kind == AreaKind.GRID, Area.parent_id), else_=Area.id)
+    paths = [Area.path.startswith(c.path, autoescape=True) for c in communities]
+    for r in db.session.execute(
+        sa.select(community_of.label("cid"), *_USER_COLS)
+        .select_from(RoleGrant)
+        .join(Area, Area.id == RoleGrant.area_id)
+        .join(User, User.id == RoleGrant.user_id)
+        .where(
+            RoleGrant.role == Role.MEMBER,
+            RoleGrant.revoked_at.is_(None),
+            Area.kind.in_([AreaKind.COMMUNITY, AreaKind.GRID]),
+            sa.or_(*paths),
         )
-    ).all()
-    ranks = Ranks(community.id, year)
+    ):
+        k = (int(r.cid), int(r.uid))
+        if k[0] in wanted:
+            users.setdefault(k, r)
+    led: dict[tuple[int, int], int] = {}
+    joined: dict[tuple[int, int], int] = {}
+    for r in db.session.execute(
+        sa.select(_ap.c.community_id, _ap.c.user_id, Project.owner_id)
+        .join(Project, Project.id == _ap.c.project_id)
+        .where(_ap.c.community_id.in_(ids), _ap.c.year == year, _ap.c.deliveries > 0)
+    ):
+        k = (int(r.community_id), int(r.user_id))
+        counts = led if r.owner_id == r.user_id else joined
+        counts[k] = counts.get(k, 0) + 1
+    street_of = {c.id: c.parent_id for c in communities}
+    ranks = _ranks_of(sorted({*ids, *(s for s in street_of.values() if s is not None)}), year)
+    order = {c.id: i for i, c in enumerate(communities)}
     rows = []
-    for u in users:
-        e, s = earned.get(u.id), stats.get(u.id)
+    for (cid, uid), u in users.items():
+        e, st = earned.get((cid, uid)), stats.get((cid, uid))
         points = int(e.points) if e is not None else 0
         ranked = e is not None and bool(e.eligible) and points > 0
+        street = street_of.get(cid)
         rows.append(
             {
-                "user_id": u.id,
+                "user_id": uid,
                 "username": u.username,
                 "display_name": u.display_name,
                 "home_unit": u.home_unit or "",
-                "community_id": community.id,
+                "community_id": cid,
                 "hours": round(int(e.minutes) / 60, 1) if e is not None else 0.0,
-                "deliveries": int(s.deliveries) if s is not None else 0,
-                "projects_led": led.get(u.id, 0),
-                "projects_joined": joined.get(u.id, 0),
-                "average_score": average(int(s.score_sum), int(s.ratings_count)) if s else None,
+                "deliveries": int(st.deliveries) if st is not None else 0,
+                "projects_led": led.get((cid, uid), 0),
+                "projects_joined": joined.get((cid, uid), 0),
+                "average_score": average(int(st.score_sum), int(st.ratings_count))
+                if st is not None
+                else None,
                 "points_earned": points,
-                "points_spent": int(s.points_spent) if s is not None else 0,
-                "points_expired": int(s.points_expired) if s is not None else 0,
-                "rank_community": ranks.rank(points) if ranked else None,
-                "rank_street": street_ranks.rank(points) if ranked and street_ranks else None,
+                "points_spent": int(st.points_spent) if st is not None else 0,
+                "points_expired": int(st.points_expired) if st is not None else 0,
+                "rank_community": ranks[cid].rank(points) if ranked else None,
+                "rank_street": ranks[street].rank(points) if ranked and street else None,
             }
         )
-    rows.sort(key=lambda r: (-r["points_earned"], r["user_id"]))
+    rows.sort(key=lambda r: (order[r["community_id"]], -r["points_earned"], r["user_id"]))
     return rows
 
 
+def community_rows(community: Area, year: int) -> list[dict]:
+    """Return the report rows of one community, by rank (points desc), then user id."""
+    return rows_for([community], year)
+
+
+#: Communities read together by :func:`iter_rows` (bounded IN lists).
+BATCH = 20
+
+
 def iter_rows(area: Area, year: int) -> Iterator[dict]:
-    """Yield the report rows of every community under ``area``, community by community."""
-    streets: dict[int, Ranks] = {}
-    for community in communities_under(area):
-        street_id = community.parent_id
-        if street_id is not None and street_id not in streets:
-            streets[street_id] = Ranks(street_id, year)
-        yield from community_rows(
-            community, year, streets.get(street_id) if street_id is not None else None
-        )
+    """Yield the report rows of every community under ``area``, a batch at a time."""
+    communities = communities_under(area)
+    for i in range(0, len(communities), BATCH):
+        yield from rows_for(communities[i : i + BATCH], year)
 
 
 def annual_report(actor: User, area: Area, year: int) -> Iterator[dict]:
