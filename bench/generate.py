@@ -80,6 +80,7 @@ from volunteer_market.models import GENESIS_HASH
 from volunteer_market.models.ledger import MAX_REASON
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services import rankings
+from volunteer_market.services.rankings import annual
 from volunteer_market.services.settlement import _decimal, _reason
 from volunteer_market.zones import DEFAULT_TIMEZONE, zone
 
@@ -1433,6 +1434,12 @@ def write_database(url: str, p: Plan, applied: list[tuple] | None = None) -> dic
         timings["commit_s"] = time.perf_counter() - t
         _untune(conn)
         timings["server_cpu_s"] = _server_cpu(conn) + out.server_cpu
+    # The annual report's rollups: recomputed from the written ledger by the service
+    # (``rankings rebuild`` does the same); tests/bench compares them with the replay.
+    t = time.perf_counter()
+    rollups.update(annual.rebuild_annual())
+    db.session.commit()
+    timings["annual_rollups_s"] = time.perf_counter() - t
     t = time.perf_counter()
     with engine.connect() as c3:
         if c3.dialect.name == "postgresql":

@@ -76,6 +76,8 @@ COMPARED = (
     "ranking_members",
     "ranking_teams",
     "ranking_score_counts",
+    "annual_stats",
+    "annual_projects",
 )
 
 

@@ -35,5 +35,8 @@ def register_api(app: Flask) -> None:
 
     smorest_api.register_blueprint(imports.blp)
     smorest_api.register_blueprint(registrations.blp)
+    from . import evaluations  # annual report and annual evaluation
+
+    smorest_api.register_blueprint(evaluations.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

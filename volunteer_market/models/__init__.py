@@ -10,6 +10,7 @@ from .deliveries import (  # noqa: E402
     DeliveryParticipant,
     DeliveryStatus,
 )
+from .evaluations import AnnualProject, AnnualStat  # noqa: E402
 from .idempotency import IdempotencyKey  # noqa: E402
 from .imports import MAX_IMPORT_ERRORS, MAX_IMPORT_ROWS, ImportJob, ImportKind, ImportStatus
 from .ledger import (  # noqa: E402
@@ -67,6 +68,8 @@ __all__ = [
     "ImportJob",
     "ImportKind",
     "ImportStatus",
+    "AnnualProject",
+    "AnnualStat",
     "CHILD_KIND",
     "ApiToken",
     "Area",

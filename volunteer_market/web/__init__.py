@@ -23,6 +23,7 @@ from . import (
     auth,
     deliveries,
     imports,
+    evaluations,
     labels,
     ledger,
     main,
@@ -44,6 +45,7 @@ BLUEPRINTS = (
     ledger.bp,
     ratings.bp,  # ratings and settlement
     rankings.bp,
+    evaluations.bp,  # annual report and annual evaluation
     rewards.bp,
     redemptions.bp,
     projects.bp,  # projects, their review, teams and menu orders

@@ -289,6 +289,8 @@ MESSAGES: dict[str, Any] = {
     "Choose a community, street or district.": _l("请选择社区、街道或区。"),
     "Not a grid.": _l("请选择网格。"),
     "Bad paging.": _l("分页参数有误。"),
+    # annual report and annual evaluation
+    "Bad year.": _l("年度有误。"),
     # rewards and redemptions
     "Reward not found.": _l("奖品不存在。"),
     "Redemption not found.": _l("兑换单不存在。"),

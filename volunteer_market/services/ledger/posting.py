@@ -32,6 +32,7 @@ from ...models import (
 )
 from ...models.ledger import MAX_REASON
 from ..errors import AlreadyReversed, Conflict, InsufficientPoints
+from ..rankings import annual
 from ..rankings.rollups import apply_posting
 from .accounts import Leg, account_for_member, issuance_account
 from .hashing import hash_content
@@ -376,12 +377,22 @@ def _after_post(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
     The rankings feature maintains its rollups here (``services.rankings.rollups``, per
     member x area level x period, from ``tx.kind``, ``tx.member_id``,
     ``tx.community_id``, ``tx.created_at``, ``tx.minutes`` and the member-available
-    leg; a reversal of an earn carries the original's ``minutes`` and negated amount).
+    leg; a reversal of an earn carries the original's ``minutes`` and negated amount),
+    and the annual report's rollups (``services.rankings.annual``: deliveries, ratings,
+    points spent and expired per community, year and member).
     Code here runs after the head and account locks (lock order) and must only flush.
     ``rankings.rollups`` imports nothing of the ledger package, so this is no cycle.
     """
     if tx.kind in (TransactionKind.EARN, TransactionKind.REVERSE):
         apply_posting(tx, legs)
+    if tx.kind in _ANNUAL_KINDS:
+        annual.apply_posting(tx, legs)
+
+
+#: Kinds the annual report's rollups count (``services.rankings.annual``).
+_ANNUAL_KINDS = frozenset(
+    {TransactionKind.EARN, TransactionKind.REVERSE, TransactionKind.REDEEM, TransactionKind.EXPIRE}
+)
 
 
 def reversal_of(tx_id: int) -> int | None:

@@ -29,6 +29,7 @@ from ...models import (
 )
 from ...models.rankings import RankingMember, RankingScoreCount, RankingTeam
 from ..ledger.head import lock_head
+from .annual import rebuild_annual
 from .members import MemberState, member_states
 from .periods import period_keys
 from .rollups import Contribution
@@ -230,4 +231,5 @@ def rebuild() -> dict[str, int]:
         )
     )
     n_buckets = db.session.scalar(sa.select(sa.func.count()).select_from(_rs)) or 0
-    return {"members": n_members, "teams": len(team_rows), "buckets": int(n_buckets)}
+    annual = rebuild_annual()
+    return {"members": n_members, "teams": len(team_rows), "buckets": int(n_buckets), **annual}

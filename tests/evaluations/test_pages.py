@@ -1,0 +1,61 @@
+"""The annual report page: pickers, rows, downloads, permissions, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from openpyxl import load_workbook
+
+from ..conftest import login
+
+
+def test_secretary_sees_the_report_and_downloads_it(generated, client):
+    g = generated
+    w = g.world
+    login(client, "secretary_a")
+    page = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "年度考核表" in html and "区卫健局" in html and "下载 Excel" in html
+    assert "13900000001" not in html  # no phones
+    assert "style=" not in html and "<script>" not in html
+    home = client.get("/").get_data(as_text=True)
+    assert "/reports/annual" in home  # in the navigation
+    got = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}&format=csv")
+    assert got.status_code == 200 and got.data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(got.data.decode("utf-8-sig"))))
+    assert rows[0][2] == "姓名" and len(rows) == 7
+    xlsx = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}&format=xlsx")
+    assert xlsx.status_code == 200
+    assert load_workbook(io.BytesIO(xlsx.data)).active.max_row == 7
+
+
+def test_default_area_and_year(world, client):
+    login(client, "officer_street")
+    page = client.get("/reports/annual")
+    assert page.status_code == 200
+    assert "龙阳街" in page.get_data(as_text=True)
+
+
+def test_wrong_role_is_forbidden(world, client):
+    login(client, "member_a")
+    assert client.get("/reports/annual").status_code == 403
+    assert client.get(f"/reports/annual?area_id={world.community_a.id}").status_code == 403
+    assert "/reports/annual" not in client.get("/").get_data(as_text=True)
+
+
+def test_wrong_community_is_forbidden(world, client):
+    login(client, "secretary_b")
+    assert client.get(f"/reports/annual?area_id={world.community_a.id}").status_code == 403
+    assert client.get(f"/reports/annual?area_id={world.street.id}").status_code == 403
+
+
+def test_bad_input_is_a_clear_4xx(world, client):
+    login(client, "secretary_a")
+    a = world.community_a.id
+    assert client.get(f"/reports/annual?area_id={a}&year=1990").status_code == 404
+    assert client.get(f"/reports/annual?area_id={a}&format=pdf").status_code == 404
+    assert client.get("/reports/annual?area_id=99999999").status_code == 404
+    assert client.get(f"/reports/annual?area_id={world.grid_a1.id}").status_code == 404
+    assert client.get("/reports/annual?area_id=abc&year=x").status_code == 200  # ignored
