@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import models  # noqa: F401  (registers every table)
 from .config import build_config
-from .database import configure_engine, engine_options
+from .database import configure_engine, engine_options, remove_session
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
 from .http.json_body import LimitedJSONProvider
 from .models import User
@@ -68,6 +68,7 @@ def trust_proxies(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    app.teardown_appcontext(lambda _exc: remove_session())  # runs before Flask-SQLAlchemy's
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
     migrate.init_app(
@@ -144,6 +145,10 @@ def register_request_hooks(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
         resp.headers.setdefault("X-Frame-Options", "DENY")
+        if app.config.get("SESSION_COOKIE_SECURE"):  # served over HTTPS: say so for a year
+            resp.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
         resp.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -6,6 +6,8 @@ Settings read from the environment (see README):
 ``SECRET_KEY``              required when ``VM_ENV=production``; in development a
                             random key is generated once and kept in ``instance/secret_key``
 ``RATELIMIT_STORAGE_URI``   default ``memory://``; use ``redis://...`` with several workers
+                            (gunicorn.conf.py refuses to start production with several
+                            workers and ``memory://``)
 ``VM_ENV``                  ``development`` (default) or ``production`` (set by gunicorn.conf.py)
 ``PASSWORD_HASH_MEMORY_KIB`` / ``PASSWORD_HASH_TIME_COST``  Argon2id cost (defaults 19456 / 2)
 ``TRUSTED_PROXY_HOPS``      how many reverse proxies in front set ``X-Forwarded-For`` /
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,20 @@ def trusted_proxy_hops(env: str) -> int:
     return int(raw)
 
 
+def check_shared_limits(workers: int, environ: Mapping[str, str]) -> None:
+    """Refuse a production server of several workers whose rate limits would be kept per
+    worker (``memory://``, the default): each worker would allow the full limit.
+
+    :raises ConfigError: ``VM_ENV=production``, ``workers > 1`` and no shared storage.
+    """
+    storage = environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    if environ.get("VM_ENV") == "production" and workers > 1 and storage.startswith("memory:"):
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI is {storage!r} with {workers} workers: every worker would "
+            "keep its own counters. Set RATELIMIT_STORAGE_URI=redis://... (or run 1 worker)."
+        )
+
+
 def build_config(instance_path: str) -> dict[str, Any]:
     """Return the configuration mapping for an app whose instance folder is ``instance_path``."""
     env = os.environ.get("VM_ENV", "development")
@@ -78,9 +95,12 @@ def build_config(instance_path: str) -> dict[str, Any]:
         "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
         # Rate limits (Flask-Limiter). memory:// is per process: use redis:// with gunicorn.
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-* headers: they told a guesser how many tries were left.
+        # 429 answers still carry Retry-After (errors.handle_http_exception).
+        "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "vm"),
         "LOGIN_FAILURES_PER_HOUR": int(os.environ.get("LOGIN_FAILURES_PER_HOUR", "100")),
+        # Not applied yet (issue 20 item 7 left open: see docs/SECURITY.md).
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "600/minute"),
         # Passwords: Argon2id, OWASP minimum (m=19 MiB, t=2, p=1).
         "PASSWORD_HASH_MEMORY_KIB": int(os.environ.get("PASSWORD_HASH_MEMORY_KIB", "19456")),

@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -55,12 +56,30 @@ def sqlite_module() -> Any:
 
 def engine_options(uri: str, busy_timeout_ms: int) -> dict[str, Any]:
     """Return SQLAlchemy ``create_engine`` options for ``uri``."""
+    # SQL parameters (phones, addresses, password hashes) never reach an exception's
+    # text, hence never a log line: ``hide_parameters`` on every engine.
     if uri.startswith("sqlite"):
         return {
             "module": sqlite_module(),
             "connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            "hide_parameters": True,
         }
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "hide_parameters": True}
+
+
+def unique_violation(exc: BaseException) -> str | None:
+    """Return the name of the unique constraint (or ``"unique"`` if the driver does not
+    say which) an ``IntegrityError`` broke, or None for any other integrity error."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return None
+    if getattr(orig, "sqlstate", None) == "23505":  # psycopg: unique_violation
+        diag = getattr(orig, "diag", None)
+        return getattr(diag, "constraint_name", None) or "unique"
+    message = str(orig)
+    if message.startswith("UNIQUE constraint failed"):  # SQLite: "...: users.username"
+        return message.partition(":")[2].strip() or "unique"
+    return None
 
 
 def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
@@ -81,6 +100,22 @@ def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+def remove_session() -> None:
+    """End the request's session (the app's first teardown, before Flask-SQLAlchemy's).
+
+    Closing rolls back the connection's transaction; if the database dropped the
+    connection meanwhile (PostgreSQL restarted, backends terminated) that rollback fails.
+    The response is already made, so the error must not turn it into a 500: the
+    connection is discarded (the pool pings the others before lending them) and logged.
+    """
+    try:
+        db.session.remove()
+    except DBAPIError as exc:
+        log.warning("discarding a lost database connection: %s", type(exc.orig).__name__)
+        with suppress(DBAPIError):  # the failed close left nothing to roll back
+            db.session.remove()
 
 
 def writing() -> bool:

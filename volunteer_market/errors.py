@@ -8,15 +8,18 @@ HTML page. Registered on the app, not on blueprints, so unmatched URLs are cover
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .database import unique_violation
+from .extensions import limiter
 from .services.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -146,6 +149,8 @@ def handle_http_exception(exc: HTTPException) -> Any:
     elif status == 400 and "messages" in data:
         detail = "The request body is not valid JSON."
     headers = dict(exc.get_headers()) if status in (401, 405, 429) else {}
+    if status == 429 and "Retry-After" not in headers:  # X-RateLimit-* headers are off
+        headers["Retry-After"] = str(_retry_after())
     if wants_problem_json():
         resp = problem(status, title, detail, errors)
         for name in ("Retry-After", "Allow", "WWW-Authenticate"):
@@ -162,6 +167,14 @@ def handle_http_exception(exc: HTTPException) -> Any:
     return resp
 
 
+def _retry_after() -> int:
+    """Seconds until the limit that refused this request lets one through again."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()) + 1)
+
+
 def handle_csrf_error(exc: CSRFError) -> Any:
     if wants_problem_json():
         return problem(400, "Bad request", "CSRF token missing or invalid.")
@@ -175,21 +188,72 @@ def handle_unexpected(exc: Exception) -> Any:
     return _html(500)
 
 
-def handle_operational_error(exc: OperationalError) -> Any:
-    """A database that is busy (SQLite lock wait past the busy timeout, PostgreSQL
-    lock/serialization timeouts) is a temporary condition: 503 with Retry-After,
-    nothing written (the transaction was rolled back). Anything else is a 500."""
+#: Driver messages of a database that is busy: SQLite's lock wait past the busy timeout,
+#: PostgreSQL's lock and serialization timeouts.
+_BUSY = ("database is locked", "lock timeout", "deadlock detected")
+#: ... and of one that cannot be reached or dropped the connection (PostgreSQL restarted,
+#: its backends terminated, connections refused; a SQLite file that cannot be opened).
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "connection to server",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection already closed",
+    "the connection is lost",
+    "consuming input failed",
+    "no connection to the server",
+    "server conn crashed",
+    "ssl syscall error",
+    "unable to open database file",
+)
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Return True if ``exc`` says the database is busy or out of reach (a temporary
+    condition), not that the statement is wrong."""
+    if exc.connection_invalidated:
+        return True
     message = str(getattr(exc, "orig", exc)).lower()
-    if not any(s in message for s in ("database is locked", "lock timeout", "deadlock detected")):
+    return any(s in message for s in _BUSY + _UNREACHABLE)
+
+
+def handle_operational_error(exc: DBAPIError) -> Any:
+    """A database that is busy or unreachable is a temporary condition: 503 with
+    Retry-After, nothing written (the transaction was rolled back or never began). The
+    pool checks a connection before lending it (``pool_pre_ping``), so the requests
+    after a lost connection get a new one. Anything else is a 500."""
+    if not database_unavailable(exc):
         return handle_unexpected(exc)
-    log.warning("database busy on %s %s", request.method, request.path)
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, type(exc.orig).__name__
+    )
     if wants_problem_json():
         resp = problem(503, "Service unavailable", "The database is busy; please retry.")
     else:
-        body, _code = _html(503, _("服务繁忙"), _("系统繁忙，请稍后重试。"))
+        try:
+            body, _code = _html(503, _("服务繁忙"), _("系统繁忙，请稍后重试。"))
+        except Exception:  # noqa: BLE001  (the page itself needed the database)
+            body = "503 Service unavailable"
         resp = Response(body, status=503, mimetype="text/html")
     resp.headers["Retry-After"] = "2"
     return resp
+
+
+def handle_integrity_error(exc: IntegrityError) -> Any:
+    """A unique constraint that refused a write is a conflict (409), as the service's
+    own check would have said had the other request not committed in between (two
+    requests creating one username, granting one role). Nothing was written (the
+    transaction was rolled back). Only the constraint's name is logged: the error's
+    text holds the row's key. Any other integrity error is a 500."""
+    constraint = unique_violation(exc)
+    if constraint is None:
+        return handle_unexpected(exc)
+    log.info("unique constraint %s refused %s %s", constraint, request.method, request.path)
+    if wants_problem_json():
+        return problem(409, "Conflict", "This already exists (another request made it first).")
+    return _html(409)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -199,3 +263,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(OperationalError, handle_operational_error)
+    app.register_error_handler(InterfaceError, handle_operational_error)
+    app.register_error_handler(IntegrityError, handle_integrity_error)

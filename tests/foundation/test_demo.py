@@ -126,7 +126,7 @@ def test_demo_privacy_data_is_masked_for_an_officer(app):
         f"/api/v1/users/{wang.id}", headers={"Authorization": f"Bearer {token}"}
     ).get_json()
     assert body["phone"] == "137****1234"
-    assert body["household_tags"] == "空***"
+    assert body["household_tags"] is None  # officers see no household tags (issue 20)
 
 
 def test_demo_load_is_idempotent(app, demo):

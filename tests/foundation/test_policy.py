@@ -158,18 +158,18 @@ USER_VIEW = _expand(
     USER_TARGETS,
 )
 
-#: Personal data: self, admin, and the secretary and grid workers of the user's community
-#: (DESIGN.md "Privacy") -- never officers, members or other communities.
+#: Personal data: self and the secretary and grid workers of the user's community
+#: (DESIGN.md "Privacy") -- never officers, members, other communities or (issue 20) the admin.
 USER_VIEW_PERSONAL = _expand(
     {
-        "resident_a": {"admin", "secretary_a", "grid_a1", "resident_a"},
-        "resident_a2": {"admin", "secretary_a", "grid_a1"},
-        "member_a2": {"admin", "secretary_a", "grid_a1"},
-        "resident_b": {"admin", "secretary_b"},
-        "resident_c": {"admin"},
-        "officer_street": {"admin", "officer_street"},
+        "resident_a": {"secretary_a", "grid_a1", "resident_a"},
+        "resident_a2": {"secretary_a", "grid_a1"},
+        "member_a2": {"secretary_a", "grid_a1"},
+        "resident_b": {"secretary_b"},
+        "resident_c": set(),
+        "officer_street": {"officer_street"},
         "admin": {"admin"},
-        "nobody": {"admin", "nobody"},
+        "nobody": {"nobody"},
     },
     USER_TARGETS,
 )

@@ -94,7 +94,9 @@ def test_the_forwarded_scheme_and_address_are_believed(client, world):
         assert request.remote_addr == "203.0.113.7"
 
 
-def test_without_trusted_hops_the_header_is_ignored(database_url, world):
+def test_without_trusted_hops_the_header_is_ignored(database_url, world, monkeypatch):
+    monkeypatch.setenv("VM_ENV", "development")
+    monkeypatch.delenv("TRUSTED_PROXY_HOPS", raising=False)
     app = create_app(
         {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "LOGIN_FAILURES_PER_HOUR": 3}
     )

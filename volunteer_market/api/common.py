@@ -112,8 +112,9 @@ def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any
 
     401 and 403 unless the view is public; 404 with a path parameter (unknown ids and
     objects the caller may not see); 400 (malformed JSON), 413 (too large) and 422 with a
-    request body; 422 with query parameters; 503 (database busy, with Retry-After) for
-    writes and 409 (state, balance or stock conflict) for a signed-in caller's writes.
+    request body; 422 with query parameters; 503 (database busy or unreachable, with
+    Retry-After) for every operation and 409 (state, balance or stock conflict; a unique
+    constraint) for a signed-in caller's writes.
     Views document any other status with ``@blp.alt_response(status,
     response=problem_response(status))`` (e.g. 429 on the throttled public endpoints).
     """
@@ -128,10 +129,9 @@ def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any
             statuses.add(400)
     if any(isinstance(p, dict) and p.get("in") == "query" for p in doc.get("parameters", [])):
         statuses.add(422)
-    if method.lower() != "get":
-        statuses.add(503)
-        if not public:
-            statuses.add(409)
+    statuses.add(503)  # any operation may find the database busy or unreachable
+    if method.lower() != "get" and not public:
+        statuses.add(409)
     return statuses
 
 

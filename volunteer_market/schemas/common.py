@@ -107,15 +107,39 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
     return _page_schemas[name]
 
 
+#: Characters no text of ours may hold: C0/C1 controls (tab and line breaks are allowed in
+#: multi-line texts only), DEL, and the bidirectional overrides and isolates that make a
+#: title or name display as something else (``U+202E`` turns "gpj.exe" around).
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_BAD_TEXT_RE = re.compile(f"[{_CONTROLS}]")
+_BAD_LINE_RE = re.compile(f"[{_CONTROLS}\t\n\r\u2028\u2029]")
+#: Texts up to this length are one line (titles, names); longer ones may have line breaks.
+SINGLE_LINE_MAX = TITLE_MAX
+
+
 def trimmed(max_len: int, *, min_len: int = 1, **kw: Any) -> fields.String:
-    """Return a String field stripped of surrounding spaces with a length check."""
-    return TrimmedString(validate=validate.Length(min=min_len, max=max_len), **kw)
+    """Return a String field stripped of surrounding spaces with a length check; control
+    and bidi-override characters are refused (line breaks too up to
+    :data:`SINGLE_LINE_MAX` characters: titles and names are one line)."""
+    return TrimmedString(
+        validate=validate.Length(min=min_len, max=max_len),
+        single_line=max_len <= SINGLE_LINE_MAX,
+        **kw,
+    )
 
 
 class TrimmedString(fields.String):
+    """A string stripped of surrounding spaces, without control or bidi characters."""
+
+    def __init__(self, *args: Any, single_line: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.single_line = single_line
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        out = super()._deserialize(value, attr, data, **kwargs)
-        return out.strip()
+        out = super()._deserialize(value, attr, data, **kwargs).strip()
+        if (_BAD_LINE_RE if self.single_line else _BAD_TEXT_RE).search(out):
+            raise ValidationError("Must not contain control characters.")
+        return out
 
 
 class WholeNumber(fields.Integer):

@@ -329,15 +329,23 @@ def mask_phone(phone: str | None) -> str | None:
     return "*" * len(phone)
 
 
+#: What a viewer without the right sees of an address or household tags: that there is
+#: one, nothing of it (a first character such as "残" or "空" is already the tag).
+MASK = "***"
+
+
 def mask_text(value: str | None) -> str | None:
-    """Return a masked stand-in for free-text personal data (address, household tags)."""
+    """Return a masked stand-in for free-text personal data (address, household tags):
+    :data:`MASK` when there is a value, nothing of the value itself."""
     if not value:
         return value
-    return value[:1] + "***"
+    return MASK
 
 
 def present_user(viewer: User | None, user: User) -> dict[str, Any]:
-    """Return the user as ``viewer`` may see it: personal data masked unless allowed."""
+    """Return the user as ``viewer`` may see it: personal data masked unless allowed
+    (``user.view_personal``). Officers see no household tags at all (not even that there
+    are some): they have no need to, and a street's residents are many."""
     full = viewer is not None and permissions.may(viewer, "user.view_personal", user)
     return {
         "id": user.id,
@@ -345,7 +353,13 @@ def present_user(viewer: User | None, user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "phone": user.phone if full else mask_phone(user.phone),
         "address": user.address if full else mask_text(user.address),
-        "household_tags": user.household_tags if full else mask_text(user.household_tags),
+        "household_tags": (
+            user.household_tags
+            if full
+            else None
+            if viewer is not None and any(g.role == Role.OFFICER for g in viewer.grants)
+            else mask_text(user.household_tags)
+        ),
         "home_unit": user.home_unit,
         "is_active": user.is_active,
         "must_change_password": user.must_change_password,

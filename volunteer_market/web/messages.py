@@ -66,6 +66,7 @@ MESSAGES: dict[str, Any] = {
     "Unknown field.": _UNKNOWN_FIELD,
     # schemas
     "Must not contain NUL characters.": _l("不能包含空字符（NUL）。"),
+    "Must not contain control characters.": _l("不能包含控制字符或文字方向字符。"),
     "Must be after starts_at.": _END_AFTER_START,
     "Must be after started_at.": _END_AFTER_START,
     "Must be after the start.": _END_AFTER_START,

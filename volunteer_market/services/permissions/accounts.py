@@ -72,9 +72,11 @@ def _user_view(actor: User, user: User) -> bool:
 
 @rule("user.view_personal")
 def _user_view_personal(actor: User, user: User) -> bool:
-    """Phones, addresses, household tags: self, admin, and the secretary or grid
-    workers of a community where the user holds a role (DESIGN.md "Privacy")."""
-    if actor.id == user.id or is_admin(actor):
+    """Phones, addresses, household tags: self, and the secretary or grid workers of a
+    community where the user holds a role (DESIGN.md "Privacy"); not the admin, whose
+    work (areas, accounts, roles) needs none of it. Whoever created a user who holds no
+    role yet sees what they typed."""
+    if actor.id == user.id:
         return True
     if user.created_by_id == actor.id and not user.grants:
         return True
