@@ -213,6 +213,18 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
     ("GET", "/api/v1/me"): SIGNED_IN,
     ("GET", "/api/v1/me/pending-ratings"): SIGNED_IN,  # their own list (maybe empty)
+    # appeals: both members served in the appealed rating's delivery; member_b's appeal
+    # is seen by him, B's secretary and the admin; only an officer of B's street decides
+    # (none among the actors: officer_out is of the other street)
+    ("POST", "/api/v1/appeals"): B_MEMBERS,
+    ("GET", "/api/v1/appeals"): SIGNED_IN,  # their own list (maybe empty)
+    ("GET", "/api/v1/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
+    ("POST", "/api/v1/appeals/<int:appeal_id>/decide"): frozenset(),
+    ("GET", "/appeals"): SIGNED_IN,
+    ("GET", "/appeals/new"): SIGNED_IN,
+    ("POST", "/appeals/new"): B_MEMBERS,
+    ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
+    ("POST", "/appeals/<int:appeal_id>/decide"): frozenset(),
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -353,6 +365,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/deliveries/<int:delivery_id>/slips"): lambda o, a: (
         {"delivery_id": o["page_slips_delivery_id"]},
         {},
+    ),
+    ("POST", "/appeals/new"): lambda o, a: (
+        {},
+        {"rating_id": str(o["page_reply_rating_id"]), "reason": "矩阵申诉"},
+    ),
+    ("POST", "/appeals/<int:appeal_id>/decide"): lambda o, a: (
+        {},
+        {"decision": "dismissed", "reason": "矩阵裁决"},
     ),
     # a fresh delivery past its rating window that nobody rated
     ("POST", "/deliveries/<int:delivery_id>/settle"): lambda o, a: (
@@ -634,6 +654,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/rankings/communities"): lambda o, a: ({}, {"area_id": o["street_id"]}),
     ("PUT", "/api/v1/rankings/settings/<int:area_id>"): lambda o, a: ({}, {"exposure": "full"}),
     ("GET", "/api/v1/rankings/teams"): lambda o, a: ({}, {"area_id": o["area_id"]}),
+    ("POST", "/api/v1/appeals"): lambda o, a: (
+        {},
+        {"rating_id": o["open_rating_id"], "reason": "矩阵申诉"},
+    ),
+    ("POST", "/api/v1/appeals/<int:appeal_id>/decide"): lambda o, a: (
+        {},
+        {"decision": "dismissed", "reason": "矩阵裁决"},
+    ),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (
         {"rating_id": o["open_rating_id"]},
@@ -764,6 +792,7 @@ def _approved(world, title: str, team=()) -> int:
 def _objects(world) -> dict[str, object]:
     """Objects of community B (owned by member_b) for every URL placeholder, and the
     fresh objects of B the routes in :data:`BODIES` change."""
+    from volunteer_market.services import appeals as appeal_service
     from volunteer_market.services import deliveries as delivery_service
     from volunteer_market.services import needs as need_service
     from volunteer_market.services import projects as project_service
@@ -789,6 +818,8 @@ def _objects(world) -> dict[str, object]:
     issued = redeem(member_b, reward)
     with atomic():
         rated = rating_service.rate(resident_b, delivery, 5, "很好")
+    with atomic():
+        appeal = appeal_service.file_appeal(member_b, rating_id=rated.rating.id, reason="申诉")
     grant_id = member_b.grants[0].id
     # Fresh objects of B for the routes whose allowed caller changes their state.
     resident_b2 = make_user("resident_b2", (Role.RESIDENT, world.areas["grid_b1"]))
@@ -857,6 +888,7 @@ def _objects(world) -> dict[str, object]:
         "area_id": b.id,
         "street_id": world.street.id,
         "rating_id": rated.rating.id,
+        "appeal_id": appeal.id,
         "redemption_id": issued.redemption.id,
         "reward_id": reward.id,
         "grant_id": grant_id,

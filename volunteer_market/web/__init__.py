@@ -18,6 +18,7 @@ from ..services import permissions
 from ..services.wallet import points_summary
 from . import (
     admin,
+    appeals,
     auth,
     deliveries,
     labels,
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     needs.bp,
     deliveries.bp,
     notifications.bp,
+    appeals.bp,
 )
 
 
