@@ -221,6 +221,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
     ("POST", "/api/v1/appeals/<int:appeal_id>/decide"): frozenset(),
     ("GET", "/appeals"): SIGNED_IN,
+    # integrity signals: B's secretary for B; the page shows any secretary or officer
+    # the communities they oversee
+    ("GET", "/api/v1/integrity/signals"): frozenset({"sec_this"}),
+    ("GET", "/integrity"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
@@ -662,6 +666,7 @@ BODIES: dict[tuple[str, str], object] = {
         {},
         {"decision": "dismissed", "reason": "矩阵裁决"},
     ),
+    ("GET", "/api/v1/integrity/signals"): lambda o, a: ({}, {"community_id": o["area_id"]}),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (
         {"rating_id": o["open_rating_id"]},

@@ -31,8 +31,9 @@ def register_api(app: Flask) -> None:
 
     for blp in (rewards.rewards_blp, rewards.redemptions_blp, rewards.wallet_blp):
         smorest_api.register_blueprint(blp)
-    from . import appeals  # appeals
+    from . import appeals, integrity  # appeals and integrity
 
     smorest_api.register_blueprint(appeals.blp)
+    smorest_api.register_blueprint(integrity.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

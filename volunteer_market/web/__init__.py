@@ -21,6 +21,7 @@ from . import (
     appeals,
     auth,
     deliveries,
+    integrity,
     labels,
     ledger,
     main,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     deliveries.bp,
     notifications.bp,
     appeals.bp,
+    integrity.bp,
 )
 
 

@@ -152,6 +152,21 @@ def delivery_status_label(value: Any) -> str:
     return label(DELIVERY_STATUS_LABELS, value)
 
 
+SIGNAL_LABELS = {
+    "repeat_rater": _l("同一居民反复评价同一党员"),
+    "reciprocal_rating": _l("党员互相以居民身份评价"),
+    "all_five_streak": _l("连续全五星"),
+    "odd_hours": _l("深夜或凌晨的服务"),
+    "overlap": _l("同一党员服务时间重叠"),
+    "chronic_no_show": _l("多次缺席"),
+    "rated_from_recorder": _l("评价来自登记人的同一地址"),
+}
+
+
+def signal_label(value: Any) -> str:
+    return label(SIGNAL_LABELS, value)
+
+
 def appeal_status_label(value: Any) -> str:
     return label(APPEAL_STATUS_LABELS, value)
 
@@ -174,5 +189,6 @@ def register(app: Flask) -> None:
         team_status_label=team_status_label,
         delivery_status_label=delivery_status_label,
         appeal_status_label=appeal_status_label,
+        signal_label=signal_label,
         hours_of=hours_of,
     )

@@ -12,7 +12,7 @@ no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
 grant helpers), a rule module per aggregate (``accounts``, ``projects``, ``ledger``,
-``ratings``, ``rankings``, ``rewards``, ``appeals``) and ``self_dealing``, the one guard every
+``ratings``, ``rankings``, ``rewards``, ``appeals``, ``integrity``) and ``self_dealing``, the one guard every
 point-moving action passes (nobody acts for an object he benefits from). A new feature
 adds its rules in a module of its own and imports it below, so every rule is
 registered when the package is imported.
@@ -23,6 +23,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (register)
     accounts,
     appeals,
+    integrity,
     ledger,
     projects,
     rankings,
