@@ -19,6 +19,7 @@ blp = make_blueprint("api_appeals", "/appeals", "Appeals (申诉)")
 @blp.route("", methods=["POST"])
 @blp.arguments(AppealIn)
 @blp.response(201, AppealOut)
+@blp.alt_response(404, response=problem_response(404))  # a subject the caller may not see
 @blp.alt_response(409, response=problem_response(409))  # after 14 days; a second open one
 def file_appeal(data: dict) -> Appeal:
     """Appeal a rating (``rating_id``: a member who served in its delivery, or the

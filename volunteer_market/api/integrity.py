@@ -9,7 +9,7 @@ from ..models import utcnow
 from ..schemas.integrity import SignalsOut, SignalsQuery
 from ..services import areas as area_service
 from ..services import integrity as integrity_service
-from .common import actor, make_blueprint
+from .common import actor, make_blueprint, problem_response
 
 blp = make_blueprint("api_integrity", "/integrity", "Integrity signals")
 
@@ -17,6 +17,7 @@ blp = make_blueprint("api_integrity", "/integrity", "Integrity signals")
 @blp.route("/signals", methods=["GET"])
 @blp.arguments(SignalsQuery, location="query")
 @blp.response(200, SignalsOut)
+@blp.alt_response(404, response=problem_response(404))  # no such community
 def signals(args: dict) -> dict[str, Any]:
     """The signals of a community over the last 90 days (``community_id`` required):
     ``repeat_rater``, ``reciprocal_rating``, ``all_five_streak``, ``odd_hours``,
