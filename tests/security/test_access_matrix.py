@@ -232,6 +232,22 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/imports/template"): STAFF_ANYWHERE,
     ("POST", "/api/v1/me/password"): SIGNED_IN,  # one's own (the same password again)
     ("POST", "/api/v1/users/<int:user_id>/password-reset"): B_STAFF,
+    # appeals: both members served in the appealed rating's delivery; member_b's appeal
+    # is seen by him, B's secretary and the admin; only an officer of B's street decides
+    # (none among the actors: officer_out is of the other street)
+    ("POST", "/api/v1/appeals"): B_MEMBERS,
+    ("GET", "/api/v1/appeals"): SIGNED_IN,  # their own list (maybe empty)
+    ("GET", "/api/v1/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
+    ("POST", "/api/v1/appeals/<int:appeal_id>/decide"): frozenset(),
+    ("GET", "/appeals"): SIGNED_IN,
+    # integrity signals: B's secretary for B; the page shows any secretary or officer
+    # the communities they oversee
+    ("GET", "/api/v1/integrity/signals"): frozenset({"sec_this"}),
+    ("GET", "/integrity"): frozenset({"sec_this", "sec_other", "officer_out"}),
+    ("GET", "/appeals/new"): SIGNED_IN,
+    ("POST", "/appeals/new"): B_MEMBERS,
+    ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
+    ("POST", "/appeals/<int:appeal_id>/decide"): frozenset(),
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -409,6 +425,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/deliveries/<int:delivery_id>/slips"): lambda o, a: (
         {"delivery_id": o["page_slips_delivery_id"]},
         {},
+    ),
+    ("POST", "/appeals/new"): lambda o, a: (
+        {},
+        {"rating_id": str(o["page_reply_rating_id"]), "reason": "矩阵申诉"},
+    ),
+    ("POST", "/appeals/<int:appeal_id>/decide"): lambda o, a: (
+        {},
+        {"decision": "dismissed", "reason": "矩阵裁决"},
     ),
     # a fresh delivery past its rating window that nobody rated
     ("POST", "/deliveries/<int:delivery_id>/settle"): lambda o, a: (
@@ -721,6 +745,15 @@ BODIES: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/rankings/communities"): lambda o, a: ({}, {"area_id": o["street_id"]}),
     ("PUT", "/api/v1/rankings/settings/<int:area_id>"): lambda o, a: ({}, {"exposure": "full"}),
     ("GET", "/api/v1/rankings/teams"): lambda o, a: ({}, {"area_id": o["area_id"]}),
+    ("POST", "/api/v1/appeals"): lambda o, a: (
+        {},
+        {"rating_id": o["open_rating_id"], "reason": "矩阵申诉"},
+    ),
+    ("POST", "/api/v1/appeals/<int:appeal_id>/decide"): lambda o, a: (
+        {},
+        {"decision": "dismissed", "reason": "矩阵裁决"},
+    ),
+    ("GET", "/api/v1/integrity/signals"): lambda o, a: ({}, {"community_id": o["area_id"]}),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (
         {"rating_id": o["open_rating_id"]},
@@ -889,6 +922,7 @@ def _approved(world, title: str, team=()) -> int:
 def _objects(world) -> dict[str, object]:
     """Objects of community B (owned by member_b) for every URL placeholder, and the
     fresh objects of B the routes in :data:`BODIES` change."""
+    from volunteer_market.services import appeals as appeal_service
     from volunteer_market.services import deliveries as delivery_service
     from volunteer_market.services import needs as need_service
     from volunteer_market.services import projects as project_service
@@ -914,6 +948,8 @@ def _objects(world) -> dict[str, object]:
     issued = redeem(member_b, reward)
     with atomic():
         rated = rating_service.rate(resident_b, delivery, 5, "很好")
+    with atomic():
+        appeal = appeal_service.file_appeal(member_b, rating_id=rated.rating.id, reason="申诉")
     grant_id = member_b.grants[0].id
     # Fresh objects of B for the routes whose allowed caller changes their state.
     resident_b2 = make_user("resident_b2", (Role.RESIDENT, world.areas["grid_b1"]))
@@ -982,6 +1018,7 @@ def _objects(world) -> dict[str, object]:
         "area_id": b.id,
         "street_id": world.street.id,
         "rating_id": rated.rating.id,
+        "appeal_id": appeal.id,
         "redemption_id": issued.redemption.id,
         "reward_id": reward.id,
         "grant_id": grant_id,

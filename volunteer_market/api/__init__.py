@@ -38,5 +38,9 @@ def register_api(app: Flask) -> None:
     from . import evaluations  # annual report and annual evaluation
 
     smorest_api.register_blueprint(evaluations.blp)
+    from . import appeals, integrity  # appeals and integrity
+
+    smorest_api.register_blueprint(appeals.blp)
+    smorest_api.register_blueprint(integrity.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

@@ -1,5 +1,6 @@
 """Models, one module per aggregate. Importing this package registers every table."""
 
+from .appeals import APPEAL_TEXT_MAX, Appeal, AppealStatus
 from .areas import CHILD_KIND, Area, AreaKind
 from .audit import AuditEntry, Notification
 from .deliveries import (  # noqa: E402
@@ -126,6 +127,10 @@ __all__ = [
     "Reward",
     "StockChange",
     "StockChangeKind",
+    # appeals
+    "APPEAL_TEXT_MAX",
+    "Appeal",
+    "AppealStatus",
     # rankings
     "Exposure",
     "RankingMember",

@@ -35,6 +35,8 @@ class Delivery(Model):
     __table_args__ = (
         sa.CheckConstraint("ended_at > started_at", name="ends_after_start"),
         sa.Index("ix_deliveries_community_status", "community_id", "status"),
+        #: A community's recent sessions (integrity signals read a bounded window).
+        sa.Index("ix_deliveries_community_started", "community_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,10 +20,12 @@ from ..services import permissions
 from ..services.wallet import points_summary
 from . import (
     admin,
+    appeals,
     auth,
     deliveries,
     evaluations,
     imports,
+    integrity,
     labels,
     ledger,
     main,
@@ -54,6 +56,8 @@ BLUEPRINTS = (
     notifications.bp,
     imports.bp,  # bulk import of residents and members
     registrations.bp,  # self-registration (到社区报到) and the secretary's queue
+    appeals.bp,
+    integrity.bp,
 )
 
 

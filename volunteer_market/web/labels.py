@@ -15,6 +15,7 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from ..models import (
+    AppealStatus,
     AreaKind,
     Category,
     DeliveryStatus,
@@ -86,6 +87,12 @@ TEAM_STATUS_LABELS = {
     TeamStatus.DECLINED: _l("已婉拒"),
     TeamStatus.LEFT: _l("已退出"),
 }
+APPEAL_STATUS_LABELS = {
+    AppealStatus.OPEN: _l("待裁决"),
+    AppealStatus.UPHELD: _l("申诉成立"),
+    AppealStatus.DISMISSED: _l("已驳回"),
+}
+
 DELIVERY_STATUS_LABELS = {
     DeliveryStatus.AWAITING_RATINGS: _l("待评价"),
     DeliveryStatus.SETTLED: _l("已结算"),
@@ -145,6 +152,25 @@ def delivery_status_label(value: Any) -> str:
     return label(DELIVERY_STATUS_LABELS, value)
 
 
+SIGNAL_LABELS = {
+    "repeat_rater": _l("同一居民反复评价同一党员"),
+    "reciprocal_rating": _l("党员互相以居民身份评价"),
+    "all_five_streak": _l("连续全五星"),
+    "odd_hours": _l("深夜或凌晨的服务"),
+    "overlap": _l("同一党员服务时间重叠"),
+    "chronic_no_show": _l("多次缺席"),
+    "rated_from_recorder": _l("评价来自登记人的同一地址"),
+}
+
+
+def signal_label(value: Any) -> str:
+    return label(SIGNAL_LABELS, value)
+
+
+def appeal_status_label(value: Any) -> str:
+    return label(APPEAL_STATUS_LABELS, value)
+
+
 def hours_of(minutes: int) -> str:
     """Return ``minutes`` as hours without trailing zeros (``90`` -> ``1.5``)."""
     return f"{minutes / 60:g}"
@@ -162,5 +188,7 @@ def register(app: Flask) -> None:
         need_status_label=need_status_label,
         team_status_label=team_status_label,
         delivery_status_label=delivery_status_label,
+        appeal_status_label=appeal_status_label,
+        signal_label=signal_label,
         hours_of=hours_of,
     )

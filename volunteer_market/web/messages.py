@@ -223,6 +223,39 @@ MESSAGES: dict[str, Any] = {
     "This delivery has already been rated for this beneficiary.": _l("这位居民已评价过本次服务。"),
     "This delivery has been settled; its ratings are closed.": _l("本次服务已结算，评价已关闭。"),
     "You have already replied to this rating.": _l("您已回复过这条评价。"),
+    # appeals
+    "Appeal not found.": _l("申诉不存在。"),
+    "Only a member who served in the delivery, or the resident in whose name a proxy "
+    "rating was entered, may appeal it.": _l(
+        "只有参与本次服务的党员，或被代评的居民本人，才能申诉。"
+    ),
+    "Appeals are filed within 14 days; this rating is older.": _l(
+        "申诉须在 14 天内提出，这条评价已超过期限。"
+    ),
+    "Appeals are filed within 14 days; this transaction is older.": _l(
+        "申诉须在 14 天内提出，这笔积分已超过期限。"
+    ),
+    "Only a points award (an earn or an adjustment) can be appealed.": _l(
+        "只能对积分发放（结算或调整）提出申诉。"
+    ),
+    "Give either rating_id or transaction_id.": _l("请指定一条评价或一笔积分（二选一）。"),
+    "You already have an open appeal about this.": _l("您对此已有一条待裁决的申诉。"),
+    "The decision is upheld or dismissed.": _l("裁决结果只能是“申诉成立”或“驳回”。"),
+    "upheld or dismissed.": _l("请选择“申诉成立”或“驳回”。"),
+    "This appeal has already been decided.": _l("这条申诉已经裁决过了。"),
+    "An upheld appeal of a rating needs the amount to adjust.": _l(
+        "评价申诉成立时，请填写要调整的积分。"
+    ),
+    "Required when a member's rating appeal is upheld.": _l("党员的评价申诉成立时必填。"),
+    "A dismissed appeal posts nothing.": _l("驳回的申诉不动积分。"),
+    "Only with upheld.": _l("仅在申诉成立时填写。"),
+    "This appeal concerns no single member; it is upheld without an amount.": _l(
+        "这条申诉不涉及单个党员，成立时不填积分（冲正本次服务的积分）。"
+    ),
+    "Not for a resident's appeal.": _l("居民的申诉不填积分。"),
+    "The delivery has posted no points; there is nothing to reverse.": _l(
+        "本次服务没有发放积分，无需冲正。"
+    ),
     # rating slips
     "Every beneficiary has already rated this delivery.": _l("受益居民都已评价，无需发放评价卡。"),
     "This delivery takes no more ratings; no slip can be issued.": _l(

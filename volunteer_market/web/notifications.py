@@ -14,6 +14,7 @@ from ..database import atomic
 from ..schemas.common import MAX_ID
 from ..services import notifications as notification_service
 from .forms import digits
+from .labels import appeal_status_label
 from .paging import page_arg, paginate
 
 bp = Blueprint("web_notifications", __name__)
@@ -50,6 +51,8 @@ NOTIFICATION_TEXTS = {
     "rating.replied": _l("%(member)s 回复了您对「%(title)s」的评价。"),
     "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
     "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
+    "appeal.filed": _l("社区有一条新的申诉。"),
+    "appeal.decided": _l("申诉已裁决：%(decision_text)s。%(reason)s"),
     "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
     # accounts and onboarding
     "user.password_reset": _l("社区为您重置了密码，请登录后修改。"),
@@ -63,6 +66,8 @@ def notification_text(note: Any) -> str:
     """Return the message of a notification in the page's language."""
     template = NOTIFICATION_TEXTS.get(note.kind)
     params = {"title": "", "comment": "", "member": "", "resident": "", **(note.params or {})}
+    if "decision" in params:  # appeal.decided: the stored value shown through its label
+        params["decision_text"] = appeal_status_label(params["decision"])
     if template is None:
         return str(params.get("title") or note.kind)
     try:
@@ -79,6 +84,8 @@ def notification_link(note: Any) -> str | None:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
+    if note.object_type == "appeal" and note.object_id:
+        return url_for("web_appeals.appeal", appeal_id=note.object_id)
     return None
 
 

@@ -11,10 +11,11 @@ admin is global. The admin manages areas, users, grants and policies but takes
 no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
-grant helpers), a rule module per aggregate (``accounts``, ``evaluations``, ``imports``,
-``projects``, ``ledger``, ``ratings``, ``rankings``, ``rewards``) and ``self_dealing``, the
-one guard every point-moving action passes (nobody acts for an object he benefits from). A
-new feature adds its rules in a module of its own and imports it below, so every rule is
+grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
+``imports``, ``integrity``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
+``rewards``) and ``self_dealing``, the one guard every point-moving action passes (nobody
+acts for an object he benefits from). A new feature adds its rules in a module of its own
+and imports it below, so every rule is
 registered when the package is imported.
 """
 
@@ -24,6 +25,8 @@ from . import (  # noqa: F401  (register)
     accounts,
     evaluations,
     imports,
+    appeals,
+    integrity,
     ledger,
     projects,
     rankings,

@@ -1,0 +1,117 @@
+"""Integrity signals benchmark (issue 15): server-side latency of one community's signals.
+
+    python -m bench.integrity --url URL --runs 50
+
+On a database built by ``bench.generate``, inside an app context, times
+``services.integrity.signals(secretary, community)`` (wall clock around the service
+call, no HTTP) for the community with the most deliveries in the signals' window, as
+its secretary reads the page. Each call runs in its own read transaction (rolled back
+after it). The queries start from that community's deliveries in the window
+(``ix_deliveries_community_started``), so the figure should stay flat as the ledger
+grows; compare the results at 100k and 10M entries.
+
+Writes ``bench/results/integrity-<engine>-<entries>.json`` (p50, p95, p99, max in ms,
+the community's deliveries in the window and the number of signals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from volunteer_market.extensions import db
+from volunteer_market.models import Area, Delivery, LedgerEntry, Role, RoleGrant, User, utcnow
+from volunteer_market.services import integrity
+
+from .generate import RESULTS, make_app
+from .rankings import engine_version, machine
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def busiest() -> tuple[Area, User, int]:
+    """The community with the most deliveries in the window, and its secretary."""
+    since = utcnow() - integrity.WINDOW
+    row = db.session.execute(
+        sa.select(Delivery.community_id, sa.func.count())
+        .where(Delivery.started_at >= since)
+        .group_by(Delivery.community_id)
+        .order_by(sa.func.count().desc(), Delivery.community_id)
+        .limit(1)
+    ).first()
+    if row is None:
+        raise SystemExit("no delivery in the window: generate a database first")
+    community = db.session.get(Area, row[0])
+    secretary_id = db.session.scalar(
+        sa.select(RoleGrant.user_id).where(
+            RoleGrant.area_id == row[0], RoleGrant.role == Role.SECRETARY
+        )
+    )
+    secretary = db.session.get(User, secretary_id)
+    assert community is not None and secretary is not None
+    return community, secretary, int(row[1])
+
+
+def measure(runs: int) -> dict[str, Any]:
+    community, secretary, in_window = busiest()
+    cid, sid = community.id, secretary.id
+    times: list[float] = []
+    found = 0
+    for _i in range(runs + 5):
+        area, actor = db.session.get(Area, cid), db.session.get(User, sid)
+        assert area is not None and actor is not None
+        _ = actor.grants  # loaded by authentication before a request's service call
+        start = time.perf_counter()
+        found = len(integrity.signals(actor, area))
+        times.append((time.perf_counter() - start) * 1000)
+        db.session.rollback()
+    times = times[5:]  # warm-up
+    return {
+        "community_id": cid,
+        "deliveries_in_window": in_window,
+        "signals": found,
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(_pct(times, 0.95), 2),
+        "p99_ms": round(_pct(times, 0.99), 2),
+        "max_ms": round(max(times), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", default="")
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args(argv)
+    app = make_app(args.url)
+    with app.app_context():
+        entries = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) or 0
+        info = {
+            "engine": db.engine.dialect.name,
+            "engine_version": engine_version(),
+            "entries": entries,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+            "command": f"python -m bench.integrity --url URL --runs {args.runs}",
+            "result": measure(args.runs),
+        }
+        db.session.remove()
+        db.engine.dispose()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"integrity-{info['engine']}-{entries}.json").write_text(
+        json.dumps(info, indent=1, ensure_ascii=False)
+    )
+    print(json.dumps(info["result"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

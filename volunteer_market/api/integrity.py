@@ -1,0 +1,32 @@
+"""/api/v1/integrity/signals: patterns a secretary (own community) or an officer
+(subtree) should look at, each linking to its deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import utcnow
+from ..schemas.integrity import SignalsOut, SignalsQuery
+from ..services import areas as area_service
+from ..services import integrity as integrity_service
+from .common import actor, make_blueprint, problem_response
+
+blp = make_blueprint("api_integrity", "/integrity", "Integrity signals")
+
+
+@blp.route("/signals", methods=["GET"])
+@blp.arguments(SignalsQuery, location="query")
+@blp.response(200, SignalsOut)
+@blp.alt_response(404, response=problem_response(404))  # no such community
+def signals(args: dict) -> dict[str, Any]:
+    """The signals of a community over the last 90 days (``community_id`` required):
+    ``repeat_rater``, ``reciprocal_rating``, ``all_five_streak``, ``odd_hours``,
+    ``overlap``, ``chronic_no_show``, ``rated_from_recorder``."""
+    community = area_service.get_area(args["community_id"])
+    now = utcnow()
+    items = integrity_service.signals(actor(), community, now=now)
+    return {
+        "community_id": community.id,
+        "since": now - integrity_service.WINDOW,
+        "items": items,
+    }
