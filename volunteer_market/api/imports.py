@@ -90,9 +90,22 @@ def get_import(job_id: int) -> ImportJob:
     return imports.get_job(actor(), job_id)
 
 
+TEMPLATE_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The template: Chinese headers and an example row.",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in (imports.XLSX_MIME, "text/csv")
+            },
+        }
+    }
+}
+
+
 @blp.route("/template", methods=["GET"])
 @blp.arguments(TemplateQuery, location="query")
-@blp.response(200, description="The template file")
+@blp.doc(**TEMPLATE_DOC)
 def get_template(args: dict) -> Response:
     """Download the template with the Chinese column headers (XLSX or CSV)."""
     permissions.require(actor(), "import.start")
