@@ -10,7 +10,15 @@ from .deliveries import (  # noqa: E402
     DeliveryParticipant,
     DeliveryStatus,
 )
-from .evaluations import AnnualProject, AnnualStat  # noqa: E402
+from .evaluations import (  # noqa: E402  (annual evaluation)
+    AnnualProject,
+    AnnualStat,
+    Evaluation,
+    EvaluationRow,
+    EvaluationStatus,
+    Objection,
+    ObjectionStatus,
+)
 from .idempotency import IdempotencyKey  # noqa: E402
 from .ledger import (  # noqa: E402
     GENESIS_HASH,
@@ -60,6 +68,11 @@ from .users import ApiToken, Role, RoleGrant, User
 __all__ = [
     "AnnualProject",
     "AnnualStat",
+    "Evaluation",
+    "EvaluationRow",
+    "EvaluationStatus",
+    "Objection",
+    "ObjectionStatus",
     "CHILD_KIND",
     "ApiToken",
     "Area",

@@ -83,3 +83,23 @@ def annual() -> ResponseReturnValue:
         per_page=PER_PAGE,
         total=len(items),
     )
+
+
+@bp.route("/evaluations/<int:evaluation_id>/notice")
+@login_required
+def notice(evaluation_id: int) -> ResponseReturnValue:
+    """Show the printable notice (公示, A4) of an evaluation: names and figures only."""
+    try:
+        evaluation = evaluations.get_evaluation(current_user, evaluation_id)
+    except NotFound:
+        abort(404)
+    community = evaluations.get_area(evaluation.community_id)
+    zone_ = zone(community.timezone)
+    return render_template(
+        "evaluations/notice.html",
+        evaluation=evaluation,
+        community=community,
+        rows=evaluations.rows_of(evaluation),
+        published=evaluation.published_at.astimezone(zone_) if evaluation.published_at else None,
+        ends=evaluation.notice_ends_at.astimezone(zone_) if evaluation.notice_ends_at else None,
+    )

@@ -51,6 +51,14 @@ NOTIFICATION_TEXTS = {
     "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
     "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
     "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
+    # annual evaluation
+    "evaluation.published": _l(
+        "%(community)s %(year)s 年度考核名单开始公示 %(days)s 天，如有异议请在公示期内提出。"
+    ),
+    "evaluation.objection_filed": _l("%(community)s %(year)s 年度考核名单收到一条异议，请答复。"),
+    "evaluation.objection_upheld": _l("您对 %(year)s 年度考核名单的异议成立：%(answer)s"),
+    "evaluation.objection_dismissed": _l("您对 %(year)s 年度考核名单的异议不成立：%(answer)s"),
+    "evaluation.final": _l("%(community)s %(year)s 年度考核名单公示结束，已定稿。"),
 }
 
 
@@ -72,6 +80,8 @@ def notification_link(note: Any) -> str | None:
         return url_for("web_projects.project", project_id=note.object_id)
     if note.object_type == "need" and note.object_id:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
+    if note.object_type == "evaluation" and note.object_id:
+        return url_for("web_evaluations.notice", evaluation_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
     return None
