@@ -10,11 +10,13 @@ from typing import Any
 from flask import Response
 
 from ..database import atomic
+from ..http.certificates import certificate_pdf, verify_link
 from ..http.exports import download
 from ..schemas.evaluations import (
     AnnualReportOut,
     AnnualReportQuery,
     AnswerIn,
+    CertificateQuery,
     EvaluationIn,
     EvaluationOut,
     EvaluationQuery,
@@ -180,3 +182,23 @@ def answer_objection(data: dict, objection_id: int) -> Any:
     with atomic():
         objection = evaluations.get_objection(user, objection_id)
         return evaluations.answer(user, objection, data["decision"], data["answer"], data["amount"])
+
+
+@blp.route("/users/<int:user_id>/certificate", methods=["GET"])
+@blp.arguments(CertificateQuery, location="query")
+@blp.response(200, content_type="application/pdf")
+@blp.alt_response(404, response=problem_response(404))
+def certificate(args: dict, user_id: int) -> Response:
+    """The member's service certificate (服务证明) for a year as a PDF, with a
+    verification code anyone can check at ``/certificates/verify``: the member, the
+    secretary of their community, an officer over it."""
+    user = actor()
+    with atomic():
+        cert = evaluations.issue(user, user_id, args["year"], args["community_id"])
+    pdf = certificate_pdf(cert.content, cert.code, verify_link(cert.code))
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=certificate-{user_id}-{args['year']}.pdf"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -18,6 +18,7 @@ from .evaluations import (  # noqa: E402  (annual evaluation)
     EvaluationStatus,
     Objection,
     ObjectionStatus,
+    ServiceCertificate,
 )
 from .idempotency import IdempotencyKey  # noqa: E402
 from .ledger import (  # noqa: E402
@@ -73,6 +74,7 @@ __all__ = [
     "EvaluationStatus",
     "Objection",
     "ObjectionStatus",
+    "ServiceCertificate",
     "CHILD_KIND",
     "ApiToken",
     "Area",

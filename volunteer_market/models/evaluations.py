@@ -175,3 +175,31 @@ class Objection(Model):
     answered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: Length of a certificate's verification code (hex characters of its SHA-256).
+CODE_LENGTH = 16
+
+
+class ServiceCertificate(Model):
+    """A service certificate (服务证明) issued for a member's year in a community.
+
+    ``code`` is the first 16 hex digits (upper case) of ``digest``, the SHA-256 of
+    the certificate's canonical content (community, member, home unit, year, hours,
+    deliveries, points, issue date): it carries no personal data, and anyone holding a
+    certificate can check it on the public verification page. The same content gives
+    the same code (one row).
+    """
+
+    __tablename__ = "service_certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(CODE_LENGTH), unique=True)
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    community_id: Mapped[int] = mapped_column(sa.ForeignKey("areas.id"))
+    year: Mapped[int]
+    #: The figures as printed (hours, deliveries, points, period, names).
+    content: Mapped[dict] = mapped_column(sa.JSON)
+    issued_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

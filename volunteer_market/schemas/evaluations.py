@@ -115,3 +115,9 @@ class EvaluationOut(Schema):
     rows = fields.List(fields.Nested(EvaluationRowOut))
     #: Objections (the secretary and officers only; empty for others).
     objections = fields.List(fields.Nested(ObjectionOut))
+
+
+class CertificateQuery(StrictSchema):
+    year = fields.Integer(required=True, validate=YEAR_RANGE)
+    #: Defaults to the member's first community the caller may see.
+    community_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
+from ..database import atomic
+from ..http.certificates import certificate_pdf, verify_link
 from ..http.exports import download
 from ..models import Area, AreaKind, utcnow
 from ..services import evaluations, permissions
 from ..services import rankings as ranking_service
-from ..services.errors import NotFound
+from ..services.errors import DomainError, NotFound
 from ..zones import zone
 from .forms import int_arg
 from .paging import page_arg
@@ -103,3 +105,41 @@ def notice(evaluation_id: int) -> ResponseReturnValue:
         published=evaluation.published_at.astimezone(zone_) if evaluation.published_at else None,
         ends=evaluation.notice_ends_at.astimezone(zone_) if evaluation.notice_ends_at else None,
     )
+
+
+@bp.route("/certificates/verify")
+def verify() -> ResponseReturnValue:
+    """Check a service certificate's verification code (public, no sign-in)."""
+    code = request.args.get("code", "")
+    found = None
+    bad = False
+    if code:
+        try:
+            found = evaluations.verify(code)
+        except DomainError:
+            bad = True
+    return render_template(
+        "evaluations/verify.html", code=code[:40], found=found, bad=bad, checked=bool(code)
+    )
+
+
+@bp.route("/users/<int:user_id>/certificate")
+@login_required
+def certificate(user_id: int) -> ResponseReturnValue:
+    """Download a member's service certificate for a year (PDF)."""
+    year = int_arg("year")
+    if year is None:
+        abort(404)
+    try:
+        with atomic():
+            cert = evaluations.issue(current_user, user_id, year)
+    except NotFound:
+        abort(404)
+    except DomainError:
+        abort(404)
+    pdf = certificate_pdf(cert.content, cert.code, verify_link(cert.code))
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=certificate-{user_id}-{year}.pdf"
+    )
+    return response

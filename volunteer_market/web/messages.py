@@ -277,6 +277,8 @@ MESSAGES: dict[str, Any] = {
     "Only objections of a list in notice can be answered.": _l("只能答复公示中名单的异议。"),
     "The evaluation changed meanwhile; reload it.": _l("考核状态已变化，请刷新。"),
     "This objection has already been answered.": _l("该异议已答复。"),
+    "Not a verification code.": _l("验证码格式不对。"),
+    "16 characters 0-9, A-F.": _l("应为 16 位数字或字母 A–F。"),
     # rewards and redemptions
     "Reward not found.": _l("奖品不存在。"),
     "Redemption not found.": _l("兑换单不存在。"),

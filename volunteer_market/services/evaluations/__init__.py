@@ -24,10 +24,12 @@ Rooms
 ``report.py``      the rows of a community or an area's subtree, ranks from score buckets
 ``lifecycle.py``   close, publish, finalize; the transition table; frozen rows
 ``objections.py``  filing and answering objections; recomputing the frozen ranks
+``certificates.py`` service certificates: content, hash, verification code, look-up
 """
 
 from __future__ import annotations
 
+from .certificates import Certificate, issue, mask_name, normalise_code, verify
 from .lifecycle import (
     ROW_FIELDS,
     TRANSITIONS,
@@ -43,6 +45,7 @@ from .report import FIELDS, annual_report, check_year, communities_under, get_ar
 
 __all__ = [
     "FIELDS",
+    "Certificate",
     "ROW_FIELDS",
     "TRANSITIONS",
     "annual_report",
@@ -55,8 +58,12 @@ __all__ = [
     "get_area",
     "get_evaluation",
     "get_objection",
+    "issue",
+    "mask_name",
+    "normalise_code",
     "objections_of",
     "open_objections",
     "publish",
     "rows_of",
+    "verify",
 ]
