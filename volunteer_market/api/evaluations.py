@@ -17,6 +17,8 @@ from ..schemas.evaluations import (
     AnnualReportQuery,
     AnswerIn,
     CertificateQuery,
+    ComparisonOut,
+    ComparisonQuery,
     EvaluationIn,
     EvaluationOut,
     EvaluationQuery,
@@ -202,3 +204,24 @@ def certificate(args: dict, user_id: int) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@blp.route("/reports/communities", methods=["GET"])
+@blp.arguments(ComparisonQuery, location="query")
+@blp.response(200, ComparisonOut)
+@blp.alt_response(404, response=problem_response(404))
+def comparison(args: dict) -> dict[str, Any] | Response:
+    """Compare the communities of an area's subtree in a year (officers; a secretary for
+    their community): members, active members, points, hours, participation rate.
+    ``format=csv`` or ``xlsx`` downloads it."""
+    area = evaluations.get_area(args["area_id"])
+    rows = evaluations.comparison(actor(), area, args["year"])
+    if args["format"] != "json":
+        return download(
+            args["format"],
+            evaluations.COMPARISON_FIELDS,
+            rows,
+            f"communities-{area.id}-{args['year']}",
+            str(args["year"]),
+        )
+    return {"area_id": area.id, "year": args["year"], "items": rows}

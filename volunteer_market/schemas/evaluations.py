@@ -121,3 +121,29 @@ class CertificateQuery(StrictSchema):
     year = fields.Integer(required=True, validate=YEAR_RANGE)
     #: Defaults to the member's first community the caller may see.
     community_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+
+
+class ComparisonQuery(StrictSchema):
+    area_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    year = fields.Integer(required=True, validate=YEAR_RANGE)
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class ComparisonRowOut(Schema):
+    community_id = fields.Integer()
+    name = fields.String()
+    #: Members now (active member grants).
+    members = fields.Integer()
+    #: Members with points earned in the year.
+    active_members = fields.Integer()
+    participation_rate = fields.Float()
+    points = fields.Integer()
+    hours = fields.Float()
+    points_per_active_member = fields.Float()
+    hours_per_active_member = fields.Float()
+
+
+class ComparisonOut(Schema):
+    area_id = fields.Integer()
+    year = fields.Integer()
+    items = fields.List(fields.Nested(ComparisonRowOut))

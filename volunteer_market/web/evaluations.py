@@ -143,3 +143,48 @@ def certificate(user_id: int) -> ResponseReturnValue:
         f"attachment; filename=certificate-{user_id}-{year}.pdf"
     )
     return response
+
+
+@bp.route("/reports/communities")
+@login_required
+def communities() -> ResponseReturnValue:
+    """Compare the communities of an area in a year; ``format=csv|xlsx`` downloads it."""
+    if not permissions.may(current_user, "reports.annual_page"):
+        abort(403)
+    scopes = _report_scopes()
+    area_id = int_arg("area_id")
+    try:
+        area = evaluations.get_area(area_id) if area_id is not None else None
+    except NotFound:
+        abort(404)
+    if area is None:
+        if not scopes:
+            abort(404)
+        area = scopes[0]
+    if area.kind == AreaKind.GRID:
+        abort(404)
+    if not permissions.may(current_user, "rankings.communities", area):
+        abort(403)
+    this_year = _this_year(area)
+    years = list(range(this_year, this_year - YEARS_BACK, -1))
+    year = int_arg("year") or this_year
+    if year not in years:
+        abort(404)
+    rows = evaluations.comparison(current_user, area, year)
+    fmt = request.args.get("format", "")
+    if fmt in ("csv", "xlsx"):
+        return download(
+            fmt, evaluations.COMPARISON_FIELDS, rows, f"communities-{area.id}-{year}", str(year)
+        )
+    if fmt:
+        abort(404)
+    if area not in scopes:
+        scopes.append(area)
+    return render_template(
+        "evaluations/communities.html",
+        area=area,
+        year=year,
+        years=years,
+        scopes=scopes,
+        items=rows,
+    )

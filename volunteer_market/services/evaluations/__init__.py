@@ -41,9 +41,18 @@ from .lifecycle import (
     rows_of,
 )
 from .objections import answer, file_objection, get_objection, objections_of
-from .report import FIELDS, annual_report, check_year, communities_under, get_area
+from .report import (
+    COMPARISON_FIELDS,
+    FIELDS,
+    annual_report,
+    check_year,
+    communities_under,
+    comparison,
+    get_area,
+)
 
 __all__ = [
+    "COMPARISON_FIELDS",
     "FIELDS",
     "Certificate",
     "ROW_FIELDS",
@@ -53,6 +62,7 @@ __all__ = [
     "check_year",
     "close_year",
     "communities_under",
+    "comparison",
     "file_objection",
     "finalize",
     "get_area",
