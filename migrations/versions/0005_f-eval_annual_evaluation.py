@@ -1,10 +1,14 @@
-"""annual evaluation: yearly rollups of the annual report (issue 16)
+"""annual evaluation: yearly rollups of the annual report, evaluations (issue 16)
 
 ``annual_stats`` (deliveries, ratings, points spent and expired per community, year and
 member) and ``annual_projects`` (deliveries per member and project) are kept by the
 ledger's posting hook (``services.rankings.annual``). Existing ledgers: run
 ``flask --app wsgi rankings rebuild`` once after the upgrade (it recomputes these
 rollups from the ledger as well).
+
+``evaluations`` (one per community and year: closed, in_notice, final),
+``evaluation_rows`` (the frozen figures), ``evaluation_objections`` and
+``service_certificates`` (issued certificates by verification code).
 
 Revision ID: 0005
 Revises: 0004
@@ -50,11 +54,113 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_annual_projects_user_id_users')),
     sa.PrimaryKeyConstraint('community_id', 'year', 'user_id', 'project_id', name=op.f('pk_annual_projects'))
     )
+    op.create_table('evaluations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('community_id', sa.Integer(), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('closed', 'in_notice', 'final', name='evaluation_status', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('closed_by_id', sa.Integer(), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('notice_days', sa.Integer(), nullable=True),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('notice_ends_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finalized_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("(status = 'closed' AND published_at IS NULL AND finalized_at IS NULL) OR (status = 'in_notice' AND published_at IS NOT NULL AND notice_ends_at IS NOT NULL AND finalized_at IS NULL) OR (status = 'final' AND published_at IS NOT NULL AND finalized_at IS NOT NULL)", name=op.f('ck_evaluations_status_shape')),
+    sa.ForeignKeyConstraint(['closed_by_id'], ['users.id'], name=op.f('fk_evaluations_closed_by_id_users')),
+    sa.ForeignKeyConstraint(['community_id'], ['areas.id'], name=op.f('fk_evaluations_community_id_areas')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_evaluations')),
+    sa.UniqueConstraint('community_id', 'year', name='one_per_year')
+    )
+    op.create_table('evaluation_rows',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('evaluation_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('display_name', sa.String(length=100), nullable=False),
+    sa.Column('home_unit', sa.String(length=255), nullable=False),
+    sa.Column('community_id', sa.Integer(), nullable=False),
+    sa.Column('hours', sa.Numeric(precision=10, scale=1), nullable=False),
+    sa.Column('deliveries', sa.Integer(), nullable=False),
+    sa.Column('projects_led', sa.Integer(), nullable=False),
+    sa.Column('projects_joined', sa.Integer(), nullable=False),
+    sa.Column('average_score', sa.Numeric(precision=4, scale=2), nullable=True),
+    sa.Column('points_earned', sa.BigInteger(), nullable=False),
+    sa.Column('points_spent', sa.BigInteger(), nullable=False),
+    sa.Column('points_expired', sa.BigInteger(), nullable=False),
+    sa.Column('correction', sa.BigInteger(), nullable=False),
+    sa.Column('rank_community', sa.Integer(), nullable=True),
+    sa.Column('rank_street', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['community_id'], ['areas.id'], name=op.f('fk_evaluation_rows_community_id_areas')),
+    sa.ForeignKeyConstraint(['evaluation_id'], ['evaluations.id'], name=op.f('fk_evaluation_rows_evaluation_id_evaluations')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_evaluation_rows_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_evaluation_rows')),
+    sa.UniqueConstraint('evaluation_id', 'user_id', name='one_per_member')
+    )
+    with op.batch_alter_table('evaluation_rows', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evaluation_rows_evaluation_id'), ['evaluation_id'], unique=False)
+
+    op.create_table('evaluation_objections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('evaluation_id', sa.Integer(), nullable=False),
+    sa.Column('filed_by_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('text', sa.String(length=1000), nullable=False),
+    sa.Column('status', sa.Enum('open', 'upheld', 'dismissed', name='objection_status', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('answer', sa.String(length=1000), nullable=True),
+    sa.Column('amount', sa.Integer(), nullable=True),
+    sa.Column('transaction_id', sa.Integer(), nullable=True),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("(status = 'open' AND answer IS NULL AND answered_at IS NULL) OR (status <> 'open' AND answer IS NOT NULL AND answered_at IS NOT NULL)", name=op.f('ck_evaluation_objections_answer_shape')),
+    sa.CheckConstraint("amount IS NULL OR (status = 'upheld' AND amount <> 0)", name=op.f('ck_evaluation_objections_amount_when_upheld')),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['users.id'], name=op.f('fk_evaluation_objections_answered_by_id_users')),
+    sa.ForeignKeyConstraint(['evaluation_id'], ['evaluations.id'], name=op.f('fk_evaluation_objections_evaluation_id_evaluations')),
+    sa.ForeignKeyConstraint(['filed_by_id'], ['users.id'], name=op.f('fk_evaluation_objections_filed_by_id_users')),
+    sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_evaluation_objections_transaction_id_ledger_transactions')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_evaluation_objections_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_evaluation_objections'))
+    )
+    with op.batch_alter_table('evaluation_objections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evaluation_objections_evaluation_id'), ['evaluation_id'], unique=False)
+
+    op.create_table('service_certificates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=16), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('community_id', sa.Integer(), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('content', sa.JSON(), nullable=False),
+    sa.Column('issued_by_id', sa.Integer(), nullable=False),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['areas.id'], name=op.f('fk_service_certificates_community_id_areas')),
+    sa.ForeignKeyConstraint(['issued_by_id'], ['users.id'], name=op.f('fk_service_certificates_issued_by_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_service_certificates_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_certificates')),
+    sa.UniqueConstraint('code', name=op.f('uq_service_certificates_code'))
+    )
+    with op.batch_alter_table('service_certificates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_certificates_user_id'), ['user_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('service_certificates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_certificates_user_id'))
+
+    op.drop_table('service_certificates')
+    with op.batch_alter_table('evaluation_objections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evaluation_objections_evaluation_id'))
+
+    op.drop_table('evaluation_objections')
+    with op.batch_alter_table('evaluation_rows', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evaluation_rows_evaluation_id'))
+
+    op.drop_table('evaluation_rows')
+    op.drop_table('evaluations')
     op.drop_table('annual_projects')
     op.drop_table('annual_stats')
     # ### end Alembic commands ###

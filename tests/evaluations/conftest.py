@@ -54,6 +54,11 @@ def _year() -> int:
 
 @pytest.fixture
 def generated(world) -> Generated:
+    """The generated year (see :func:`build`)."""
+    return build(world)
+
+
+def build(world) -> Generated:
     """Community A: six members, two projects with teams, a dozen deliveries rated by one
     or two residents with random scores (settled automatically), one earn reversed, a
     redemption fulfilled, an expiry; community B: one member with a delivery."""
@@ -240,3 +245,48 @@ def recompute(community_ids: list[int], street_ids: list[int]) -> dict[int, dict
             "rank_street": sranks.get(uid),
         }
     return out
+
+
+class Clock:
+    """A settable clock for the modules that stamp postings and evaluation steps."""
+
+    def __init__(self) -> None:
+        self.now = None
+
+    def __call__(self):
+        from datetime import UTC, datetime
+
+        return (self.now or datetime.now(UTC)).astimezone(UTC)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Patch ``utcnow`` of the ledger posting and of the evaluation services."""
+    from volunteer_market.services.evaluations import lifecycle, objections
+    from volunteer_market.services.ledger import posting
+
+    c = Clock()
+    for module in (posting, lifecycle, objections):
+        monkeypatch.setattr(module, "utcnow", c)
+    return c
+
+
+@pytest.fixture
+def last_year(world, clock, monkeypatch):
+    """The generated community with every posting dated in the middle of last year."""
+    from datetime import UTC, datetime
+
+    year = _year() - 1
+    clock.now = datetime(year, 6, 15, 2, 0, tzinfo=UTC)
+    g = build(world)
+    clock.now = None
+    g.year = year
+    return g
+
+
+def rows_of_report(client, user, area, year) -> list[dict]:
+    from ..factories import bearer
+
+    resp = client.get(f"/api/v1/reports/annual?area_id={area.id}&year={year}", headers=bearer(user))
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()["items"]

@@ -59,3 +59,53 @@ def test_bad_input_is_a_clear_4xx(world, client):
     assert client.get("/reports/annual?area_id=99999999").status_code == 404
     assert client.get(f"/reports/annual?area_id={world.grid_a1.id}").status_code == 404
     assert client.get("/reports/annual?area_id=abc&year=x").status_code == 200  # ignored
+
+
+def test_the_printable_notice(last_year, client):
+    from ..factories import bearer
+
+    g = last_year
+    w = g.world
+    headers = bearer(w.secretary_a)
+    eid = client.post(
+        "/api/v1/evaluations",
+        json={"community_id": w.community_a.id, "year": g.year},
+        headers=headers,
+    ).get_json()["id"]
+    login(client, "member_a")
+    assert client.get(f"/evaluations/{eid}/notice").status_code == 404  # not public yet
+    assert (
+        client.post(f"/api/v1/evaluations/{eid}/publish", json={}, headers=headers).status_code
+        == 200
+    )
+    page = client.get(f"/evaluations/{eid}/notice")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f"{g.year} 年度下沉党员服务考核公示" in html and "公示期" in html
+    assert "member_x0" in html  # display names (the generated members' names)
+    assert "区卫健局" not in html and "13900000001" not in html  # no home units, no phones
+    assert "style=" not in html and "<script>" not in html
+    from pathlib import Path
+
+    import volunteer_market
+
+    css = (Path(volunteer_market.__file__).parent / "static" / "style.css").read_text("utf-8")
+    assert "size: A4" in css and "@media print" in css
+    assert "style.css" in html
+
+
+def test_the_notice_of_another_community_is_404(last_year, client):
+    from ..factories import bearer
+
+    g = last_year
+    w = g.world
+    headers = bearer(w.secretary_a)
+    eid = client.post(
+        "/api/v1/evaluations",
+        json={"community_id": w.community_a.id, "year": g.year},
+        headers=headers,
+    ).get_json()["id"]
+    client.post(f"/api/v1/evaluations/{eid}/publish", json={}, headers=headers)
+    login(client, "resident_b")
+    assert client.get(f"/evaluations/{eid}/notice").status_code == 404
+    assert client.get("/evaluations/99999999/notice").status_code == 404

@@ -318,6 +318,21 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users"): frozenset({"sec_this", "sec_other", "admin"}),  # no object
     ("GET", "/api/v1/users/<int:user_id>"): B_STAFF | {"owner"},  # member_b: self
     ("GET", "/api/v1/users/<int:user_id>/ledger"): frozenset({"owner", "sec_this"}),
+    # annual evaluation: B's secretary runs it; B's members see and object once published
+    ("GET", "/api/v1/reports/annual"): B_STAFF,
+    ("GET", "/api/v1/reports/communities"): B_STAFF,
+    ("POST", "/api/v1/evaluations"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/evaluations/<int:evaluation_id>"): B_VIEW,
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/publish"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/finalize"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/objections"): B_MEMBERS,
+    ("POST", "/api/v1/objections/<int:objection_id>/answer"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/users/<int:user_id>/certificate"): frozenset({"owner", "sec_this"}),
+    ("GET", "/reports/annual"): B_STAFF,
+    ("GET", "/reports/communities"): B_STAFF,
+    ("GET", "/evaluations/<int:evaluation_id>/notice"): B_VIEW,
+    ("GET", "/certificates/verify"): EVERYONE,
+    ("GET", "/users/<int:user_id>/certificate"): frozenset({"owner", "sec_this"}),
     ("POST", "/api/v1/users/<int:user_id>/roles"): B_STAFF,
     ("DELETE", "/api/v1/users/<int:user_id>/roles/<int:grant_id>"): B_STAFF,
 }
@@ -751,6 +766,42 @@ BODIES: dict[tuple[str, str], object] = {
         {},
     ),
     ("GET", "/api/v1/rankings/communities"): lambda o, a: ({}, {"area_id": o["street_id"]}),
+    ("GET", "/api/v1/reports/annual"): lambda o, a: (
+        {},
+        {"area_id": o["area_id"], "year": o["year"]},
+    ),
+    ("GET", "/api/v1/reports/communities"): lambda o, a: (
+        {},
+        {"area_id": o["area_id"], "year": o["year"]},
+    ),
+    ("GET", "/reports/annual"): lambda o, a: ({}, {"area_id": o["area_id"], "year": o["year"]}),
+    ("GET", "/reports/communities"): lambda o, a: (
+        {},
+        {"area_id": o["area_id"], "year": o["year"]},
+    ),
+    # a year of B nobody closed yet; a closed one to publish; one whose notice ended
+    ("POST", "/api/v1/evaluations"): lambda o, a: (
+        {},
+        {"community_id": o["area_id"], "year": o["year"] - 1},
+    ),
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/publish"): lambda o, a: (
+        {"evaluation_id": o["closed_evaluation_id"]},
+        {},
+    ),
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/finalize"): lambda o, a: (
+        {"evaluation_id": o["ended_evaluation_id"]},
+        {},
+    ),
+    ("POST", "/api/v1/evaluations/<int:evaluation_id>/objections"): lambda o, a: (
+        {},
+        {"text": "矩阵异议"},
+    ),
+    ("POST", "/api/v1/objections/<int:objection_id>/answer"): lambda o, a: (
+        {},
+        {"decision": "dismissed", "answer": "矩阵答复"},
+    ),
+    ("GET", "/api/v1/users/<int:user_id>/certificate"): lambda o, a: ({}, {"year": o["year"]}),
+    ("GET", "/users/<int:user_id>/certificate"): lambda o, a: ({}, {"year": o["year"]}),
     ("PUT", "/api/v1/rankings/settings/<int:area_id>"): lambda o, a: ({}, {"exposure": "full"}),
     ("GET", "/api/v1/rankings/teams"): lambda o, a: ({}, {"area_id": o["area_id"]}),
     ("POST", "/api/v1/appeals"): lambda o, a: (
@@ -1017,7 +1068,9 @@ def _objects(world) -> dict[str, object]:
         revoke_grant_ids = [g.id for g in user_service.get_user(revoke_user.id).grants]
     give_points(member_b2, 50, b)
     fulfil_redemption = redeem(member_b, reward)
+    evaluations = _evaluations(world)
     return {
+        **evaluations,
         "user_id": member_b.id,
         "delivery_id": delivery.id,
         "need_id": need.id,
@@ -1103,6 +1156,29 @@ def _objects(world) -> dict[str, object]:
             for started in page_started
         ],
     }
+
+
+def _evaluations(world) -> dict[str, int]:
+    """B's evaluations: one closed (to publish), one whose notice has ended (to
+    finalize), one in notice with an open objection (to view, object to, answer)."""
+    from volunteer_market.services import evaluations as evaluation_service
+
+    sec, b = world.secretary_b, world.community_b
+    year = utcnow().astimezone(ZONE).year
+    with atomic():
+        closed = evaluation_service.close_year(sec, b.id, year - 2)
+        ended = evaluation_service.close_year(sec, b.id, year - 3)
+        evaluation_service.publish(sec, ended, 1, now=utcnow() - timedelta(days=3))
+        notice = evaluation_service.close_year(sec, b.id, year - 4)
+        evaluation_service.publish(sec, notice)
+        objection = evaluation_service.file_objection(world.member_b, notice, "矩阵")
+        return {
+            "year": year,
+            "closed_evaluation_id": closed.id,
+            "ended_evaluation_id": ended.id,
+            "evaluation_id": notice.id,
+            "objection_id": objection.id,
+        }
 
 
 def _fill(rule: str, objects: dict) -> str:

@@ -11,7 +11,16 @@ from .deliveries import (  # noqa: E402
     DeliveryParticipant,
     DeliveryStatus,
 )
-from .evaluations import AnnualProject, AnnualStat  # noqa: E402
+from .evaluations import (  # noqa: E402  (annual evaluation)
+    AnnualProject,
+    AnnualStat,
+    Evaluation,
+    EvaluationRow,
+    EvaluationStatus,
+    Objection,
+    ObjectionStatus,
+    ServiceCertificate,
+)
 from .idempotency import IdempotencyKey  # noqa: E402
 from .imports import MAX_IMPORT_ERRORS, MAX_IMPORT_ROWS, ImportJob, ImportKind, ImportStatus
 from .ledger import (  # noqa: E402
@@ -71,6 +80,12 @@ __all__ = [
     "ImportStatus",
     "AnnualProject",
     "AnnualStat",
+    "Evaluation",
+    "EvaluationRow",
+    "EvaluationStatus",
+    "Objection",
+    "ObjectionStatus",
+    "ServiceCertificate",
     "CHILD_KIND",
     "ApiToken",
     "Area",

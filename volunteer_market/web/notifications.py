@@ -59,6 +59,14 @@ NOTIFICATION_TEXTS = {
     "registration.submitted": _l("%(name)s 申请到社区报到，等待您审核。"),
     "registration.approved": _l("您的报到申请已通过，可以用手机号登录。"),
     "import.finished": _l("导入已完成：新增 %(created)s，更新 %(updated)s，未导入 %(refused)s。"),
+    # annual evaluation
+    "evaluation.published": _l(
+        "%(community)s %(year)s 年度考核名单开始公示 %(days)s 天，如有异议请在公示期内提出。"
+    ),
+    "evaluation.objection_filed": _l("%(community)s %(year)s 年度考核名单收到一条异议，请答复。"),
+    "evaluation.objection_upheld": _l("您对 %(year)s 年度考核名单的异议成立：%(answer)s"),
+    "evaluation.objection_dismissed": _l("您对 %(year)s 年度考核名单的异议不成立：%(answer)s"),
+    "evaluation.final": _l("%(community)s %(year)s 年度考核名单公示结束，已定稿。"),
 }
 
 
@@ -82,6 +90,8 @@ def notification_link(note: Any) -> str | None:
         return url_for("web_projects.project", project_id=note.object_id)
     if note.object_type == "need" and note.object_id:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
+    if note.object_type == "evaluation" and note.object_id:
+        return url_for("web_evaluations.notice", evaluation_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
     if note.object_type == "appeal" and note.object_id:

@@ -31,6 +31,7 @@ from ...models.evaluations import MIN_YEAR, AnnualProject, AnnualStat
 from ...models.rankings import RankingMember, RankingScoreCount
 from .. import permissions
 from ..errors import NotFound, ValidationFailed
+from ..rankings import community_table
 
 _rm = cast(sa.Table, RankingMember.__table__)
 _rs = cast(sa.Table, RankingScoreCount.__table__)
@@ -258,3 +259,36 @@ def annual_report(actor: User, area: Area, year: int) -> Iterator[dict]:
             "Choose a community, street or district.", errors={"area_id": ["Not a grid."]}
         )
     return iter_rows(area, year)
+
+
+#: Columns of the comparison of communities (API, CSV and XLSX).
+COMPARISON_FIELDS = (
+    "community_id",
+    "name",
+    "members",
+    "active_members",
+    "participation_rate",
+    "points",
+    "hours",
+    "points_per_active_member",
+    "hours_per_active_member",
+)
+
+
+def comparison(actor: User, area: Area, year: int) -> list[dict[str, Any]]:
+    """Return every community of ``area``'s subtree for ``year``: members, active
+    members, points, hours, per active member and the participation rate (the
+    rankings' community table, all pages, by points).
+
+    :raises Forbidden: not an officer over the area, its secretary or admin.
+    :raises ValidationFailed: a bad year, or a grid.
+    """
+    check_year(year)
+    rows: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        table = community_table(actor, area, str(year), page, 100)
+        rows += table["items"]
+        if page * 100 >= table["total"]:
+            return rows
+        page += 1
