@@ -5,7 +5,7 @@ Revises: the heads of the imports/registrations, rating-slips and annual-evaluat
 """
 
 revision = "0099_merge"
-down_revision = ("0005_f_onboard_3", "0005_f_rate_slips", "0005")
+down_revision = ("0005_f_onboard_3", "0005_f_rate_integrity", "0005")
 branch_labels = None
 depends_on = None
 

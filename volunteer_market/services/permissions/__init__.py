@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (register)
     accounts,
+    appeals,
     evaluations,
     imports,
-    appeals,
     integrity,
     ledger,
     projects,
