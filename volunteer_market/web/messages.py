@@ -241,7 +241,6 @@ MESSAGES: dict[str, Any] = {
     "Give either rating_id or transaction_id.": _l("请指定一条评价或一笔积分（二选一）。"),
     "You already have an open appeal about this.": _l("您对此已有一条待裁决的申诉。"),
     "The decision is upheld or dismissed.": _l("裁决结果只能是“申诉成立”或“驳回”。"),
-    "upheld or dismissed.": _l("请选择“申诉成立”或“驳回”。"),
     "This appeal has already been decided.": _l("这条申诉已经裁决过了。"),
     "An upheld appeal of a rating needs the amount to adjust.": _l(
         "评价申诉成立时，请填写要调整的积分。"
