@@ -1015,7 +1015,8 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
             pool = residents_of[cid]
             n_ben = min(len(pool), (1, 1, 1, 2, 2, 3)[int(rand() * 6)])
             bens = []
-            dv = _Dlv(did, project, cid, secretary_of[cid], began, ended, deadline, minutes,
+            # the team's lead records it; the secretary (never a participant) settles it
+            dv = _Dlv(did, project, cid, lead, began, ended, deadline, minutes,
                       members, bens)  # fmt: skip
             rated = 0
             for r in rng.sample(pool, n_ben):
@@ -1101,9 +1102,10 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
                     continue
                 if chain[1] is None:
                     chain[1] = t
+                settler = secretary_of[dv.cid]
                 if applied is not None:
-                    applied.append((_dt(t), "settle", dv.id, dv.recorder, not dv.scores))
-                settle(dv, dv.recorder, t)
+                    applied.append((_dt(t), "settle", dv.id, settler, not dv.scores))
+                settle(dv, settler, t)
             elif kind == 2:
                 request(t, *ev[3:])
             else:
