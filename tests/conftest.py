@@ -295,6 +295,9 @@ def app(app_config: dict):
     app.config.clear()
     app.config.update(config)
     app.config.update({k: v for k, v in app_config.items() if k in RUNTIME_CONFIG_KEYS})
+    # The limiter is one global extension whose ``enabled`` flag is set by the app built
+    # last; an app reused here gets its own setting back.
+    limiter.enabled = bool(app.config.get("RATELIMIT_ENABLED", True))
     limiter.reset()
     with app.app_context():
         yield app

@@ -95,6 +95,10 @@ def build_config(instance_path: str) -> dict[str, Any]:
         "SQLITE_BUSY_TIMEOUT_MS": int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "30000")),
         # Rate limits (Flask-Limiter). memory:// is per process: use redis:// with gunicorn.
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Explicit: Flask-Limiter's init_app otherwise inherits ``enabled`` from the
+        # previous app built in the process (a test app with limits off turned them off
+        # for every later app).
+        "RATELIMIT_ENABLED": True,
         # No X-RateLimit-* headers: they told a guesser how many tries were left.
         # 429 answers still carry Retry-After (errors.handle_http_exception).
         "RATELIMIT_HEADERS_ENABLED": False,

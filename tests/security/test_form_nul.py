@@ -68,6 +68,8 @@ POSTERS = {
     ("POST", "/projects/<int:project_id>/order"): "resident_b",
     ("POST", "/projects/<int:project_id>/team/<int:user_id>/<string:verb>"): "member_b",
     ("POST", "/needs/new"): "resident_b",
+    # no matrix actor may decide (only an officer of B's street, outside the cast)
+    ("POST", "/appeals/<int:appeal_id>/decide"): "officer_street",
 }
 
 

@@ -20,11 +20,19 @@ from ..schemas.accounts import (
 )
 from ..schemas.common import page_of
 from ..services import areas as area_service
+from ..services import auth as auth_service
 from ..services import passwords, permissions
 from ..services import users as user_service
 from ..services.errors import AuthenticationFailed, NotFound, ValidationFailed
 from ..services.wallet import points_summary
-from .common import actor, before_password_change, make_blueprint, paginate, problem_response
+from .common import (
+    actor,
+    bearer_token,
+    before_password_change,
+    make_blueprint,
+    paginate,
+    problem_response,
+)
 
 me_blp = make_blueprint("api_me", "/me", "The signed-in user")
 areas_blp = make_blueprint("api_areas", "/areas", "The area tree")
@@ -49,13 +57,16 @@ def me() -> dict:
 @me_blp.alt_response(401, response=problem_response(401))  # wrong current password
 @me_blp.alt_response(429, response=problem_response(429))  # too many wrong passwords
 def change_password(data: dict) -> None:
-    """Change my password (ends my page sessions; clears a reset's must-change flag)."""
+    """Change my password (ends my page sessions and revokes my other tokens; the token
+    of this request stays valid; clears a reset's must-change flag)."""
     user = actor()
     if not passwords.verify_password(user.password_hash, data["old_password"]):
         mark_login_failed()
         raise AuthenticationFailed("The current password is wrong.")
     with atomic():
-        user_service.set_password(user, user, data["new_password"])
+        user_service.set_password(
+            user, user, data["new_password"], keep_token_id=auth_service.token_id(bearer_token())
+        )
 
 
 @areas_blp.route("", methods=["POST"])

@@ -59,6 +59,15 @@ def user_for_token(raw: str) -> User | None:
     return token.user
 
 
+def token_id(raw: str | None) -> int | None:
+    """Return the id of the token ``raw`` (revoked or not), or None if unknown."""
+    if not raw:
+        return None
+    return db.session.execute(
+        sa.select(ApiToken.id).where(ApiToken.token_hash == _digest(raw))
+    ).scalar_one_or_none()
+
+
 def revoke_token(raw: str) -> bool:
     """Revoke the token; return False if it was unknown or already revoked."""
     token = db.session.execute(
