@@ -119,6 +119,13 @@ def select_locale() -> str:
 
 
 def register_request_hooks(app: Flask) -> None:
+    @app.teardown_request
+    def _forget_origin(_exc: BaseException | None = None) -> None:
+        # The origin is a context variable of the thread: without this, work done in the
+        # same thread after the request (a test, a CLI call) would be audited as coming
+        # from the last request's address.
+        set_origin(None)
+
     @app.before_request
     def _origin_and_session_timeouts() -> None:
         set_origin(request.remote_addr)
