@@ -114,6 +114,10 @@ def remove_session() -> None:
         db.session.remove()
     except DBAPIError as exc:
         log.warning("discarding a lost database connection: %s", type(exc.orig).__name__)
+        # Invalidate (close) the session's connections rather than leave the dead one
+        # for the garbage collector; then the scoped session is removed.
+        with suppress(DBAPIError):
+            db.session().invalidate()
         with suppress(DBAPIError):  # the failed close left nothing to roll back
             db.session.remove()
 
