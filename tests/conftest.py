@@ -43,6 +43,10 @@ TEST_CONFIG = {
     "PASSWORD_HASH_TIME_COST": 1,
     "RATELIMIT_STORAGE_URI": "memory://",
     "SERVER_NAME": None,
+    # Imports run inside the request: a background thread outliving its test would hold
+    # a connection across the next test's database reset (an unclosed-connection warning
+    # on PostgreSQL). tests/onboarding/test_imports.py tests the thread runner itself.
+    "IMPORT_RUNNER": "inline",
 }
 
 
