@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 
 import pytest
@@ -475,6 +476,10 @@ def test_the_thread_runner_answers_at_once_and_the_job_finishes(app, client, wor
         time.sleep(0.2)
     assert body["status"] == "done" and body["created"] == 3000
     assert seen == sorted(seen)  # progress only moves forward
+    # let the runner end its app context (and return its connection) before the reset
+    for thread in threading.enumerate():
+        if thread.name == f"import-{resp.get_json()['id']}":
+            thread.join(30)
     assert imported() == 3000
 
 
