@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
+from flask_login.signals import session_protected
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import models  # noqa: F401  (registers every table)
@@ -83,6 +84,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "web_auth.login"
     login_manager.login_message = _l("请先登录。")
     login_manager.login_message_category = "info"
+    session_protected.connect(end_copied_session, app)
 
     @login_manager.user_loader
     def load_user(session_id: str) -> User | None:
@@ -94,6 +96,21 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: DEFAULT_TIMEZONE)
     smorest_api.init_app(app)
+
+
+def end_copied_session(_app: Flask, **_extra: Any) -> None:
+    """Sign out a session cookie presented by another client than the one it was issued to.
+
+    Flask-Login's ``session_protection = "strong"`` compares the session's identifier
+    (a hash of the client's address and User-Agent, stored at login) with this
+    request's, but for a *permanent* session -- every session here -- it only marks the
+    session non-fresh and keeps the user signed in: a copied cookie worked from another
+    browser. It sends ``session_protected`` on a mismatch; emptying the session before it
+    reads ``_user_id`` leaves the request anonymous and the cookie is cleared.
+    """
+    if "_user_id" in session:
+        log.info("session cookie from another client refused (identifier mismatch)")
+        session.clear()
 
 
 def select_locale() -> str:
