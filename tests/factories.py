@@ -393,3 +393,30 @@ def verified() -> None:
     db.session.rollback()
     found = verifier.verify_all()
     assert found == [], [str(v) for v in found]
+
+
+# --- images --------------------------------------------------------------------------
+
+
+def image_bytes(kind: str = "png", size: tuple[int, int] = (4, 3), **save: object) -> bytes:
+    """Return a real (decodable) image of ``kind`` (png, jpg, webp) with Pillow;
+    ``save`` goes to ``Image.save`` (e.g. ``exif=...``, ``pnginfo=...``)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", size, (200, 30, 30))
+    out = io.BytesIO()
+    img.save(out, {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}[kind], **save)
+    return out.getvalue()
+
+
+def same_picture(stored: bytes, uploaded: bytes) -> bool:
+    """Whether ``stored`` (the re-encoded upload) shows the picture ``uploaded``: same
+    format and size (uploads are re-encoded, so the bytes differ)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(stored)) as a, Image.open(io.BytesIO(uploaded)) as b:
+        return (a.format, a.size) == (b.format, b.size)

@@ -10,6 +10,8 @@ Settings read from the environment (see README):
                             workers and ``memory://``)
 ``VM_ENV``                  ``development`` (default) or ``production`` (set by gunicorn.conf.py)
 ``PASSWORD_HASH_MEMORY_KIB`` / ``PASSWORD_HASH_TIME_COST``  Argon2id cost (defaults 19456 / 2)
+``API_RATE_LIMIT``          default ``600/minute``: API requests per signed-in user (anonymous:
+                            per client IP), beyond it 429 with Retry-After; empty = off
 ``TRUSTED_PROXY_HOPS``      how many reverse proxies in front set ``X-Forwarded-For`` /
                             ``-Proto`` (default 1 when ``VM_ENV=production``, else 0:
                             the headers are ignored and the socket's peer is the client)
@@ -104,7 +106,7 @@ def build_config(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "vm"),
         "LOGIN_FAILURES_PER_HOUR": int(os.environ.get("LOGIN_FAILURES_PER_HOUR", "100")),
-        # Not applied yet (issue 20 item 7 left open: see docs/SECURITY.md).
+        # Requests per signed-in user (anonymous: per client IP) to /api/v1; "" = off.
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "600/minute"),
         # Passwords: Argon2id, OWASP minimum (m=19 MiB, t=2, p=1).
         "PASSWORD_HASH_MEMORY_KIB": int(os.environ.get("PASSWORD_HASH_MEMORY_KIB", "19456")),

@@ -18,7 +18,7 @@ from volunteer_market.models import (
 )
 
 from ..conftest import csrf_token
-from ..factories import make_project
+from ..factories import image_bytes, make_project
 from .conftest import assert_csp_clean, fresh, multipart, post, text
 
 # --- the project list and a project -------------------------------------------------
@@ -119,7 +119,7 @@ def test_propose_with_a_cover(as_user, world, app):
     form = {k: v for k, v in form_of(world).items() if k != "target_groups"}
     resp = c.post(
         "/projects/new",
-        **multipart(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, field="cover", csrf_token=token, **form),
+        **multipart(image_bytes("png"), field="cover", csrf_token=token, **form),
     )
     assert resp.status_code == 302, text(resp)[:2000]
     project = db.session.scalars(sa.select(Project)).one()

@@ -13,10 +13,10 @@ from volunteer_market.extensions import db
 from volunteer_market.models import Redemption, RedemptionStatus, Reward
 
 from ..conftest import login, post_form
-from ..factories import give_points, make_reward, points_of, redeem
+from ..factories import give_points, image_bytes, make_reward, points_of, redeem
 from .conftest import verified
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = image_bytes("png")
 
 
 def _text(resp) -> str:

@@ -72,6 +72,7 @@ from ..factories import (
     add_team_member,
     bearer,
     give_points,
+    image_bytes,
     make_delivery,
     make_need,
     make_project,
@@ -358,7 +359,7 @@ def _png() -> Multipart:
     return Multipart(file=(io.BytesIO(PNG), "matrix.png"))
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = image_bytes("png")
 
 
 def _registration(actor: str, route: str) -> dict:

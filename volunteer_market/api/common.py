@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 
 from ..extensions import csrf, db
 from ..http.json_body import LimitedParser
+from ..http.throttles import check_api_rate
 from ..models import User
 from ..services import auth as auth_service
 from ..services.errors import AuthenticationFailed, Forbidden
@@ -48,8 +49,10 @@ def _authenticate() -> None:
     view = request.url_rule and request.endpoint and _view_function()
     if view is not None and getattr(view, "_public", False):
         g.actor = None
+        check_api_rate(None)
         return
     user = auth_service.user_for_token(bearer_token() or "")
+    check_api_rate(user.id if user is not None else None)  # API_RATE_LIMIT (429)
     if user is None:
         raise AuthenticationFailed("A valid bearer token is required.")
     if user.must_change_password and not getattr(view, "_before_password_change", False):
@@ -114,7 +117,8 @@ def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any
     objects the caller may not see); 400 (malformed JSON), 413 (too large) and 422 with a
     request body; 422 with query parameters; 503 (database busy or unreachable, with
     Retry-After) for every operation and 409 (state, balance or stock conflict; a unique
-    constraint) for a signed-in caller's writes.
+    constraint) for a signed-in caller's writes; 429 (``API_RATE_LIMIT`` used up, with
+    Retry-After) for every operation.
     Views document any other status with ``@blp.alt_response(status,
     response=problem_response(status))`` (e.g. 429 on the throttled public endpoints).
     """
@@ -130,6 +134,7 @@ def problem_statuses(*, method: str, rule: str, public: bool, doc: dict[str, Any
     if any(isinstance(p, dict) and p.get("in") == "query" for p in doc.get("parameters", [])):
         statuses.add(422)
     statuses.add(503)  # any operation may find the database busy or unreachable
+    statuses.add(429)  # any operation counts against API_RATE_LIMIT
     if method.lower() != "get" and not public:
         statuses.add(409)
     return statuses

@@ -9,7 +9,7 @@ from flask import request
 
 from ..database import atomic
 from ..http.links import rating_slips
-from ..http.uploads import read_upload, send_upload, upload_dir
+from ..http.uploads import read_upload, send_upload, upload_transaction
 from ..models import Delivery
 from ..schemas.common import page_of
 from ..schemas.deliveries import (
@@ -20,7 +20,6 @@ from ..schemas.deliveries import (
     RatingSlipsQuery,
 )
 from ..services import deliveries as delivery_service
-from ..services import uploads
 from .common import (
     IMAGE_RESPONSE_DOC,
     IMAGE_UPLOAD_DOC,
@@ -100,15 +99,11 @@ def get_delivery(delivery_id: int) -> Delivery:
 def put_photo(delivery_id: int) -> Delivery:
     """Attach the session photo (multipart field ``file``; PNG/JPEG/WebP, at most 2 MB)."""
     data = read_upload(request.files.get("file"))
-    with atomic():
+    with upload_transaction() as files, atomic():
         delivery = delivery_service.get_visible_delivery(actor(), delivery_id)
         delivery_service.check_photo_allowed(actor(), delivery)
-        name = uploads.store_image(data, upload_dir(), "file")
-        try:
-            delivery_service.set_photo(actor(), delivery, name)
-        except Exception:
-            uploads.remove(upload_dir(), name)
-            raise
+        files.replace(delivery.photo_path)
+        delivery_service.set_photo(actor(), delivery, files.store(data, "file"))
         return delivery_service.get_delivery(delivery_id)
 
 

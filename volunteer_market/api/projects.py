@@ -8,7 +8,7 @@ from flask import request
 
 from ..database import atomic
 from ..extensions import db
-from ..http.uploads import read_upload, send_upload, upload_dir
+from ..http.uploads import read_upload, send_upload, upload_transaction
 from ..models import Area, Project, ProjectAction, TeamStatus, User
 from ..schemas.common import page_of
 from ..schemas.deliveries import DeliveryOut, DeliveryQuery
@@ -28,7 +28,7 @@ from ..schemas.projects import (
 )
 from ..services import deliveries as delivery_service
 from ..services import needs as need_service
-from ..services import permissions, uploads
+from ..services import permissions
 from ..services import projects as project_service
 from ..services.errors import NotFound, ValidationFailed
 from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
@@ -168,15 +168,11 @@ def transitions(project_id: int) -> dict:
 def put_cover(project_id: int) -> Project:
     """Upload the cover image (multipart field ``file``; PNG/JPEG/WebP, at most 2 MB)."""
     data = read_upload(request.files.get("file"))
-    with atomic():
+    with upload_transaction() as files, atomic():
         project = project_service.get_visible_project(actor(), project_id)
         project_service.check_editable(actor(), project)
-        name = uploads.store_image(data, upload_dir(), "file")
-        try:
-            project_service.set_cover(actor(), project, name)
-        except Exception:
-            uploads.remove(upload_dir(), name)
-            raise
+        files.replace(project.cover_path)
+        project_service.set_cover(actor(), project, files.store(data, "file"))
     return project
 
 

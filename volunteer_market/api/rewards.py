@@ -8,7 +8,7 @@ from flask import request
 
 from ..database import atomic
 from ..http.links import pickup_url
-from ..http.uploads import read_upload, send_upload, upload_dir
+from ..http.uploads import read_upload, send_upload, upload_transaction
 from ..models import Redemption, Reward
 from ..schemas.common import PageArgs, page_of
 from ..schemas.rewards import (
@@ -27,7 +27,7 @@ from ..schemas.rewards import (
     WalletOut,
 )
 from ..services import ledger as ledger_service
-from ..services import permissions, uploads, wallet_expiry
+from ..services import permissions, wallet_expiry
 from ..services import redemptions as redemption_service
 from ..services import rewards as reward_service
 from .common import IMAGE_RESPONSE_DOC, IMAGE_UPLOAD_DOC, actor, make_blueprint, paginate
@@ -103,14 +103,10 @@ def retire_reward(reward_id: int) -> Any:
 def put_image(reward_id: int) -> Any:
     """Upload the reward's picture (multipart field ``file``; PNG/JPEG/WebP, <= 2 MB)."""
     data = read_upload(request.files.get("file"))
-    with atomic():
+    with upload_transaction() as files, atomic():
         reward = _managed(reward_id)
-        name = uploads.store_image(data, upload_dir(), "file")
-        try:
-            reward_service.set_image(actor(), reward, name)
-        except Exception:
-            uploads.remove(upload_dir(), name)
-            raise
+        files.replace(reward.image_path)
+        reward_service.set_image(actor(), reward, files.store(data, "file"))
     return reward
 
 

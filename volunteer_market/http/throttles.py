@@ -15,17 +15,25 @@ The counters live in the Flask-Limiter storage (``memory://`` for one process;
   (default 20) failures per client IP; beyond it every code attempt from that IP gets
   429 with ``Retry-After``. A million codes at 20 guesses an hour per IP is not a
   practical attack; the codes also die with the rating window and after one use.
+* The API -- every request to an ``/api/v1`` operation: at most ``API_RATE_LIMIT``
+  (default ``600/minute``) per signed-in user (every token of the user together), per
+  client IP for anonymous callers and unknown tokens; beyond it 429 problem+json with
+  ``Retry-After`` (:func:`check_api_rate`, called by the API's authentication step).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from limits import RateLimitItem, parse
+from werkzeug.exceptions import TooManyRequests
 
 from ..extensions import limiter
 
@@ -168,3 +176,37 @@ def registration_throttle(fn: View) -> View:
     """Apply the per-IP limit on self-registrations (every POST counts, not only failed
     ones: an anonymous form that stores rows is what a flood would aim at)."""
     return _registrations_per_ip(fn)
+
+
+# --- the API ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _parsed(spec: str) -> RateLimitItem:
+    return parse(spec)
+
+
+def check_api_rate(user_id: int | None) -> None:
+    """Count this API request against ``API_RATE_LIMIT``: per user when the caller is
+    signed in (``user_id``), per client IP otherwise (anonymous, unknown token).
+
+    Kept in the Flask-Limiter storage (the same as the other limits); the request is
+    counted before it is served, so parallel requests cannot overrun the limit. An
+    empty ``API_RATE_LIMIT`` or a disabled limiter turns it off.
+
+    :raises TooManyRequests: the limit is used up (429 with ``Retry-After``).
+    """
+    spec = current_app.config.get("API_RATE_LIMIT")
+    if not spec or not limiter.enabled:
+        return
+    item = _parsed(str(spec))
+    key = f"user:{user_id}" if user_id is not None else "ip:" + (get_remote_address() or "")
+    prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
+    strategy = limiter.limiter
+    if strategy.hit(item, prefix, "api", key):
+        return
+    reset_at, _remaining = strategy.get_window_stats(item, prefix, "api", key)
+    wait = max(1, int(reset_at - time.time()) + 1)
+    raise TooManyRequests(
+        description=f"Too many API requests; retry in {wait} seconds.", retry_after=wait
+    )

@@ -17,15 +17,15 @@ from marshmallow import ValidationError
 from ..database import atomic
 from ..extensions import db
 from ..http.links import rating_slips
-from ..http.uploads import save_upload, send_upload, upload_dir
+from ..http.uploads import send_upload, upload_transaction
 from ..models import Area, Need, NeedStatus, Project, ProjectStatus, Role, TeamStatus
 from ..schemas.deliveries import DeliveryIn
 from ..services import deliveries as delivery_service
 from ..services import needs as need_service
-from ..services import permissions, uploads
+from ..services import permissions
 from ..services import projects as project_service
 from ..services import users as user_service
-from ..services.errors import Conflict, DomainError, ValidationFailed
+from ..services.errors import Conflict, ValidationFailed
 from ..zones import area_zone
 from .forms import domain_errors, form_errors, local_input, local_to_iso
 
@@ -103,22 +103,17 @@ def new_delivery(project_id: int) -> ResponseReturnValue:
         if p.status != ProjectStatus.APPROVED:
             raise Conflict(f"A project that is {p.status.value} takes no deliveries.")
         data, index_of = _delivery_form(p, [uid for uid, _n in members])
-        stored: str | None = None
         try:
             loaded = DeliveryIn().load(data)
-            with atomic():
+            with upload_transaction() as files, atomic():
                 recorded = delivery_service.record_delivery(current_user, **loaded)
-                stored = save_upload(request.files.get("photo"), "photo")
+                stored = files.save(request.files.get("photo"), "photo")
                 if stored:
                     delivery_service.set_photo(current_user, recorded.delivery, stored)
         except ValidationError as exc:
             errors, status = _per_person_errors(form_errors(exc), index_of), 422
         except ValidationFailed as exc:
-            uploads.remove(upload_dir(), stored)
             errors, status = _per_person_errors(domain_errors(exc), index_of), 422
-        except DomainError:
-            uploads.remove(upload_dir(), stored)
-            raise
         else:
             resp = render_template("deliveries/delivery_recorded.html", p=p, d=recorded.delivery)
             return resp, 201

@@ -209,6 +209,10 @@ MESSAGES: dict[str, Any] = {
     "The image must be at most 2 MB.": _l("图片不能超过 2 MB。"),
     "Unsupported image type.": _l("仅支持 PNG、JPEG 或 WebP 图片。"),
     "Only PNG, JPEG or WebP images.": _l("仅支持 PNG、JPEG 或 WebP 图片。"),
+    "The file is not a valid PNG, JPEG or WebP image.": _l(
+        "文件不是有效的 PNG、JPEG 或 WebP 图片（可能已损坏）。"
+    ),
+    "The image has more than 40 megapixels.": _l("图片不能超过 4000 万像素。"),
     # ratings and settlement
     "Rating not found.": _l("评价不存在。"),
     "The score must be a whole number from 1 to 5.": _l("请点选 1 到 5 颗星。"),

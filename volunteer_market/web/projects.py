@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..http.uploads import save_upload, send_upload, upload_dir
+from ..http.uploads import send_upload, upload_transaction
 from ..models import (
     Area,
     AreaKind,
@@ -34,10 +34,10 @@ from ..schemas.common import MAX_ID
 from ..schemas.projects import ProjectIn, ProjectPatchIn
 from ..services import deliveries as delivery_service
 from ..services import needs as need_service
-from ..services import permissions, uploads
+from ..services import permissions
 from ..services import projects as project_service
 from ..services import users as user_service
-from ..services.errors import DomainError, ValidationFailed
+from ..services.errors import ValidationFailed
 from ..zones import area_zone
 from .forms import (
     digits,
@@ -161,10 +161,6 @@ def _project_form(form: Any, *, community_id: int | None) -> dict[str, Any]:
     return data
 
 
-def _store_cover() -> str | None:
-    return save_upload(request.files.get("cover"), "cover")
-
-
 @bp.route("/projects/new", methods=["GET", "POST"])
 @login_required
 def new_project() -> ResponseReturnValue:
@@ -189,22 +185,17 @@ def new_project() -> ResponseReturnValue:
         ):
             similar = project_service.similar_projects(current_user, community, form["title"])
         if form.get("action") != "check":
-            stored: str | None = None
             try:
                 loaded = ProjectIn().load(data)
-                with atomic():
+                with upload_transaction() as files, atomic():
                     project = project_service.create_project(current_user, **loaded)
-                    stored = _store_cover()
+                    stored = files.save(request.files.get("cover"), "cover")
                     if stored:
                         project_service.set_cover(current_user, project, stored)
             except ValidationError as exc:
                 errors, status = form_errors(exc), 422
             except ValidationFailed as exc:
-                uploads.remove(upload_dir(), stored)
                 errors, status = domain_errors(exc), 422
-            except DomainError:
-                uploads.remove(upload_dir(), stored)
-                raise
             else:
                 flash(_("已保存草稿，确认无误后请提交审核。"), "success")
                 return redirect(url_for("web_projects.project", project_id=project.id))
@@ -234,23 +225,19 @@ def edit_project(project_id: int) -> ResponseReturnValue:
     form: Any
     if request.method == "POST":
         data = _project_form(request.form, community_id=project.community_id)
-        stored: str | None = None
         try:
             loaded = ProjectPatchIn().load(data)
-            with atomic():
+            with upload_transaction() as files, atomic():
                 project = project_service.get_visible_project(current_user, project_id)
                 project_service.update_project(current_user, project, loaded)
-                stored = _store_cover()
+                stored = files.save(request.files.get("cover"), "cover")
                 if stored:
+                    files.replace(project.cover_path)
                     project_service.set_cover(current_user, project, stored)
         except ValidationError as exc:
             errors, status = form_errors(exc), 422
         except ValidationFailed as exc:
-            uploads.remove(upload_dir(), stored)
             errors, status = domain_errors(exc), 422
-        except DomainError:
-            uploads.remove(upload_dir(), stored)
-            raise
         else:
             flash(_("已保存。"), "success")
             return redirect(url_for("web_projects.project", project_id=project.id))

@@ -18,11 +18,11 @@ from marshmallow import ValidationError
 
 from ..database import atomic
 from ..extensions import db
-from ..http.uploads import save_upload, send_upload, upload_dir
+from ..http.uploads import send_upload, upload_transaction
 from ..models import Area, LimitPeriod, RedemptionStatus, Reward
 from ..schemas.rewards import RewardIn, RewardPatchIn
 from ..services import ledger as ledger_service
-from ..services import permissions, uploads, wallet_expiry
+from ..services import permissions, wallet_expiry
 from ..services import redemptions as redemption_service
 from ..services import rewards as reward_service
 from ..services.errors import (
@@ -275,10 +275,6 @@ def _render_form(
     )
 
 
-def _store_image(field: str = "image") -> str | None:
-    return save_upload(request.files.get(field), field)
-
-
 @bp.route("/rewards/new", methods=["GET", "POST"])
 @login_required
 def new_reward() -> ResponseReturnValue:
@@ -287,19 +283,16 @@ def new_reward() -> ResponseReturnValue:
         abort(403)
     if request.method == "GET":
         return _render_form(None, _form_defaults(None), {})
-    name = None
     try:
         data = RewardIn().load(_form_values(request.form, with_area=True))
-        name = _store_image()
-        with atomic():
+        with upload_transaction() as files, atomic():
             reward = reward_service.create_reward(current_user, **data)
+            name = files.save(request.files.get("image"), "image")
             if name:
                 reward_service.set_image(current_user, reward, name)
     except ValidationError as exc:
-        uploads.remove(upload_dir(), name)
         return _render_form(None, request.form, form_errors(exc), 422)
     except DomainError as exc:
-        uploads.remove(upload_dir(), name)
         errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
         return _render_form(None, request.form, errors, exc.status)
     flash(_("已发布奖品：%(name)s", name=reward.name), "success")
@@ -313,7 +306,6 @@ def edit_reward(reward_id: int) -> ResponseReturnValue:
     reward = _managed_reward(reward_id)
     if request.method == "GET":
         return _render_form(reward, _form_defaults(reward), {})
-    name = None
     try:
         values = _form_values(request.form, with_area=False)
         # Only a stock figure the manager actually changed is applied: the form's
@@ -323,16 +315,15 @@ def edit_reward(reward_id: int) -> ResponseReturnValue:
         if submitted == loaded:
             values.pop("stock")
         data = RewardPatchIn().load(values)
-        name = _store_image()
-        with atomic():
+        with upload_transaction() as files, atomic():
             reward_service.update_reward(current_user, reward, **data)
+            name = files.save(request.files.get("image"), "image")
             if name:
+                files.replace(reward.image_path)
                 reward_service.set_image(current_user, reward, name)
     except ValidationError as exc:
-        uploads.remove(upload_dir(), name)
         return _render_form(reward, request.form, form_errors(exc), 422)
     except DomainError as exc:
-        uploads.remove(upload_dir(), name)
         if isinstance(exc, Forbidden | NotFound):
             raise
         errors = form_errors(exc.errors) if exc.errors else {"_schema": [refusal_text(exc)]}
