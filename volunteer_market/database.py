@@ -134,7 +134,9 @@ def atomic(session: Session | None = None) -> Iterator[Session]:
     Opened once at the edge (view, API handler, CLI command); services only flush.
     A read transaction already open on the session (e.g. from loading the current
     user) is ended first so the write transaction starts fresh with the write lock.
-    Nested calls join the outer transaction.
+    Nested calls join the outer transaction. An error whose ``keep_writes`` is true
+    (``services.errors.DomainError(keep_writes=True)``, e.g. a counted wrong pickup
+    code) commits what was written and is raised after the commit.
     """
     session = session or db.session()
     if _write_intent.get() and session.in_transaction():
@@ -145,8 +147,16 @@ def atomic(session: Session | None = None) -> Iterator[Session]:
             raise RuntimeError("atomic() entered with unflushed changes outside a transaction")
         session.commit()
     token = _write_intent.set(True)
+    kept: BaseException | None = None
     try:
         with session.begin():
-            yield session
+            try:
+                yield session
+            except Exception as exc:
+                if not getattr(exc, "keep_writes", False):
+                    raise
+                kept = exc  # a refusal that keeps its writes: commit, then raise it
     finally:
         _write_intent.reset(token)
+    if kept is not None:
+        raise kept

@@ -75,7 +75,9 @@ def problem(
         "detail": detail,
     }
     if errors:
-        body["errors"] = errors
+        # Field names as strings: a nameless multipart part is a ``None`` key in
+        # ``request.form``, which the JSON encoder (sorting keys) cannot order.
+        body["errors"] = {"" if k is None else str(k): v for k, v in errors.items()}
     body.update(extra)
     resp = jsonify(body)
     resp.status_code = status
@@ -114,12 +116,17 @@ def _html(status: int, title: str | None = None, detail: str | None = None) -> t
 
 
 def handle_domain_error(exc: DomainError) -> Any:
+    retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts
     if wants_problem_json():
         resp = problem(exc.status, exc.title, exc.detail, exc.errors)
         if exc.status == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
-        return resp
-    return _html(exc.status)
+    else:
+        body, code = _html(exc.status)
+        resp = Response(body, status=code, mimetype="text/html")
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(int(retry_after))
+    return resp
 
 
 _HTTP_TITLES = {

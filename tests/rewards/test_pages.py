@@ -216,14 +216,15 @@ def test_fulfilment_page_on_a_phone(client, world, shop, unchanged):
     wrong = f"{(int(code) + 1) % 10**8:08d}"
     assert client.get(f"/rewards/fulfil?code={wrong}").status_code == 404
     assert client.get("/rewards/fulfil?code=12ab").status_code == 422
-    with unchanged():
-        resp = post_form(
-            client,
-            "/rewards/fulfil",
-            {"code": wrong, "redemption_id": str(rid)},
-            token_from="/rewards/fulfil",
-        )
-        assert resp.status_code == 422 and "取货码不正确" in _text(resp)
+    # refused, and counted towards the lock-out (tests/security/test_pickup_lockout.py)
+    resp = post_form(
+        client,
+        "/rewards/fulfil",
+        {"code": wrong, "redemption_id": str(rid)},
+        token_from="/rewards/fulfil",
+    )
+    assert resp.status_code == 422 and "取货码不正确" in _text(resp)
+    assert _status(rid) == RedemptionStatus.HELD
     resp = post_form(
         client,
         "/rewards/fulfil",

@@ -156,10 +156,15 @@ def test_wrong_pickup_code_is_refused(world, unchanged):
     give_points(world.member_a, 50)
     issued = redeem(world.member_a, make_reward(world.community_a))
     wrong = f"{(int(issued.pickup_code) + 1) % 10**8:08d}"
-    for code in (wrong, "123", "abcdefgh", "", None, 12345678):
+    for code in ("123", "abcdefgh", "", None):  # malformed: refused, nothing written
         with unchanged(), pytest.raises(ValidationFailed) as info, atomic():
             svc.fulfil(world.secretary_a, issued.redemption, code)
         assert "pickup_code" in info.value.errors
+    # a wrong code is refused and its failure kept (services/redemptions/lockout.py)
+    with pytest.raises(ValidationFailed) as info, atomic():
+        svc.fulfil(world.secretary_a, issued.redemption, wrong)
+    assert "pickup_code" in info.value.errors
+    assert _reload(issued.redemption).code_failures == 1
     # Spaces and dashes typed by a person are fine.
     spaced = f"{issued.pickup_code[:4]} {issued.pickup_code[4:]}"
     with atomic():

@@ -158,3 +158,22 @@ def test_path_ids_are_ascii_digits(client, world, spelling):
     assert client.get("/projects/1").status_code == 200
     assert client.get(f"/projects/{spelling}").status_code == 404
     assert client.get(f"/needs/{spelling}/dispatch").status_code == 404
+
+
+def test_a_nameless_multipart_part_is_a_422_not_a_500(client, world):
+    """Found by the fuzz run: a form part without a name is a ``None`` key whose
+    "Unknown field." error could not be encoded (``TypeError`` sorting the keys)."""
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nnope\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    resp = client.post(
+        "/api/v1/imports",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers=bearer(world.admin),
+    )
+    assert resp.status_code == 422, resp.get_data(as_text=True)[:300]
+    assert resp.mimetype == "application/problem+json"

@@ -191,6 +191,10 @@ class Redemption(Model):
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     #: When the member was reminded that the hold is about to expire.
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Wrong pickup codes entered since the last lock-out (``services.redemptions.lockout``).
+    code_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: No pickup code (not even the right one) is accepted before this time.
+    code_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

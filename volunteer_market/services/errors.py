@@ -11,10 +11,20 @@ class DomainError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None, **extra: Any):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        keep_writes: bool = False,
+        **extra: Any,
+    ):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        #: Commit what the transaction wrote before refusing (``database.atomic``): a
+        #: refusal that must leave a trace, e.g. a counted wrong pickup code.
+        self.keep_writes = keep_writes
         self.extra = extra
 
 
@@ -45,6 +55,17 @@ class ValidationFailed(DomainError):
 
     status = 422
     title = "Unprocessable entity"
+
+
+class TooManyAttempts(DomainError):
+    """Refused for a while after too many failed tries (429 with ``Retry-After``)."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
 
 
 class InsufficientPoints(Conflict):

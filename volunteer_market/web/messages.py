@@ -378,6 +378,15 @@ MESSAGES: dict[str, Any] = {
     "The pickup code has eight digits.": _l("取货码为 8 位数字。"),
     "The pickup code is wrong.": _WRONG_PICKUP_CODE,
     "Wrong pickup code.": _WRONG_PICKUP_CODE,
+    "The pickup code is wrong; too many wrong codes, tries are locked for a while.": _l(
+        "取货码错误；错误次数过多，已暂时锁定，请稍后再试。"
+    ),
+    "Too many wrong pickup codes for this redemption; try again later.": _l(
+        "这张兑换单的取货码输错次数过多，已暂时锁定，请稍后再试。"
+    ),
+    "Too many wrong pickup codes; try again later.": _l(
+        "您输错取货码的次数过多，已暂时锁定，请稍后再试。"
+    ),
     "Could not allocate a pickup code; try again.": _l("未能生成取货码，请重试。"),
     "This redemption has already been handed over.": _l("该兑换单已核销。"),
     "This redemption has been cancelled.": _l("该兑换单已取消。"),

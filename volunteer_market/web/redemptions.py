@@ -164,6 +164,7 @@ def fulfil_page() -> ResponseReturnValue:
         abort(403)
     errors: dict[str, list[str]] = {}
     status = 200
+    retry_after: int | None = None
     if request.method == "POST":
         code = request.form.get("code", "")
         redemption_id = form_id(request.form.get("redemption_id", "").strip())
@@ -179,6 +180,7 @@ def fulfil_page() -> ResponseReturnValue:
         except DomainError as exc:
             errors = {"code": [refusal_text(exc)]}
             status = exc.status
+            retry_after = getattr(exc, "retry_after", None)  # locked out (429)
         else:
             flash(
                 _(
@@ -200,8 +202,11 @@ def fulfil_page() -> ResponseReturnValue:
             status = 404 if redemption_service.normalise_code(code) else 422
     elif code and request.method == "POST":
         found = redemption_service.find_held_by_code(current_user, code)
+    headers = {"Cache-Control": "no-store"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return (
         render_template("rewards/fulfil.html", code=code, found=found, errors=errors),
         status,
-        {"Cache-Control": "no-store"},
+        headers,
     )

@@ -5,7 +5,6 @@ transitions; expiry uses it too).
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any, cast
 
@@ -26,7 +25,8 @@ from ...models.rewards import MAX_REASON
 from .. import audit, ledger, permissions
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..rewards import record_stock_change
-from .codes import CODE_DIGITS, code_digest, normalise_code
+from .codes import CODE_DIGITS, normalise_code
+from .lockout import check_code
 
 _redemptions = cast(sa.Table, Redemption.__table__)
 _rewards = cast(sa.Table, Reward.__table__)
@@ -199,7 +199,10 @@ def fulfil(
     :raises NotFound: the actor may not see the redemption.
     :raises Forbidden: the actor is not its community's secretary (or is its member).
     :raises Conflict: it is not held any more (409).
-    :raises ValidationFailed: the pickup code is malformed or wrong (422).
+    :raises ValidationFailed: the pickup code is malformed or wrong (422; a wrong one
+        is counted and audited, see :mod:`.lockout`).
+    :raises TooManyAttempts: too many wrong codes for this redemption or by this
+        actor: refused, even the right code, until the lock-out ends (429).
     """
     _visible(actor, redemption)
     permissions.require(actor, "redemption.handle", redemption)
@@ -210,10 +213,7 @@ def fulfil(
             "The pickup code has eight digits.",
             errors={"pickup_code": [f"{CODE_DIGITS} digits."]},
         )
-    if not hmac.compare_digest(code_digest(normal), redemption.pickup_code_hash):
-        raise ValidationFailed(
-            "The pickup code is wrong.", errors={"pickup_code": ["Wrong pickup code."]}
-        )
+    check_code(actor, redemption, normal, now or utcnow())  # counted, locked out (lockout.py)
     return close(actor, redemption, RedemptionStatus.FULFILLED, now=now)
 
 
