@@ -80,6 +80,7 @@ Rooms of the package
 ``requesting``     :func:`request` and its steps (named ``requesting``: a submodule
                    called ``request`` would be shadowed by the function it exports)
 ``transitions``    fulfil, cancel, reject and ``close`` (the one way out of ``held``)
+``lockout``        wrong pickup codes counted per redemption and per fulfilling user
 ``expiry``         due holds, expire, remind
 """
 
