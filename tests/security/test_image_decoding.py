@@ -200,6 +200,6 @@ def test_the_page_form_refuses_a_polyglot_in_chinese(client, world, folder):
     )
     assert resp.status_code == 422
     assert "不是有效的 PNG、JPEG 或 WebP 图片" in resp.get_data(as_text=True)
-    db.session.expire_all()
-    assert db.session.get(Project, project.id).cover_path is None
+    db.session.rollback()
+    assert db.session.get(Project, project.id, populate_existing=True).cover_path is None
     assert not folder.is_dir() or os.listdir(folder) == []

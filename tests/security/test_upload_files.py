@@ -42,8 +42,8 @@ def _put(client, url, headers, data: bytes):
 
 
 def _stored(model, obj_id: int, column: str) -> str | None:
-    db.session.expire_all()
-    return getattr(db.session.get(model, obj_id), column)
+    db.session.rollback()  # end the test's read transaction: see what the requests committed
+    return getattr(db.session.get(model, obj_id, populate_existing=True), column)
 
 
 @pytest.mark.parametrize("kind", ["cover", "photo", "reward"])
@@ -155,6 +155,7 @@ def test_nothing_references_a_removed_file(client, world, folder):
     headers = bearer(world.member_a)
     for kind in ("png", "jpg", "webp", "png"):
         assert _put(client, url, headers, image_bytes(kind)).status_code == 200
+    db.session.rollback()
     names = set(
         db.session.scalars(sa.select(Project.cover_path).where(Project.cover_path.is_not(None)))
     )
