@@ -126,11 +126,12 @@ def report(actor: User, community: Area, *, now: datetime | None = None) -> Repo
         .where(Delivery.community_id == community.id, Delivery.started_at >= since)
         .scalar_subquery()
     )
+    found = _rating_signals(recent)
     out = Report([], {})
     for kind, compute in (
-        ("repeat_rater", _repeat_rater),
-        ("reciprocal_rating", _reciprocal),
-        ("all_five_streak", _all_five_streak),
+        ("repeat_rater", lambda r: found["repeat_rater"]),
+        ("reciprocal_rating", lambda r: found["reciprocal_rating"]),
+        ("all_five_streak", lambda r: found["all_five_streak"]),
         ("odd_hours", lambda r: _odd_hours(community, since)),
         ("overlap", _overlap),
         ("chronic_no_show", _no_shows),
@@ -147,24 +148,28 @@ def _ids(ids: set[int] | list[int]) -> list[int]:
     return sorted(set(ids))[:IDS_CAP]
 
 
-def _rated_pairs(recent: Any) -> Any:
-    """(rater, member, delivery) of the window's ratings that are not proxies, once each."""
-    return (
+def _rating_signals(recent: Any) -> dict[str, tuple[list[Signal], int]]:
+    """repeat_rater, reciprocal_rating and all_five_streak in ONE statement: the window's
+    ratings (not proxies) joined to the delivery's participants are read once (a CTE the
+    database materialises) and the three kinds are aggregated from it, ``UNION ALL``."""
+    base = (
         sa.select(
             Rating.beneficiary_id.label("rater"),
             DeliveryParticipant.user_id.label("member"),
             Rating.delivery_id.label("delivery_id"),
+            Rating.score.label("score"),
+            Rating.created_at.label("created_at"),
+            Rating.id.label("rating_id"),
         )
         .join(DeliveryParticipant, DeliveryParticipant.delivery_id == Rating.delivery_id)
         .where(Rating.delivery_id.in_(recent), Rating.is_proxy.is_(False))
-        .distinct()
-        .cte("rated_pairs")
+        .cte("rated")
+        # read once for the three kinds (SQLite would inline it into each; both engines
+        # accept the keyword: SQLite >= 3.35, PostgreSQL >= 12)
+        .prefix_with("MATERIALIZED")
     )
-
-
-def _repeat_rater(recent: Any) -> tuple[list[Signal], int]:
-    """One GROUP BY (rater, member) HAVING count >= REPEAT_MIN; ids of the capped pairs."""
-    pairs = _rated_pairs(recent)
+    pairs = sa.select(base.c.rater, base.c.member, base.c.delivery_id).distinct().cte("rated_pairs")
+    # repeat_rater: GROUP BY (rater, member) HAVING count >= REPEAT_MIN, the first pairs
     groups = (
         sa.select(
             pairs.c.rater,
@@ -178,77 +183,54 @@ def _repeat_rater(recent: Any) -> tuple[list[Signal], int]:
         .limit(SIGNAL_CAP)
         .subquery("groups")
     )
-    rows = db.session.execute(
-        sa.select(groups.c.rater, groups.c.member, groups.c.n, groups.c.total, pairs.c.delivery_id)
-        .join(pairs, sa.and_(pairs.c.rater == groups.c.rater, pairs.c.member == groups.c.member))
-        .order_by(groups.c.rater, groups.c.member, pairs.c.delivery_id)
-    ).all()
-    found: dict[tuple[int, int], list[int]] = defaultdict(list)
-    count: dict[tuple[int, int], int] = {}
-    total = rows[0][3] if rows else 0
-    for rater, member, n, _total, delivery_id in rows:
-        found[(rater, member)].append(delivery_id)
-        count[(rater, member)] = n
-    items = [
-        Signal("repeat_rater", [r, m], _ids(ids), {"count": count[(r, m)]})
-        for (r, m), ids in sorted(found.items())
-    ]
-    return items, total
-
-
-def _reciprocal(recent: Any) -> tuple[list[Signal], int]:
-    """Pairs (a < b) where a rated b's delivery and b rated a's: a self-join of the pairs."""
-    pairs = _rated_pairs(recent)
+    repeat = sa.select(
+        sa.literal("repeat_rater").label("kind"),
+        groups.c.rater.label("a"),
+        groups.c.member.label("b"),
+        groups.c.n,
+        groups.c.total,
+        pairs.c.delivery_id,
+    ).join(pairs, sa.and_(pairs.c.rater == groups.c.rater, pairs.c.member == groups.c.member))
+    # reciprocal_rating: pairs (a < b) rated both ways, a self-join of the directions
     direct = sa.select(pairs.c.rater, pairs.c.member).distinct().cte("directions")
     x, y = direct.alias("x"), direct.alias("y")
     both = (
-        sa.select(x.c.rater.label("a"), x.c.member.label("b"), sa.func.count().over().label("n"))
+        sa.select(
+            x.c.rater.label("a"), x.c.member.label("b"), sa.func.count().over().label("total")
+        )
         .join(y, sa.and_(y.c.rater == x.c.member, y.c.member == x.c.rater))
         .where(x.c.rater < x.c.member)
         .order_by(x.c.rater, x.c.member)
         .limit(SIGNAL_CAP)
         .subquery("both_ways")
     )
-    rows = db.session.execute(
-        sa.select(both.c.a, both.c.b, both.c.n, pairs.c.delivery_id).join(
-            pairs,
-            sa.or_(
-                sa.and_(pairs.c.rater == both.c.a, pairs.c.member == both.c.b),
-                sa.and_(pairs.c.rater == both.c.b, pairs.c.member == both.c.a),
-            ),
-        )
-    ).all()
-    found: dict[tuple[int, int], set[int]] = defaultdict(set)
-    total = rows[0][2] if rows else 0
-    for a, b, _total, delivery_id in rows:
-        found[(a, b)].add(delivery_id)
-    items = [
-        Signal("reciprocal_rating", [a, b], _ids(ids), {"count": len(ids)})
-        for (a, b), ids in sorted(found.items())
-    ]
-    return items, total
-
-
-def _all_five_streak(recent: Any) -> tuple[list[Signal], int]:
-    """Each member's ratings newest first; the streak is the rows before the first non-5
-    (a running ``SUM(score <> 5) OVER`` of 0)."""
-    newest_first = (Rating.created_at.desc(), Rating.id.desc())
-    ranked = (
-        sa.select(
-            DeliveryParticipant.user_id.label("member"),
-            Rating.delivery_id.label("delivery_id"),
-            sa.func.sum(sa.case((Rating.score != 5, 1), else_=0))
-            .over(
-                partition_by=DeliveryParticipant.user_id,
-                order_by=newest_first,
-                rows=(None, 0),
-            )
-            .label("broken"),
-        )
-        .join(DeliveryParticipant, DeliveryParticipant.delivery_id == Rating.delivery_id)
-        .where(Rating.delivery_id.in_(recent), Rating.is_proxy.is_(False))
-        .cte("ranked")
+    reciprocal = sa.select(
+        sa.literal("reciprocal_rating").label("kind"),
+        both.c.a,
+        both.c.b,
+        sa.literal(0).label("n"),
+        both.c.total,
+        pairs.c.delivery_id,
+    ).join(
+        pairs,
+        sa.or_(
+            sa.and_(pairs.c.rater == both.c.a, pairs.c.member == both.c.b),
+            sa.and_(pairs.c.rater == both.c.b, pairs.c.member == both.c.a),
+        ),
     )
+    # all_five_streak: each member's ratings newest first; the streak is the rows before
+    # the first non-5 (a running SUM(score <> 5) OVER of 0)
+    ranked = sa.select(
+        base.c.member,
+        base.c.delivery_id,
+        sa.func.sum(sa.case((base.c.score != 5, 1), else_=0))
+        .over(
+            partition_by=base.c.member,
+            order_by=(base.c.created_at.desc(), base.c.rating_id.desc()),
+            rows=(None, 0),
+        )
+        .label("broken"),
+    ).cte("ranked")
     streaks = (
         sa.select(
             ranked.c.member, sa.func.count().label("n"), sa.func.count().over().label("total")
@@ -260,22 +242,50 @@ def _all_five_streak(recent: Any) -> tuple[list[Signal], int]:
         .limit(SIGNAL_CAP)
         .subquery("streaks")
     )
-    rows = db.session.execute(
-        sa.select(streaks.c.member, streaks.c.n, streaks.c.total, ranked.c.delivery_id)
+    streak = (
+        sa.select(
+            sa.literal("all_five_streak").label("kind"),
+            streaks.c.member,
+            sa.literal(0).label("b"),
+            streaks.c.n,
+            streaks.c.total,
+            ranked.c.delivery_id,
+        )
         .join(ranked, ranked.c.member == streaks.c.member)
         .where(ranked.c.broken == 0)
-    ).all()
-    found: dict[int, set[int]] = defaultdict(set)
-    count: dict[int, int] = {}
-    total = rows[0][2] if rows else 0
-    for member, n, _total, delivery_id in rows:
-        found[member].add(delivery_id)
-        count[member] = n
-    items = [
-        Signal("all_five_streak", [m], _ids(ids), {"count": count[m]})
-        for m, ids in sorted(found.items())
-    ]
-    return items, total
+    )
+    found: dict[str, dict[tuple[int, int], set[int]]] = defaultdict(lambda: defaultdict(set))
+    count: dict[tuple[str, int, int], int] = {}
+    totals: dict[str, int] = defaultdict(int)
+    for kind, a, b, n, total, delivery_id in db.session.execute(
+        sa.union_all(repeat, reciprocal, streak)
+    ):
+        found[kind][(a, b)].add(delivery_id)
+        count[(kind, a, b)] = n
+        totals[kind] = total
+    out: dict[str, tuple[list[Signal], int]] = {}
+    out["repeat_rater"] = (
+        [
+            Signal("repeat_rater", [a, b], _ids(ids), {"count": count[("repeat_rater", a, b)]})
+            for (a, b), ids in sorted(found["repeat_rater"].items())
+        ],
+        totals["repeat_rater"],
+    )
+    out["reciprocal_rating"] = (
+        [
+            Signal("reciprocal_rating", [a, b], _ids(ids), {"count": len(ids)})
+            for (a, b), ids in sorted(found["reciprocal_rating"].items())
+        ],
+        totals["reciprocal_rating"],
+    )
+    out["all_five_streak"] = (
+        [
+            Signal("all_five_streak", [m], _ids(ids), {"count": count[("all_five_streak", m, 0)]})
+            for (m, _b), ids in sorted(found["all_five_streak"].items())
+        ],
+        totals["all_five_streak"],
+    )
+    return out
 
 
 def _odd_hours(community: Area, since: datetime) -> tuple[list[Signal], int]:
