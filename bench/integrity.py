@@ -10,15 +10,27 @@ after it). The queries start from that community's deliveries in the window
 (``ix_deliveries_community_started``), so the figure should stay flat as the ledger
 grows; compare the results at 100k and 10M entries.
 
-Writes ``bench/results/integrity-<engine>-<entries>.json`` (p50, p95, p99, max in ms,
-the community's deliveries in the window and the number of signals).
+The baseline, timed right before each signals call so both see the same load: the one
+indexed read every call starts from (the count of the community's deliveries in the
+window). Each figure is also given as a ratio to the baseline's (``p50_ratio``,
+``p99_ratio``), which moves far less with the machine's load than milliseconds do.
+
+Writes ``bench/results/integrity-<engine>-<entries>[-<label>].json`` (p50, p95, p99,
+max in ms, the baseline's, the ratios, the community's deliveries in the window and the
+number of signals by kind). ``--before FILE`` also times an older version of the service
+in the same loop (each iteration: baseline, older, current), so both see the same load::
+
+    git show 4e0c752:volunteer_market/services/integrity.py > /tmp/integrity_before.py
+    python -m bench.integrity --url URL --runs 40 --before /tmp/integrity_before.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -61,24 +73,22 @@ def busiest() -> tuple[Area, User, int]:
     return community, secretary, int(row[1])
 
 
-def measure(runs: int) -> dict[str, Any]:
-    community, secretary, in_window = busiest()
-    cid, sid = community.id, secretary.id
-    times: list[float] = []
-    found = 0
-    for _i in range(runs + 5):
-        area, actor = db.session.get(Area, cid), db.session.get(User, sid)
-        assert area is not None and actor is not None
-        _ = actor.grants  # loaded by authentication before a request's service call
-        start = time.perf_counter()
-        found = len(integrity.signals(actor, area))
-        times.append((time.perf_counter() - start) * 1000)
-        db.session.rollback()
-    times = times[5:]  # warm-up
+def baseline_query(community: Area) -> int:
+    """The baseline: the one indexed read every signals call starts from -- the count
+    of the community's deliveries in the window (``ix_deliveries_community_started``)."""
+    since = utcnow() - integrity.WINDOW
+    return int(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Delivery)
+            .where(Delivery.community_id == community.id, Delivery.started_at >= since)
+        )
+        or 0
+    )
+
+
+def _stats(times: list[float]) -> dict[str, float]:
     return {
-        "community_id": cid,
-        "deliveries_in_window": in_window,
-        "signals": found,
         "p50_ms": round(statistics.median(times), 2),
         "p95_ms": round(_pct(times, 0.95), 2),
         "p99_ms": round(_pct(times, 0.99), 2),
@@ -86,10 +96,88 @@ def measure(runs: int) -> dict[str, Any]:
     }
 
 
+def load_before(path: str) -> Any:
+    """Import an older ``services/integrity.py`` (e.g. ``git show REV:...``) to time it
+    in the same loop as the current one."""
+    spec = importlib.util.spec_from_file_location("volunteer_market.services._before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(runs: int, before: Any = None) -> dict[str, Any]:
+    """Time the signals and, right before each call, the baseline (same load); with
+    ``before`` (an older module) also its signals, in the same iteration."""
+    community, secretary, in_window = busiest()
+    cid, sid = community.id, secretary.id
+    times: list[float] = []
+    base: list[float] = []
+    cpus: list[float] = []
+    old: list[float] = []
+    old_cpus: list[float] = []
+    found = 0
+    kinds: dict[str, int] = {}
+    for _i in range(runs + 5):
+        area, actor = db.session.get(Area, cid), db.session.get(User, sid)
+        assert area is not None and actor is not None
+        _ = actor.grants  # loaded by authentication before a request's service call
+        start = time.perf_counter()
+        baseline_query(area)
+        base.append((time.perf_counter() - start) * 1000)
+        if before is not None:
+            start, cpu = time.perf_counter(), time.process_time()
+            before.signals(actor, area)
+            old.append((time.perf_counter() - start) * 1000)
+            old_cpus.append((time.process_time() - cpu) * 1000)
+        start, cpu = time.perf_counter(), time.process_time()
+        items = integrity.signals(actor, area)
+        times.append((time.perf_counter() - start) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+        found = len(items)
+        kinds = {}
+        for s in items:
+            kinds[s.kind] = kinds.get(s.kind, 0) + 1
+        db.session.rollback()
+    times, base, cpus = times[5:], base[5:], cpus[5:]  # warm-up
+    signals, baseline = _stats(times), _stats(base)
+    compared: dict[str, Any] = {}
+    if before is not None:
+        old, old_cpus = old[5:], old_cpus[5:]
+        was = _stats(old)
+        compared["before"] = {
+            **was,
+            "cpu_p50_ms": round(statistics.median(old_cpus), 2),
+            "cpu_p99_ms": round(_pct(old_cpus, 0.99), 2),
+            "p50_ratio": round(was["p50_ms"] / max(baseline["p50_ms"], 0.01), 1),
+            "p99_ratio": round(was["p99_ms"] / max(baseline["p99_ms"], 0.01), 1),
+        }
+    return {
+        "community_id": cid,
+        "deliveries_in_window": in_window,
+        "signals": found,
+        "signals_by_kind": kinds,
+        **signals,
+        # this process's CPU time per call: on SQLite the whole cost of the call, and far
+        # less sensitive to a loaded machine than the wall clock
+        "cpu_p50_ms": round(statistics.median(cpus), 2),
+        "cpu_p99_ms": round(_pct(cpus, 0.99), 2),
+        "baseline": baseline,
+        "p50_ratio": round(signals["p50_ms"] / max(baseline["p50_ms"], 0.01), 1),
+        "p99_ratio": round(signals["p99_ms"] / max(baseline["p99_ms"], 0.01), 1),
+        **compared,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default="")
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--label", default="", help="suffix of the result file (e.g. before)")
+    ap.add_argument(
+        "--before", default="", help="an older services/integrity.py to time in the same loop"
+    )
     args = ap.parse_args(argv)
     app = make_app(args.url)
     with app.app_context():
@@ -100,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
             "entries": entries,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "command": f"python -m bench.integrity --url URL --runs {args.runs}",
-            "result": measure(args.runs),
+            "command": f"python -m bench.integrity --url URL --runs {args.runs}"
+            + (" --before FILE" if args.before else ""),
+            "result": measure(args.runs, load_before(args.before) if args.before else None),
         }
         db.session.remove()
         db.engine.dispose()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"integrity-{info['engine']}-{entries}.json").write_text(
+    suffix = f"-{args.label}" if args.label else ""
+    (RESULTS / f"integrity-{info['engine']}-{entries}{suffix}.json").write_text(
         json.dumps(info, indent=1, ensure_ascii=False)
     )
     print(json.dumps(info["result"]))

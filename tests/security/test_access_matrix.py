@@ -245,6 +245,23 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     # the communities they oversee
     ("GET", "/api/v1/integrity/signals"): frozenset({"sec_this"}),
     ("GET", "/integrity"): frozenset({"sec_this", "sec_other", "officer_out"}),
+    # comment moderation and call-backs: both members of B served in the reported
+    # ratings' deliveries; B's secretary hides, unhides, dismisses and calls back (a
+    # proxy rating grid_b1 entered); the pages list any secretary's own communities
+    ("POST", "/api/v1/ratings/<int:rating_id>/reports"): B_MEMBERS,
+    ("GET", "/api/v1/comment-reports"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/comment-reports/<int:report_id>/dismiss"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/hide"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/unhide"): frozenset({"sec_this"}),
+    ("GET", "/api/v1/callbacks"): frozenset({"sec_this"}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/callbacks"): frozenset({"sec_this"}),
+    ("POST", "/ratings/<int:rating_id>/report"): B_MEMBERS,
+    ("POST", "/ratings/<int:rating_id>/hide"): frozenset({"sec_this"}),
+    ("POST", "/ratings/<int:rating_id>/unhide"): frozenset({"sec_this"}),
+    ("GET", "/moderation"): frozenset({"sec_this", "sec_other"}),
+    ("POST", "/comment-reports/<int:report_id>/dismiss"): frozenset({"sec_this"}),
+    ("GET", "/callbacks"): frozenset({"sec_this", "sec_other"}),
+    ("POST", "/callbacks/<int:rating_id>"): frozenset({"sec_this"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
@@ -449,6 +466,26 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/deliveries/<int:delivery_id>/slips"): lambda o, a: (
         {"delivery_id": o["page_slips_delivery_id"]},
         {},
+    ),
+    ("POST", "/ratings/<int:rating_id>/report"): lambda o, a: (
+        {"rating_id": o["page_report_rating_id"]},
+        {"reason": "矩阵举报"},
+    ),
+    ("POST", "/ratings/<int:rating_id>/hide"): lambda o, a: (
+        {"rating_id": o["page_hide_rating_id"]},
+        {"reason": "矩阵隐藏"},
+    ),
+    ("POST", "/ratings/<int:rating_id>/unhide"): lambda o, a: (
+        {"rating_id": o["page_unhide_rating_id"]},
+        {},
+    ),
+    ("POST", "/comment-reports/<int:report_id>/dismiss"): lambda o, a: (
+        {"report_id": o["page_dismiss_report_id"]},
+        {},
+    ),
+    ("POST", "/callbacks/<int:rating_id>"): lambda o, a: (
+        {"rating_id": o["page_callback_rating_id"]},
+        {"outcome": "confirmed"},
     ),
     ("POST", "/appeals/new"): lambda o, a: (
         {},
@@ -814,6 +851,28 @@ BODIES: dict[tuple[str, str], object] = {
         {"decision": "dismissed", "reason": "矩阵裁决"},
     ),
     ("GET", "/api/v1/integrity/signals"): lambda o, a: ({}, {"community_id": o["area_id"]}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/reports"): lambda o, a: (
+        {"rating_id": o["report_rating_id"]},
+        {"reason": "矩阵举报"},
+    ),
+    ("GET", "/api/v1/comment-reports"): lambda o, a: ({}, {"community_id": o["area_id"]}),
+    ("POST", "/api/v1/comment-reports/<int:report_id>/dismiss"): lambda o, a: (
+        {"report_id": o["dismiss_report_id"]},
+        {},
+    ),
+    ("POST", "/api/v1/ratings/<int:rating_id>/hide"): lambda o, a: (
+        {"rating_id": o["hide_rating_id"]},
+        {"reason": "矩阵隐藏"},
+    ),
+    ("POST", "/api/v1/ratings/<int:rating_id>/unhide"): lambda o, a: (
+        {"rating_id": o["unhide_rating_id"]},
+        {},
+    ),
+    ("GET", "/api/v1/callbacks"): lambda o, a: ({}, {"community_id": o["area_id"]}),
+    ("POST", "/api/v1/ratings/<int:rating_id>/callbacks"): lambda o, a: (
+        {"rating_id": o["callback_rating_id"]},
+        {"outcome": "confirmed"},
+    ),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (
         {"rating_id": o["open_rating_id"]},
@@ -1035,6 +1094,7 @@ def _objects(world) -> dict[str, object]:
 
     open_rating = half_rated(13)
     page_reply_rating = half_rated(17)
+    moderation = _moderation(world, member_b2, half_rated, unrated)
     # one-time rating codes, one per caller for each of the three code routes: a resident
     # of B per caller, beneficiaries of three deliveries
     raters = [
@@ -1072,6 +1132,7 @@ def _objects(world) -> dict[str, object]:
     evaluations = _evaluations(world)
     return {
         **evaluations,
+        **moderation,
         "user_id": member_b.id,
         "delivery_id": delivery.id,
         "need_id": need.id,
@@ -1157,6 +1218,33 @@ def _objects(world) -> dict[str, object]:
             for started in page_started
         ],
     }
+
+
+def _moderation(world, member_b2, half_rated, unrated) -> dict[str, int]:
+    """Ratings of B with comments to report, hide and unhide (hidden by B's secretary),
+    open reports to dismiss (by member_b2), proxy ratings of grid_b1 to call back."""
+    from volunteer_market.services import moderation as moderation_service
+    from volunteer_market.services import ratings as rating_service
+
+    made = {}
+    for i, key in enumerate(("report", "hide", "unhide", "dismiss")):
+        for j, prefix in enumerate(("", "page_")):
+            made[f"{prefix}{key}_rating_id"] = half_rated(64 + 8 * i + 4 * j).id
+    with atomic():
+        for prefix in ("", "page_"):
+            rating = rating_service.get_rating(made[f"{prefix}unhide_rating_id"])
+            moderation_service.hide_comment(world.secretary_b, rating, "矩阵")
+            rating = rating_service.get_rating(made[f"{prefix}dismiss_rating_id"])
+            report = moderation_service.report_comment(member_b2, rating, "矩阵")
+            made[f"{prefix}dismiss_report_id"] = report.id
+    for prefix, hours_ago in (("", 100), ("page_", 104)):
+        delivery = unrated(hours_ago)
+        with atomic():
+            rated = rating_service.rate(
+                world.grid_b1, delivery, 4, "代评", on_behalf_of=world.resident_b.id
+            )
+        made[f"{prefix}callback_rating_id"] = rated.rating.id
+    return made
 
 
 def _evaluations(world) -> dict[str, int]:

@@ -46,6 +46,8 @@ EXTRA_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/deliveries/<int:delivery_id>/settle"): {"next": "queue"},
     ("POST", "/projects/<int:project_id>/review"): {"next": "queue"},
     ("POST", "/ratings/<int:rating_id>/reply"): {"next": "inbox"},
+    ("POST", "/ratings/<int:rating_id>/hide"): {"next": "moderation"},
+    ("POST", "/callbacks/<int:rating_id>"): {"note": "居民认可"},
     ("POST", "/notifications"): {"id": "1"},
     ("POST", "/rewards/<int:reward_id>/edit"): {"stock": "", "stock_loaded": ""},
 }

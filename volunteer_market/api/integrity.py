@@ -21,12 +21,17 @@ blp = make_blueprint("api_integrity", "/integrity", "Integrity signals")
 def signals(args: dict) -> dict[str, Any]:
     """The signals of a community over the last 90 days (``community_id`` required):
     ``repeat_rater``, ``reciprocal_rating``, ``all_five_streak``, ``odd_hours``,
-    ``overlap``, ``chronic_no_show``, ``rated_from_recorder``."""
+    ``overlap``, ``chronic_no_show``, ``rated_from_recorder``, ``disputed_callback``; at
+    most ``signal_cap`` (100) per kind and ``ids_cap`` (50) delivery ids per signal,
+    ``totals`` giving each kind's count before the cap."""
     community = area_service.get_area(args["community_id"])
     now = utcnow()
-    items = integrity_service.signals(actor(), community, now=now)
+    found = integrity_service.report(actor(), community, now=now)
     return {
         "community_id": community.id,
         "since": now - integrity_service.WINDOW,
-        "items": items,
+        "items": found.items,
+        "totals": found.totals,
+        "signal_cap": integrity_service.SIGNAL_CAP,
+        "ids_cap": integrity_service.IDS_CAP,
     }

@@ -35,6 +35,13 @@ from .ledger import (  # noqa: E402
     ledger_trigger_ddl,
     ledger_trigger_drop_ddl,
 )
+from .moderation import (  # noqa: E402  (comment reports, call-backs)
+    MODERATION_TEXT_MAX,
+    CallbackOutcome,
+    CommentReport,
+    RatingCallback,
+    ReportStatus,
+)
 from .needs import Need, NeedStatus  # noqa: E402
 from .points_policy import ExpiryRule, PointsPolicy  # noqa: E402  (ledger)
 from .projects import (  # noqa: E402  (projects, teams, needs, deliveries)
@@ -70,6 +77,11 @@ from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
 __all__ = [
+    "MODERATION_TEXT_MAX",
+    "CallbackOutcome",
+    "CommentReport",
+    "RatingCallback",
+    "ReportStatus",
     "MAX_REJECT_REASON",
     "Registration",
     "RegistrationStatus",

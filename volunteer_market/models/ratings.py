@@ -1,10 +1,12 @@
 """Ratings of deliveries, the members' replies, and each delivery's settlement.
 
-Only ``services/ratings.py`` and ``services/settlement.py`` write these tables.
+Only ``services/ratings.py`` and ``services/settlement.py`` write these tables
+(``services/moderation.py`` the ``comment_hidden_*`` columns).
 What the database itself guarantees, on SQLite and PostgreSQL:
 
 * a score lies between 1 and 5 (CHECK); one rating per beneficiary per delivery
   (UNIQUE ``(delivery_id, beneficiary_id)``);
+* a hidden comment has its hider, time and reason together (CHECK ``hidden_shape``);
 * a rating is a proxy exactly when someone other than the beneficiary entered it,
   and a code rating is never a proxy (CHECK);
 * a participant replies at most once to a rating (UNIQUE ``(rating_id, member_id)``);
@@ -43,6 +45,11 @@ class Rating(Model):
             name="proxy_shape",
         ),
         sa.CheckConstraint("NOT (is_proxy AND via_code)", name="code_not_proxy"),
+        sa.CheckConstraint(
+            "(comment_hidden_at IS NULL) = (comment_hidden_by_id IS NULL)"
+            " AND (comment_hidden_at IS NULL) = (comment_hidden_reason IS NULL)",
+            name="hidden_shape",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -59,6 +66,11 @@ class Rating(Model):
     via_code: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The comment hidden by the community's secretary (``services/moderation.py``):
+    #: kept, shown to nobody else; NULL when visible. History in the audit log.
+    comment_hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    comment_hidden_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    comment_hidden_reason: Mapped[str | None] = mapped_column(sa.String(COMMENT_MAX))
 
     replies: Mapped[list[RatingReply]] = relationship(
         back_populates="rating", lazy="raise_on_sql", order_by="RatingReply.id"

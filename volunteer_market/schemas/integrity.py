@@ -22,3 +22,8 @@ class SignalsOut(Schema):
     community_id = fields.Integer()
     since = fields.DateTime()
     items = fields.List(fields.Nested(SignalOut))
+    #: Each kind's number of signals before the cap (``items`` holds at most
+    #: ``signal_cap`` of a kind, each with at most ``ids_cap`` delivery ids).
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+    signal_cap = fields.Integer()
+    ids_cap = fields.Integer()

@@ -96,10 +96,17 @@ class RatingOut(Schema):
     id = fields.Integer()
     delivery_id = fields.Integer()
     score = fields.Integer()
+    #: ``null`` when hidden by the secretary (``comment_hidden``), except to the
+    #: community's secretary, who also gets ``comment_hidden_reason``.
     comment = fields.String(allow_none=True)
+    comment_hidden = fields.Boolean()
+    comment_hidden_reason = fields.String()
     mine = fields.Boolean()
     can_reply = fields.Boolean()
     can_change = fields.Boolean()
+    #: A participant may report the comment (once); the secretary may hide/unhide it.
+    can_report = fields.Boolean()
+    can_moderate = fields.Boolean()
     replies = fields.List(fields.Nested(ReplyOut))
     # The rater's own rating and the secretary's view only:
     created_at = fields.DateTime()

@@ -8,7 +8,8 @@ Who files (``appeal.file``), within :data:`APPEAL_WINDOW` (14 days):
 
 * a **rating** (``rating_id``): a member who served in the rated delivery (the
   window runs from the rating's last change), or the resident in whose name a
-  **proxy** rating was entered;
+  **proxy** rating was entered (from its last change, or from the secretary's
+  disputed call-back of it, ``services/callbacks.py``, whichever is later);
 * a **points award** (``transaction_id``): the member of an earn or adjust
   transaction (the window runs from its posting).
 
@@ -59,7 +60,7 @@ from ..models import (
     utcnow,
 )
 from ..models.ledger import MAX_ADJUSTMENT
-from . import audit, ledger, permissions
+from . import audit, callbacks, ledger, permissions
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 #: How long after the rating (its last change) or the posting an appeal may be filed.
@@ -114,7 +115,12 @@ def _rating_subject(actor: User, rating_id: int, now: datetime) -> dict[str, Any
                 action="appeal.file",
             )
         raise NotFound("Rating not found.")
-    if now > rating.updated_at + APPEAL_WINDOW:
+    since = rating.updated_at
+    if proxied and not served:
+        # a disputed call-back (回访) of the proxy rating opens the window again
+        disputed = callbacks.disputed_since(rating.id)
+        since = max(since, disputed) if disputed is not None else since
+    if now > since + APPEAL_WINDOW:
         raise Conflict("Appeals are filed within 14 days; this rating is older.")
     return {
         "subject": f"rating:{rating.id}",

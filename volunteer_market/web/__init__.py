@@ -29,6 +29,7 @@ from . import (
     labels,
     ledger,
     main,
+    moderation,
     needs,
     notifications,
     projects,
@@ -58,6 +59,7 @@ BLUEPRINTS = (
     registrations.bp,  # self-registration (到社区报到) and the secretary's queue
     appeals.bp,
     integrity.bp,
+    moderation.bp,  # comment moderation and call-backs
 )
 
 

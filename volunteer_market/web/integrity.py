@@ -39,7 +39,16 @@ def signals_page() -> ResponseReturnValue:
             abort(404)
     elif communities:
         chosen = communities[0]
-    items = integrity_service.signals(current_user, chosen) if chosen is not None else []
+    found = integrity_service.report(current_user, chosen) if chosen is not None else None
+    items = found.items if found is not None else []
+    shown: dict[str, int] = {}
+    for s in items:
+        shown[s.kind] = shown.get(s.kind, 0) + 1
+    capped = {
+        kind: (shown.get(kind, 0), total)
+        for kind, total in (found.totals.items() if found is not None else [])
+        if total > shown.get(kind, 0)
+    }
     ids = sorted({uid for s in items for uid in s.user_ids})
     rows = db.session.execute(
         sa.select(User.id, User.display_name).where(User.id.in_(ids or [0]))
@@ -51,4 +60,5 @@ def signals_page() -> ResponseReturnValue:
         chosen=chosen,
         items=items,
         names=names,
+        capped=capped,
     )

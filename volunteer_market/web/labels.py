@@ -17,12 +17,14 @@ from flask_babel import lazy_gettext as _l
 from ..models import (
     AppealStatus,
     AreaKind,
+    CallbackOutcome,
     Category,
     DeliveryStatus,
     NeedStatus,
     ProjectAction,
     ProjectMode,
     ProjectStatus,
+    ReportStatus,
     Role,
     TeamStatus,
 )
@@ -93,6 +95,17 @@ APPEAL_STATUS_LABELS = {
     AppealStatus.DISMISSED: _l("已驳回"),
 }
 
+REPORT_STATUS_LABELS = {
+    ReportStatus.OPEN: _l("待处理"),
+    ReportStatus.HIDDEN: _l("已隐藏"),
+    ReportStatus.DISMISSED: _l("已驳回"),
+}
+CALLBACK_OUTCOME_LABELS = {
+    CallbackOutcome.CONFIRMED: _l("属实"),
+    CallbackOutcome.DISPUTED: _l("有异议"),
+    CallbackOutcome.UNREACHABLE: _l("联系不上"),
+}
+
 DELIVERY_STATUS_LABELS = {
     DeliveryStatus.AWAITING_RATINGS: _l("待评价"),
     DeliveryStatus.SETTLED: _l("已结算"),
@@ -160,6 +173,7 @@ SIGNAL_LABELS = {
     "overlap": _l("同一党员服务时间重叠"),
     "chronic_no_show": _l("多次缺席"),
     "rated_from_recorder": _l("评价来自登记人的同一地址"),
+    "disputed_callback": _l("代评回访有异议"),
 }
 
 
@@ -169,6 +183,14 @@ def signal_label(value: Any) -> str:
 
 def appeal_status_label(value: Any) -> str:
     return label(APPEAL_STATUS_LABELS, value)
+
+
+def report_status_label(value: Any) -> str:
+    return label(REPORT_STATUS_LABELS, value)
+
+
+def callback_outcome_label(value: Any) -> str:
+    return label(CALLBACK_OUTCOME_LABELS, value)
 
 
 def hours_of(minutes: int) -> str:
@@ -190,5 +212,7 @@ def register(app: Flask) -> None:
         delivery_status_label=delivery_status_label,
         appeal_status_label=appeal_status_label,
         signal_label=signal_label,
+        report_status_label=report_status_label,
+        callback_outcome_label=callback_outcome_label,
         hours_of=hours_of,
     )

@@ -229,6 +229,22 @@ MESSAGES: dict[str, Any] = {
     "You have already replied to this rating.": _l("您已回复过这条评价。"),
     # appeals
     "Appeal not found.": _l("申诉不存在。"),
+    # comment moderation and call-backs
+    "Report not found.": _l("举报不存在。"),
+    "This rating has no comment to report.": _l("这条评价没有评语，无需举报。"),
+    "This rating has no comment to hide.": _l("这条评价没有评语，无需隐藏。"),
+    "This comment is already hidden.": _l("这条评语已被隐藏。"),
+    "This comment is not hidden.": _l("这条评语没有被隐藏。"),
+    "You have already reported this comment.": _l("您已经举报过这条评语。"),
+    "This report has already been resolved.": _l("这条举报已处理。"),
+    "Only the community's secretary reads its reports.": _l("只有本社区书记可以查看举报。"),
+    "Only the community's secretary calls its proxy ratings back.": _l(
+        "只有本社区书记可以回访代评。"
+    ),
+    "Unknown outcome.": _l("未知的回访结果。"),
+    "One of confirmed, disputed, unreachable.": _l("请选择：属实、有异议或联系不上。"),
+    "Only proxy ratings are called back.": _l("只有代评需要回访。"),
+    "This rating has already been called back.": _l("这条代评已回访过。"),
     "Only a member who served in the delivery, or the resident in whose name a proxy "
     "rating was entered, may appeal it.": _l(
         "只有参与本次服务的党员，或被代评的居民本人，才能申诉。"

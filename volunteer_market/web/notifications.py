@@ -52,6 +52,9 @@ NOTIFICATION_TEXTS = {
     "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
     "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
     "appeal.filed": _l("社区有一条新的申诉。"),
+    "callback.disputed": _l(
+        "社区书记回访时记下了您对「%(title)s」代评的异议。您可以在 14 天内对这条代评提出申诉。"
+    ),
     "appeal.decided": _l("申诉已裁决：%(decision_text)s。%(reason)s"),
     "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
     # accounts and onboarding
@@ -94,6 +97,8 @@ def notification_link(note: Any) -> str | None:
         return url_for("web_evaluations.notice", evaluation_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
+    if note.object_type == "rating" and note.object_id and note.kind == "callback.disputed":
+        return url_for("web_appeals.new_appeal", rating_id=note.object_id)
     if note.object_type == "appeal" and note.object_id:
         return url_for("web_appeals.appeal", appeal_id=note.object_id)
     return None

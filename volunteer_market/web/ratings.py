@@ -8,7 +8,8 @@
   for the per-IP throttle (``http/throttles.py``).
 * ``/deliveries/<id>/ratings``: a delivery's ratings for everyone who may see it
   (identities only for the secretary and officers), with the forms the viewer may
-  use: rate, proxy-rate, change, reply, settle.
+  use: rate, proxy-rate, change, reply, settle; report a comment (participants),
+  hide or unhide it (the secretary: ``/ratings/<id>/report|hide|unhide``).
 * ``/settlement``: the secretary's queue of deliveries awaiting settlement.
 * ``/ratings``: ratings I received (members, with reply) and deliveries I may rate.
 """
@@ -28,8 +29,10 @@ from ..database import atomic
 from ..extensions import db
 from ..http.throttles import mark_code_failed, rating_code_throttle
 from ..models import Delivery, Rating
+from ..schemas.moderation import OptionalReasonIn, ReasonIn
 from ..schemas.ratings import RatingIn, RatingPatchIn, ReplyIn, SettleIn
 from ..services import deliveries as delivery_service
+from ..services import moderation as moderation_service
 from ..services import permissions
 from ..services import ratings as rating_service
 from ..services import settlement as settlement_service
@@ -309,6 +312,50 @@ def reply(rating_id: int) -> ResponseReturnValue:
         return _fail(rating.delivery_id, exc)
     flash(_("回复已发布。"), "success")
     return redirect(_back(rating))
+
+
+# --- comment moderation (services/moderation.py) ----------------------------------
+
+
+def _moderate(rating_id: int, schema: Any, act: Any, done: str) -> ResponseReturnValue:
+    """Run one moderation step on a rating from a form; errors re-render its page."""
+    rating = _visible_rating(rating_id)
+    try:
+        loaded = schema().load({"reason": request.form.get("reason", "")})
+        with atomic():
+            act(current_user, _visible_rating(rating_id), loaded.get("reason"))
+    except (ValidationError, DomainError) as exc:
+        return _fail(rating.delivery_id, exc)
+    flash(done, "success")
+    if request.form.get("next") == "moderation":
+        community_id = delivery_service.get_delivery(rating.delivery_id).community_id
+        return redirect(url_for("web_moderation.queue", community_id=community_id))
+    return redirect(url_for("web_ratings.delivery", delivery_id=rating.delivery_id))
+
+
+@bp.route("/ratings/<int:rating_id>/report", methods=["POST"])
+@login_required
+def report(rating_id: int) -> ResponseReturnValue:
+    """Report a rating's comment (a member who served in the delivery), with a reason."""
+    return _moderate(
+        rating_id, ReasonIn, moderation_service.report_comment, _("已举报，社区书记会处理。")
+    )
+
+
+@bp.route("/ratings/<int:rating_id>/hide", methods=["POST"])
+@login_required
+def hide(rating_id: int) -> ResponseReturnValue:
+    """Hide a rating's comment with a reason (the community's secretary)."""
+    return _moderate(rating_id, ReasonIn, moderation_service.hide_comment, _("评语已隐藏。"))
+
+
+@bp.route("/ratings/<int:rating_id>/unhide", methods=["POST"])
+@login_required
+def unhide(rating_id: int) -> ResponseReturnValue:
+    """Show a hidden comment again (the community's secretary)."""
+    return _moderate(
+        rating_id, OptionalReasonIn, moderation_service.unhide_comment, _("评语已恢复显示。")
+    )
 
 
 @bp.route("/deliveries/<int:delivery_id>/settle", methods=["POST"])

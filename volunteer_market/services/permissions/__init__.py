@@ -12,7 +12,7 @@ no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
 grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
-``imports``, ``integrity``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
+``imports``, ``integrity``, ``moderation``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
 ``rewards``) and ``self_dealing``, the one guard every point-moving action passes (nobody
 acts for an object he benefits from). A new feature adds its rules in a module of its own
 and imports it below, so every rule is
@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (register)
     imports,
     integrity,
     ledger,
+    moderation,
     projects,
     rankings,
     ratings,
@@ -49,6 +50,7 @@ from .core import (
     rule,
     user_communities,
 )
+from .moderation import RatingOversight
 from .projects import (
     PROJECT_COMMUNITY_STATUSES,
     PROJECT_PUBLIC_STATUSES,
@@ -70,6 +72,7 @@ __all__ = [
     "SECRETARY_GRANTABLE",
     "GrantTarget",
     "NeedFor",
+    "RatingOversight",
     "actions",
     "beneficiaries_of",
     "communities_of",

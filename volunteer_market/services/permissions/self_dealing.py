@@ -3,7 +3,8 @@
 The one rule behind every point-moving action (DESIGN.md "People and roles"; issue 15):
 whatever other roles a user holds, he never grants a role to himself, and never
 adjusts, reverses, settles, fulfils, reviews, rates or issues rating slips for, or
-decides an appeal on, an object whose points would reach him. It runs as a guard of
+decides an appeal on, an object whose points would reach him; nor moderates the comment
+of, or calls back, a rating of a delivery he served in or a rating he gave or entered. It runs as a guard of
 :func:`core.may` before the action's own rule, so no rule can forget it.
 
 The beneficiaries of each kind of target (:func:`beneficiaries_of`):
@@ -13,7 +14,10 @@ The beneficiaries of each kind of target (:func:`beneficiaries_of`):
 * a redemption -- the member who redeems;
 * a project -- its owner and active team members (their deliveries earn points);
 * a role grant ``GrantTarget(role, area, user)`` -- the user who would hold it;
-* an appeal -- the appellant and the member whose points it concerns (``appeal_parties``).
+* an appeal -- the appellant and the member whose points it concerns (``appeal_parties``);
+* a rating under oversight ``RatingOversight(rating)`` (hiding its comment, calling it
+  back) -- the delivery's participants and recorder, the resident and who entered it
+  (``moderation.oversight_parties``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ GUARDED_ACTIONS: frozenset[str] = frozenset(
         "rating.change",
         "delivery.slips",
         "appeal.decide",
+        "rating.moderate",
+        "callback.record",
     }
 )
 

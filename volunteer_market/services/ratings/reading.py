@@ -43,8 +43,10 @@ def present_ratings(
 ) -> list[dict[str, Any]]:
     """Return ratings as dicts for ``actor``: with identities only when ``identities``.
 
-    Replies must be loaded. Members get ``{id, delivery_id, score, comment, mine,
-    replies, can_reply, can_change}``; the rater's own rating adds its times.
+    Replies must be loaded. Members get ``{id, delivery_id, score, comment,
+    comment_hidden, can_report, mine, replies, can_reply, can_change}``; the rater's own
+    rating adds its times. A hidden comment is ``None`` except to the community's
+    secretary (``rating.hidden_view``), who also gets ``comment_hidden_reason``.
     """
     people: set[int] = set()
     for r in ratings:
@@ -53,17 +55,28 @@ def present_ratings(
             people.update((r.beneficiary_id, r.entered_by_id))
     names = _names(people)
     participant_of: dict[int, bool] = {}
+    sees_hidden: dict[int, bool] = {}
     out = []
     for r in ratings:
         if r.delivery_id not in participant_of:
             participant_of[r.delivery_id] = permissions.is_participant(actor.id, r.delivery_id)
+        hidden = r.comment_hidden_at is not None
+        if hidden and r.delivery_id not in sees_hidden:
+            delivery = db.session.get(Delivery, r.delivery_id)
+            sees_hidden[r.delivery_id] = delivery is not None and permissions.may(
+                actor, "rating.hidden_view", delivery
+            )
+        shown = not hidden or sees_hidden[r.delivery_id]
         mine = actor.id in (r.beneficiary_id, r.entered_by_id)
         replied = any(reply.member_id == actor.id for reply in r.replies)
         item: dict[str, Any] = {
             "id": r.id,
             "delivery_id": r.delivery_id,
             "score": r.score,
-            "comment": r.comment,
+            # a hidden comment (services/moderation.py) only to the community's secretary
+            "comment": r.comment if shown else None,
+            "comment_hidden": hidden,
+            "can_report": participant_of[r.delivery_id] and bool(r.comment) and not hidden,
             "mine": mine,
             "can_reply": participant_of[r.delivery_id] and not replied,
             "replies": [
@@ -81,6 +94,8 @@ def present_ratings(
             item["updated_at"] = r.updated_at
             item["is_proxy"] = r.is_proxy
             item["via_code"] = r.via_code
+        if hidden and shown:
+            item["comment_hidden_reason"] = r.comment_hidden_reason
         if identities:
             item["beneficiary_id"] = r.beneficiary_id
             item["beneficiary_name"] = names.get(r.beneficiary_id, "")
@@ -141,10 +156,17 @@ def delivery_ratings(
             if uid not in rated
         ]
     for item in out["items"]:
+        rating = _by_id(ratings, item["id"])
         item["can_change"] = bool(
             open_
             and (item["mine"] or can_proxy)
-            and permissions.may(actor, "rating.change", _by_id(ratings, item["id"]))
+            and permissions.may(actor, "rating.change", rating)
+        )
+        # hide / unhide (services/moderation.py): the secretary, asked only of staff
+        item["can_moderate"] = bool(
+            identities
+            and rating.comment
+            and permissions.may(actor, "rating.moderate", permissions.RatingOversight(rating))
         )
     return out
 
