@@ -93,6 +93,17 @@ APPEAL_STATUS_LABELS = {
     AppealStatus.DISMISSED: _l("已驳回"),
 }
 
+EVALUATION_STATUS_LABELS = {
+    "closed": _l("已关账（未公示）"),
+    "in_notice": _l("公示中"),
+    "final": _l("已定稿"),
+}
+OBJECTION_STATUS_LABELS = {
+    "open": _l("待答复"),
+    "upheld": _l("成立"),
+    "dismissed": _l("不成立"),
+}
+
 DELIVERY_STATUS_LABELS = {
     DeliveryStatus.AWAITING_RATINGS: _l("待评价"),
     DeliveryStatus.SETTLED: _l("已结算"),
@@ -171,6 +182,14 @@ def appeal_status_label(value: Any) -> str:
     return label(APPEAL_STATUS_LABELS, value)
 
 
+def evaluation_status_label(value: Any) -> str:
+    return label(EVALUATION_STATUS_LABELS, value)
+
+
+def objection_status_label(value: Any) -> str:
+    return label(OBJECTION_STATUS_LABELS, value)
+
+
 def hours_of(minutes: int) -> str:
     """Return ``minutes`` as hours without trailing zeros (``90`` -> ``1.5``)."""
     return f"{minutes / 60:g}"
@@ -189,6 +208,8 @@ def register(app: Flask) -> None:
         team_status_label=team_status_label,
         delivery_status_label=delivery_status_label,
         appeal_status_label=appeal_status_label,
+        evaluation_status_label=evaluation_status_label,
+        objection_status_label=objection_status_label,
         signal_label=signal_label,
         hours_of=hours_of,
     )

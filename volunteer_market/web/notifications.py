@@ -91,7 +91,7 @@ def notification_link(note: Any) -> str | None:
     if note.object_type == "need" and note.object_id:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
     if note.object_type == "evaluation" and note.object_id:
-        return url_for("web_evaluations.notice", evaluation_id=note.object_id)
+        return url_for("web_evaluations.evaluation", evaluation_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
     if note.object_type == "appeal" and note.object_id:
