@@ -9,8 +9,9 @@ the service call, no HTTP), each call in its own transaction, rolled back after 
 * **report** -- ``services.evaluations.report.iter_rows(area, year)`` consumed in full
   (what a CSV/XLSX export and a JSON page compute) for the first community, the first
   street and the district, this year. *Baseline*: reading the same area's member list
-  (``users`` joined to their active member grants in the subtree: id, username, name,
-  home unit), consumed in full -- the least any per-member report must read.
+  (``users`` joined to their active member grants in the subtree, each member once: id,
+  username, name, home unit), consumed in full -- the least any per-member report must
+  read.
 * **close** -- ``services.evaluations.close_year`` of the first community for last
   year, as its secretary (the report rows read, frozen as ``evaluation_rows``, the
   audit entry), rolled back. *Baseline*: a SQLAlchemy Core ``executemany`` INSERT of
@@ -74,6 +75,7 @@ def _member_list(area: Area) -> int:
             RoleGrant.revoked_at.is_(None),
             Area.path.startswith(area.path, autoescape=True),
         )
+        .distinct()  # a member with two member grants in the subtree is read once
     )
     return sum(1 for _r in db.session.execute(stmt))
 
