@@ -152,6 +152,8 @@ def test_the_whole_way_through_the_pages(last_year, client, clock, monkeypatch):
     login(member, "member_a")
     listed = member.get("/evaluations").get_data(as_text=True)
     assert f"/evaluations/{eid}" in listed
+    notes = member.get("/notifications").get_data(as_text=True)
+    assert f'href="/evaluations/{eid}"' in notes  # the notification links to the list
     detail = member.get(f"/evaluations/{eid}").get_data(as_text=True)
     assert "member_x0" in detail and "区卫健局" not in detail and "13900000001" not in detail
     assert "提出异议" in detail and 'name="notice_days"' not in detail
@@ -436,3 +438,17 @@ def test_bad_input_and_wrong_state(last_year, client):
     )
     assert resp.status_code == 422 and "不在名单中。" in resp.get_data(as_text=True)
     assert _counts()["objections"] == ()
+
+
+def test_the_pages_in_english(last_year, client):
+    g = last_year
+    login(client, "secretary_a")
+    html = client.get("/evaluations?lang=en").get_data(as_text=True)
+    assert "Annual evaluation notices" in html and "Close the year" in html
+    assert "关账" not in html and "年度考核公示" not in html
+    eid = _close(client, g)
+    html = client.get(f"/evaluations/{eid}?lang=en").get_data(as_text=True)
+    assert "Closed (not yet published)" in html and "I confirm: publish this list" in html
+    resp = post_form(client, f"/evaluations/{eid}/finalize", {"confirm": "1"})
+    assert resp.status_code == 409
+    assert "公示" not in resp.get_data(as_text=True).split("<main")[1]
