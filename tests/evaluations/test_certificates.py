@@ -4,6 +4,7 @@ permissions and bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -37,8 +38,9 @@ def test_certificate_states_the_figures_and_verifies(generated, client, tmp_path
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     assert resp.mimetype == "application/pdf"
     assert resp.data.startswith(b"%PDF")
-    assert b"STSong-Light" in resp.data  # the built-in CID font, no embedded font file
-    assert b"FontFile" not in resp.data
+    # the embedded TrueType subset, and no fallback needed for these names
+    assert b"/FontFile2" in resp.data and b"VMCertificateSerifSC" in resp.data
+    assert b"STSong-Light" not in resp.data
     text = _text(resp.data)
     compact = "".join(text.split())
     assert "服务证明" in compact
@@ -89,6 +91,86 @@ def test_certificate_states_the_figures_and_verifies(generated, client, tmp_path
     png = next(artifacts.glob("certificate-*1.png"))
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def _fonts(pdf: bytes) -> dict[str, bool]:
+    """The page's fonts: base name -> whether its font program is embedded."""
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    out = {}
+    for ref in page["/Resources"]["/Font"].values():
+        font = ref.get_object()
+        descriptor = font.get("/FontDescriptor")
+        if descriptor is None and "/DescendantFonts" in font:
+            descriptor = font["/DescendantFonts"][0].get_object().get("/FontDescriptor")
+        embedded = descriptor is not None and any(
+            k in descriptor.get_object() for k in ("/FontFile", "/FontFile2", "/FontFile3")
+        )
+        out[str(font["/BaseFont"])] = embedded
+    return out
+
+
+def test_the_font_is_embedded_and_covers_gb2312(app):
+    """Every GB 2312 character and every character of the certificate's text is in the
+    embedded font (a real glyph, not .notdef); a rare character is drawn in the CID
+    fallback."""
+    from volunteer_market.http import certificates
+
+    covered = certificates._covered()
+    gb = []
+    for hi in range(0xA1, 0xF8):
+        for lo in range(0xA1, 0xFF):
+            with contextlib.suppress(UnicodeDecodeError):
+                gb.append(bytes((hi, lo)).decode("gb2312"))
+    assert len(gb) > 7000
+    assert [c for c in gb if ord(c) not in covered] == []
+    assert certificates.runs("张伟 Zhang Wei，2025年") == [
+        (certificates.FONT, "张伟 Zhang Wei，2025年")
+    ]
+    assert certificates.runs("欧阳喆堃") == [
+        (certificates.FONT, "欧阳"),
+        (certificates.FALLBACK, "喆堃"),
+    ]
+    size = certificates.FONT_FILE.stat().st_size
+    assert size < 3_500_000  # the subset, not the 20 MB collection
+    licence = certificates.FONT_FILE.with_name("OFL.txt").read_text("utf-8")
+    assert "SIL OPEN FONT LICENSE Version 1.1" in licence
+
+
+def test_an_uncommon_name_renders(world, client, tmp_path):
+    """A member named with characters outside GB 2312: the PDF embeds the subset for the
+    rest, draws the rare ones in the CID fallback, and its text reads back whole."""
+    from volunteer_market.database import atomic
+    from volunteer_market.extensions import db
+    from volunteer_market.models import User
+
+    w = world
+    name = "欧阳喆堃·Łukasz"
+    with atomic():
+        member = db.session.get(User, w.member_a.id)
+        member.display_name = name
+        member.home_unit = "区卫健局（昇平路）"
+    resp = client.get(
+        f"/api/v1/users/{w.member_a.id}/certificate?year=2025", headers=bearer(w.secretary_a)
+    )
+    assert resp.status_code == 200
+    fonts = _fonts(resp.data)
+    embedded = [f for f, e in fonts.items() if e]
+    assert len(embedded) == 1 and embedded[0].endswith("+VMCertificateSerifSC-Regular")
+    assert fonts.get("/STSong-Light") is False  # the fallback, for 喆堃 only
+    compact = "".join(_text(resp.data).split())
+    assert "欧阳喆堃·Łukasz" in compact and "区卫健局（昇平路）" in compact
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed: apt-get install -y poppler-utils")
+    artifacts = Path(os.environ.get("VM_CERTIFICATE_DIR") or tmp_path)
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "uncommon.pdf").write_bytes(resp.data)
+    done = subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(artifacts / "uncommon.pdf"),
+         str(artifacts / "uncommon")],
+        check=True, timeout=60, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Couldn't find" not in done.stderr  # no font poppler had to give up on
+    assert next(artifacts.glob("uncommon-*1.png")).read_bytes().startswith(b"\x89PNG")
 
 
 def test_web_download_and_report_link(generated, client):

@@ -349,6 +349,16 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/reports/annual"): B_STAFF,
     ("GET", "/reports/communities"): B_STAFF,
     ("GET", "/evaluations/<int:evaluation_id>/notice"): B_VIEW,
+    # the lifecycle pages: everyone signed in has a list (what they may see); B's
+    # secretary runs the steps; B's members object during the notice
+    ("GET", "/evaluations"): SIGNED_IN,
+    ("POST", "/evaluations/close"): frozenset({"sec_this"}),
+    ("GET", "/evaluations/<int:evaluation_id>"): B_VIEW,
+    ("POST", "/evaluations/<int:evaluation_id>/publish"): frozenset({"sec_this"}),
+    ("POST", "/evaluations/<int:evaluation_id>/finalize"): frozenset({"sec_this"}),
+    ("GET", "/evaluations/<int:evaluation_id>/objections/new"): B_MEMBERS,
+    ("POST", "/evaluations/<int:evaluation_id>/objections/new"): B_MEMBERS,
+    ("POST", "/objections/<int:objection_id>/answer"): frozenset({"sec_this"}),
     ("GET", "/certificates/verify"): EVERYONE,
     ("GET", "/users/<int:user_id>/certificate"): frozenset({"owner", "sec_this"}),
     ("POST", "/api/v1/users/<int:user_id>/roles"): B_STAFF,
@@ -840,6 +850,27 @@ BODIES: dict[tuple[str, str], object] = {
     ),
     ("GET", "/api/v1/users/<int:user_id>/certificate"): lambda o, a: ({}, {"year": o["year"]}),
     ("GET", "/users/<int:user_id>/certificate"): lambda o, a: ({}, {"year": o["year"]}),
+    # the pages' steps, each on evaluations of its own (see _evaluations)
+    ("POST", "/evaluations/close"): lambda o, a: (
+        {},
+        {"community_id": str(o["area_id"]), "year": str(o["year"] - 5), "confirm": "1"},
+    ),
+    ("POST", "/evaluations/<int:evaluation_id>/publish"): lambda o, a: (
+        {"evaluation_id": o["page_closed_evaluation_id"]},
+        {"notice_days": "7", "confirm": "1"},
+    ),
+    ("POST", "/evaluations/<int:evaluation_id>/finalize"): lambda o, a: (
+        {"evaluation_id": o["page_ended_evaluation_id"]},
+        {"confirm": "1"},
+    ),
+    ("POST", "/evaluations/<int:evaluation_id>/objections/new"): lambda o, a: (
+        {},
+        {"text": "页面异议"},
+    ),
+    ("POST", "/objections/<int:objection_id>/answer"): lambda o, a: (
+        {"objection_id": o["page_objection_id"]},
+        {"decision": "dismissed", "answer": "页面答复"},
+    ),
     ("PUT", "/api/v1/rankings/settings/<int:area_id>"): lambda o, a: ({}, {"exposure": "full"}),
     ("GET", "/api/v1/rankings/teams"): lambda o, a: ({}, {"area_id": o["area_id"]}),
     ("POST", "/api/v1/appeals"): lambda o, a: (
@@ -1249,7 +1280,8 @@ def _moderation(world, member_b2, half_rated, unrated) -> dict[str, int]:
 
 def _evaluations(world) -> dict[str, int]:
     """B's evaluations: one closed (to publish), one whose notice has ended (to
-    finalize), one in notice with an open objection (to view, object to, answer)."""
+    finalize), one in notice with two open objections (to view, object to, answer),
+    and a closed one and an ended one for the pages' publish and finalize."""
     from volunteer_market.services import evaluations as evaluation_service
 
     sec, b = world.secretary_b, world.community_b
@@ -1261,10 +1293,17 @@ def _evaluations(world) -> dict[str, int]:
         notice = evaluation_service.close_year(sec, b.id, year - 4)
         evaluation_service.publish(sec, notice)
         objection = evaluation_service.file_objection(world.member_b, notice, "矩阵")
+        page_objection = evaluation_service.file_objection(world.member_b, notice, "页面")
+        page_closed = evaluation_service.close_year(sec, b.id, year - 6)
+        page_ended = evaluation_service.close_year(sec, b.id, year - 7)
+        evaluation_service.publish(sec, page_ended, 1, now=utcnow() - timedelta(days=3))
         return {
             "year": year,
             "closed_evaluation_id": closed.id,
             "ended_evaluation_id": ended.id,
+            "page_closed_evaluation_id": page_closed.id,
+            "page_ended_evaluation_id": page_ended.id,
+            "page_objection_id": page_objection.id,
             "evaluation_id": notice.id,
             "objection_id": objection.id,
         }

@@ -65,8 +65,7 @@ def annual_report(args: dict) -> dict[str, Any] | Response:
     }
 
 
-#: Row fields members and residents see on a published list (names and figures).
-PUBLIC_FIELDS = tuple(f for f in evaluations.ROW_FIELDS if f not in ("username", "home_unit"))
+PUBLIC_FIELDS = evaluations.PUBLIC_FIELDS
 
 
 def _present(user: Any, evaluation: Any) -> dict[str, Any]:

@@ -1,15 +1,27 @@
 """The service certificate (服务证明) as a one-page A4 PDF (reportlab).
 
-Chinese text uses reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1): the
-PDF names the font and the reader supplies the glyphs, so no font file is embedded
-or downloaded. The page states the community, the member, the home unit, the
-period, hours, deliveries and points, and the verification code with the public page
-where anyone can check it.
+The text is set in an embedded TrueType font, ``fonts/CertificateSerifSC.ttf``: a
+subset of Noto Serif CJK SC (SIL Open Font License 1.1, ``fonts/OFL.txt``) with ASCII,
+Latin-1, the CJK and full-width punctuation and every character of GB 2312, built by
+``tools/make_certificate_font.py`` (which documents the choice). reportlab embeds only
+the glyphs a certificate uses (``/FontFile2``), so the PDF renders on any viewer,
+Chinese fonts installed or not, and stays small.
+
+Fallback: a character the embedded font lacks (a rare name character outside GB 2312,
+say 喆 or 堃) is drawn in reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1,
+not embedded: the viewer supplies it, as every Chinese PDF viewer does), run by run,
+so no character is ever drawn as a missing glyph of the embedded font.
+
+The page states the community, the member, the home unit, the period, hours,
+deliveries and points, and the verification code with the public page where anyone
+can check it.
 """
 
 from __future__ import annotations
 
 import io
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from flask import url_for
@@ -18,27 +30,57 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-FONT = "STSong-Light"
+FONT = "CertificateSerifSC"
+FONT_FILE = Path(__file__).parent / "fonts" / "CertificateSerifSC.ttf"
+FALLBACK = "STSong-Light"
 
 
-def _font() -> str:
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    return FONT
+@cache
+def _covered() -> frozenset[int]:
+    """Register both fonts once; return the code points the embedded font has."""
+    font = TTFont(FONT, str(FONT_FILE))
+    pdfmetrics.registerFont(font)
+    pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK))
+    return frozenset(font.face.charToGlyph)
+
+
+def runs(text: str) -> list[tuple[str, str]]:
+    """Split ``text`` into ``(font, text)`` runs: the embedded font where it has the
+    character, the CID fallback elsewhere."""
+    covered = _covered()
+    out: list[tuple[str, str]] = []
+    for ch in text:
+        font = FONT if ord(ch) in covered else FALLBACK
+        if out and out[-1][0] == font:
+            out[-1] = (font, out[-1][1] + ch)
+        else:
+            out.append((font, ch))
+    return out
+
+
+def _width(text: str, size: float) -> float:
+    return sum(pdfmetrics.stringWidth(t, f, size) for f, t in runs(text))
+
+
+def _draw(pdf: canvas.Canvas, x: float, y: float, text: str, size: float) -> None:
+    for font, part in runs(text):
+        pdf.setFont(font, size)
+        pdf.drawString(x, y, part)
+        x += pdfmetrics.stringWidth(part, font, size)
 
 
 def certificate_pdf(content: dict[str, Any], code: str, verify_url: str) -> bytes:
     """Return the certificate as PDF bytes."""
-    font = _font()
+    _covered()
     buf = io.BytesIO()
     pdf = canvas.Canvas(buf, pagesize=A4, pageCompression=0)
     pdf.setTitle(_("服务证明"))
     width, height = A4
-    pdf.setFont(font, 26)
-    pdf.drawCentredString(width / 2, height - 40 * mm, _("服务证明"))
-    pdf.setFont(font, 13)
+    title = _("服务证明")
+    _draw(pdf, (width - _width(title, 26)) / 2, height - 40 * mm, title, 26)
     y = height - 65 * mm
     lines = [
         _(
@@ -60,15 +102,15 @@ def certificate_pdf(content: dict[str, Any], code: str, verify_url: str) -> byte
         _("特此证明。"),
     ]
     for line in lines:
-        pdf.drawString(25 * mm, y, line)
+        _draw(pdf, 25 * mm, y, line, 13)
         y -= 11 * mm
-    pdf.drawRightString(
-        width - 25 * mm, y - 15 * mm, _("%(community)s党委", community=content["community"])
-    )
-    pdf.drawRightString(width - 25 * mm, y - 26 * mm, content["issued_on"])
-    pdf.setFont(font, 11)
-    pdf.drawString(25 * mm, 40 * mm, _("验证码：%(code)s", code=code))
-    pdf.drawString(25 * mm, 32 * mm, _("验证网址：%(url)s", url=verify_url))
+    right = width - 25 * mm
+    signer = _("%(community)s党委", community=content["community"])
+    _draw(pdf, right - _width(signer, 13), y - 15 * mm, signer, 13)
+    issued = content["issued_on"]
+    _draw(pdf, right - _width(issued, 13), y - 26 * mm, issued, 13)
+    _draw(pdf, 25 * mm, 40 * mm, _("验证码：%(code)s", code=code), 11)
+    _draw(pdf, 25 * mm, 32 * mm, _("验证网址：%(url)s", url=verify_url), 11)
     pdf.showPage()
     pdf.save()
     return buf.getvalue()

@@ -105,6 +105,16 @@ CALLBACK_OUTCOME_LABELS = {
     CallbackOutcome.DISPUTED: _l("有异议"),
     CallbackOutcome.UNREACHABLE: _l("联系不上"),
 }
+EVALUATION_STATUS_LABELS = {
+    "closed": _l("已关账（未公示）"),
+    "in_notice": _l("公示中"),
+    "final": _l("已定稿"),
+}
+OBJECTION_STATUS_LABELS = {
+    "open": _l("待答复"),
+    "upheld": _l("成立"),
+    "dismissed": _l("不成立"),
+}
 
 DELIVERY_STATUS_LABELS = {
     DeliveryStatus.AWAITING_RATINGS: _l("待评价"),
@@ -193,6 +203,14 @@ def callback_outcome_label(value: Any) -> str:
     return label(CALLBACK_OUTCOME_LABELS, value)
 
 
+def evaluation_status_label(value: Any) -> str:
+    return label(EVALUATION_STATUS_LABELS, value)
+
+
+def objection_status_label(value: Any) -> str:
+    return label(OBJECTION_STATUS_LABELS, value)
+
+
 def hours_of(minutes: int) -> str:
     """Return ``minutes`` as hours without trailing zeros (``90`` -> ``1.5``)."""
     return f"{minutes / 60:g}"
@@ -211,6 +229,8 @@ def register(app: Flask) -> None:
         team_status_label=team_status_label,
         delivery_status_label=delivery_status_label,
         appeal_status_label=appeal_status_label,
+        evaluation_status_label=evaluation_status_label,
+        objection_status_label=objection_status_label,
         signal_label=signal_label,
         report_status_label=report_status_label,
         callback_outcome_label=callback_outcome_label,

@@ -94,7 +94,7 @@ def notification_link(note: Any) -> str | None:
     if note.object_type == "need" and note.object_id:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
     if note.object_type == "evaluation" and note.object_id:
-        return url_for("web_evaluations.notice", evaluation_id=note.object_id)
+        return url_for("web_evaluations.evaluation", evaluation_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
     if note.object_type == "rating" and note.object_id and note.kind == "callback.disputed":

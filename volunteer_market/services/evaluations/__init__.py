@@ -25,12 +25,14 @@ Rooms
 ``lifecycle.py``   close, publish, finalize; the transition table; frozen rows
 ``objections.py``  filing and answering objections; recomputing the frozen ranks
 ``certificates.py`` service certificates: content, hash, verification code, look-up
+``listing.py``     which evaluations and objections a user sees listed (the pages)
 """
 
 from __future__ import annotations
 
 from .certificates import Certificate, issue, mask_name, normalise_code, verify
 from .lifecycle import (
+    PUBLIC_FIELDS,
     ROW_FIELDS,
     TRANSITIONS,
     close_year,
@@ -40,6 +42,7 @@ from .lifecycle import (
     publish,
     rows_of,
 )
+from .listing import evaluations_in, objections_visible, published_for
 from .objections import answer, file_objection, get_objection, objections_of
 from .report import (
     COMPARISON_FIELDS,
@@ -55,6 +58,7 @@ __all__ = [
     "COMPARISON_FIELDS",
     "FIELDS",
     "Certificate",
+    "PUBLIC_FIELDS",
     "ROW_FIELDS",
     "TRANSITIONS",
     "annual_report",
@@ -67,13 +71,16 @@ __all__ = [
     "finalize",
     "get_area",
     "get_evaluation",
+    "evaluations_in",
     "get_objection",
     "issue",
     "mask_name",
     "normalise_code",
     "objections_of",
+    "objections_visible",
     "open_objections",
     "publish",
+    "published_for",
     "rows_of",
     "verify",
 ]

@@ -74,6 +74,8 @@ ROW_FIELDS = (
     "rank_community",
     "rank_street",
 )
+#: Row fields members and residents see on a published list (names and figures).
+PUBLIC_FIELDS = tuple(f for f in ROW_FIELDS if f not in ("username", "home_unit"))
 
 
 def get_evaluation(actor: User, evaluation_id: int) -> Evaluation:

@@ -62,3 +62,22 @@ def _evaluation_view(actor: User, evaluation: Evaluation) -> bool:
 def _evaluation_object(actor: User, evaluation: Evaluation) -> bool:
     """File an objection: a member or resident of the community."""
     return evaluation.community_id in communities_of(actor, [Role.MEMBER, Role.RESIDENT])
+
+
+@rule("evaluation.list")
+def _evaluation_list(actor: User, area: Area) -> bool:
+    """The evaluations of an area (the lifecycle page): admin, an officer over it (read
+    only), the community's secretary (who runs it). Not a grid: evaluations are per
+    community."""
+    if area.kind == AreaKind.GRID:
+        return False
+    return is_admin(actor) or holds(actor, Role.OFFICER, area) or _manages(actor, area)
+
+
+@rule("evaluation.list_page")
+def _evaluation_list_page(actor: User, _target: object = None) -> bool:
+    """The evaluations page (navigation): staff who may list some area's evaluations,
+    members and residents (their communities' published lists)."""
+    return is_admin(actor) or bool(
+        grant_areas(actor, [Role.OFFICER, Role.SECRETARY, Role.MEMBER, Role.RESIDENT])
+    )
