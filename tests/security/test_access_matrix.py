@@ -244,6 +244,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     # the communities they oversee
     ("GET", "/api/v1/integrity/signals"): frozenset({"sec_this"}),
     ("GET", "/integrity"): frozenset({"sec_this", "sec_other", "officer_out"}),
+    # audit log: every secretary, officer and the admin reads the entries of his scope
+    ("GET", "/api/v1/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    ("GET", "/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},

@@ -21,6 +21,7 @@ from ..services.wallet import points_summary
 from . import (
     admin,
     appeals,
+    audit,
     auth,
     deliveries,
     evaluations,
@@ -58,6 +59,7 @@ BLUEPRINTS = (
     registrations.bp,  # self-registration (到社区报到) and the secretary's queue
     appeals.bp,
     integrity.bp,
+    audit.bp,  # running a community: the audit log
 )
 
 

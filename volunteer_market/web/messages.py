@@ -60,6 +60,7 @@ MESSAGES: dict[str, Any] = {
     "Not a valid aware datetime.": _DATETIME,
     "Not a valid naive datetime.": _DATETIME,
     "Not a valid date.": _l("请输入有效的日期。"),
+    "The start date is after the end date.": _l("开始日期不能晚于结束日期。"),
     "Not a valid list.": _l("格式不正确。"),
     "Not a valid mapping type.": _l("格式不正确。"),
     "String does not match expected pattern.": _l("格式不正确。"),
