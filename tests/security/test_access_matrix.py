@@ -247,6 +247,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     # audit log: every secretary, officer and the admin reads the entries of his scope
     ("GET", "/api/v1/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
     ("GET", "/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    # B's points policy: read by those of B; a new version by B's secretary and the admin
+    ("GET", "/api/v1/communities/<int:community_id>/points-policy"): B_VIEW,
+    ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): B_STAFF,
+    ("GET", "/communities/<int:community_id>/settings"): B_VIEW,
+    ("POST", "/communities/<int:community_id>/settings/points-policy"): B_STAFF,
+    ("GET", "/settings"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
@@ -816,6 +822,22 @@ BODIES: dict[tuple[str, str], object] = {
         {"decision": "dismissed", "reason": "矩阵裁决"},
     ),
     ("GET", "/api/v1/integrity/signals"): lambda o, a: ({}, {"community_id": o["area_id"]}),
+    ("GET", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"base_rate": 11 + ACTORS.index(a)},
+    ),
+    ("GET", "/communities/<int:community_id>/settings"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("POST", "/communities/<int:community_id>/settings/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"base_rate": str(30 + ACTORS.index(a))},
+    ),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (
         {"rating_id": o["open_rating_id"]},

@@ -38,6 +38,7 @@ from . import (
     redemptions,
     registrations,
     rewards,
+    settings,
 )
 
 #: Every page blueprint, in registration order.
@@ -60,6 +61,7 @@ BLUEPRINTS = (
     appeals.bp,
     integrity.bp,
     audit.bp,  # running a community: the audit log
+    settings.bp,  # running a community: points policy, wallet expiry, ranking exposure
 )
 
 

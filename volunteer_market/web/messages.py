@@ -61,6 +61,11 @@ MESSAGES: dict[str, Any] = {
     "Not a valid naive datetime.": _DATETIME,
     "Not a valid date.": _l("请输入有效的日期。"),
     "The start date is after the end date.": _l("开始日期不能晚于结束日期。"),
+    "Give at least one term to change.": _l("请至少修改一项规则。"),
+    "Not a valid tuple.": _l("每行须填两个数：最低平均分和系数。"),
+    "Minimum averages must decrease from row to row.": _l(
+        "各行的最低平均分须从高到低排列，且不能重复。"
+    ),
     "Not a valid list.": _l("格式不正确。"),
     "Not a valid mapping type.": _l("格式不正确。"),
     "String does not match expected pattern.": _l("格式不正确。"),

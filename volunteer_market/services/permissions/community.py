@@ -50,8 +50,8 @@ def _points_policy_manage(actor: User, community: Area | None) -> bool:
 
 @rule("community.settings_page")
 def _settings_page(actor: User, _target: None = None) -> bool:
-    """Has a settings page: runs some community (a secretary or an officer)."""
-    return bool(grant_areas(actor, [Role.SECRETARY, Role.OFFICER]))
+    """Has a settings page: runs some community (a secretary, an officer) or the admin."""
+    return is_admin(actor) or bool(grant_areas(actor, [Role.SECRETARY, Role.OFFICER]))
 
 
 @rule("dashboard.view")
