@@ -253,6 +253,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/communities/<int:community_id>/settings"): B_VIEW,
     ("POST", "/communities/<int:community_id>/settings/points-policy"): B_STAFF,
     ("GET", "/settings"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    # B's dashboard: B's secretary (officer_out is of the other street; no admin)
+    ("GET", "/api/v1/dashboards/communities/<int:community_id>"): frozenset({"sec_this"}),
+    ("GET", "/communities/<int:community_id>/dashboard"): frozenset({"sec_this"}),
+    ("GET", "/dashboard"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
@@ -829,6 +833,14 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
         {"community_id": o["area_id"]},
         {"base_rate": 11 + ACTORS.index(a)},
+    ),
+    ("GET", "/api/v1/dashboards/communities/<int:community_id>"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("GET", "/communities/<int:community_id>/dashboard"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
     ),
     ("GET", "/communities/<int:community_id>/settings"): lambda o, a: (
         {"community_id": o["area_id"]},

@@ -42,9 +42,10 @@ def register_api(app: Flask) -> None:
 
     smorest_api.register_blueprint(appeals.blp)
     smorest_api.register_blueprint(integrity.blp)
-    from . import audit, points_policy  # running a community: audit log, points policy
+    from . import audit, dashboards, points_policy  # running a community
 
     smorest_api.register_blueprint(audit.blp)
     smorest_api.register_blueprint(points_policy.blp)
+    smorest_api.register_blueprint(dashboards.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

@@ -23,6 +23,7 @@ from . import (
     appeals,
     audit,
     auth,
+    dashboards,
     deliveries,
     evaluations,
     imports,
@@ -62,6 +63,7 @@ BLUEPRINTS = (
     integrity.bp,
     audit.bp,  # running a community: the audit log
     settings.bp,  # running a community: points policy, wallet expiry, ranking exposure
+    dashboards.bp,  # running a community: the dashboard
 )
 
 
