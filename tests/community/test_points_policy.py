@@ -173,3 +173,25 @@ def test_a_new_version_never_reaches_a_settled_delivery(api, world, scene):
     ).one()
     assert second.policy_version == 2
     assert points_of(w.member_a)["available"] == 24 + 240  # 2 h x 100 x 1.2
+
+
+def test_simultaneous_versions_never_share_a_number(app, world):
+    """Real threads (a SQLite file, or PostgreSQL with DATABASE_URL): every PUT gets its
+    own version or a clear 409, never a duplicate or a 500."""
+    from ..factories import bearer
+    from ..ledger.conftest import run_threads
+
+    headers = [bearer(u) for u in (world.secretary_a, world.officer_street) * 3]
+
+    def work(i):
+        resp = app.test_client().put(
+            path(world.community_a), json={"base_rate": 20 + i}, headers=headers[i]
+        )
+        return resp.status_code
+
+    results = run_threads(len(headers), work)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert set(results) <= {201, 409} and 201 in results
+    db.session.rollback()
+    got = versions(world.community_a)
+    assert got == list(range(1, results.count(201) + 1))
