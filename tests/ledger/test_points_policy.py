@@ -270,7 +270,17 @@ def test_policy_validation(world, terms):
     assert db.session.query(PointsPolicy).filter_by(community_id=world.community_a.id).count() == 0
 
 
-def test_only_admin_manages_policy(world):
-    for who in (world.secretary_a, world.officer_district, world.member_a):
+def test_who_manages_policy(world):
+    """A community's policy: its secretary, an officer over it, the admin; the default
+    policy: the admin only."""
+    for who in (world.secretary_b, world.officer_other, world.member_a, world.resident_a):
         with pytest.raises(Forbidden), atomic():
             pp.new_policy_version(who, world.community_a, base_rate=20)
+    for who in (world.secretary_a, world.officer_district):
+        with pytest.raises(Forbidden), atomic():
+            pp.new_policy_version(who, None, base_rate=20)
+    with atomic():
+        mine = pp.new_policy_version(world.secretary_a, world.community_a, base_rate=20)
+    with atomic():
+        theirs = pp.new_policy_version(world.officer_street, world.community_a, base_rate=30)
+    assert (mine.version, theirs.version) == (1, 2)

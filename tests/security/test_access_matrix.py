@@ -262,6 +262,19 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/comment-reports/<int:report_id>/dismiss"): frozenset({"sec_this"}),
     ("GET", "/callbacks"): frozenset({"sec_this", "sec_other"}),
     ("POST", "/callbacks/<int:rating_id>"): frozenset({"sec_this"}),
+    # audit log: every secretary, officer and the admin reads the entries of his scope
+    ("GET", "/api/v1/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    ("GET", "/audit"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    # B's points policy: read by those of B; a new version by B's secretary and the admin
+    ("GET", "/api/v1/communities/<int:community_id>/points-policy"): B_VIEW,
+    ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): B_STAFF,
+    ("GET", "/communities/<int:community_id>/settings"): B_VIEW,
+    ("POST", "/communities/<int:community_id>/settings/points-policy"): B_STAFF,
+    ("GET", "/settings"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
+    # B's dashboard: B's secretary (officer_out is of the other street; no admin)
+    ("GET", "/api/v1/dashboards/communities/<int:community_id>"): frozenset({"sec_this"}),
+    ("GET", "/communities/<int:community_id>/dashboard"): frozenset({"sec_this"}),
+    ("GET", "/dashboard"): frozenset({"sec_this", "sec_other", "officer_out"}),
     ("GET", "/appeals/new"): SIGNED_IN,
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
@@ -903,6 +916,29 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/ratings/<int:rating_id>/callbacks"): lambda o, a: (
         {"rating_id": o["callback_rating_id"]},
         {"outcome": "confirmed"},
+    ("GET", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"base_rate": 11 + ACTORS.index(a)},
+    ),
+    ("GET", "/api/v1/dashboards/communities/<int:community_id>"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("GET", "/communities/<int:community_id>/dashboard"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("GET", "/communities/<int:community_id>/settings"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("POST", "/communities/<int:community_id>/settings/points-policy"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"base_rate": str(30 + ACTORS.index(a))},
     ),
     # a rating of a delivery not yet settled (one of its two beneficiaries rated)
     ("PATCH", "/api/v1/ratings/<int:rating_id>"): lambda o, a: (

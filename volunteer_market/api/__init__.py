@@ -45,5 +45,11 @@ def register_api(app: Flask) -> None:
     from . import moderation  # comment moderation and call-backs
 
     smorest_api.register_blueprint(moderation.blp)
+
+    from . import audit, dashboards, points_policy  # running a community
+
+    smorest_api.register_blueprint(audit.blp)
+    smorest_api.register_blueprint(points_policy.blp)
+    smorest_api.register_blueprint(dashboards.blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

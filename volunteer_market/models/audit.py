@@ -16,7 +16,11 @@ class AuditEntry(Model):
     """Who did what to which object, when and from where. Append-only."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (sa.Index("ix_audit_log_object", "object_type", "object_id"),)
+    __table_args__ = (
+        sa.Index("ix_audit_log_object", "object_type", "object_id"),
+        #: The audit viewer's page of an area's entries, newest first.
+        sa.Index("ix_audit_log_area_id", "area_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)

@@ -8,6 +8,12 @@ participant, hours capped per delivery, ``m`` from the average score
 Arithmetic is exact: scores, thresholds and multipliers become ``Fraction``s
 (a JSON ``1.2`` means the decimal 1.2, not the nearest binary float), and rounding
 is half-up (``2.5 -> 3``), never Python's banker's ``round``.
+
+Versions: a change is a new row (version n+1 of the community, :func:`new_policy_version`,
+audited with the terms it changed); a settlement records the version it used, so a change
+applies to later settlements only and never to points already earned.
+:func:`community_policy` is the policy as a community's people read it (the version in
+force, the one before, the difference).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..database import writing
 from ..extensions import db
-from ..models import Area, ExpiryRule, PointsPolicy, User
+from ..models import Area, AreaKind, ExpiryRule, PointsPolicy, User
 from ..models.points_policy import default_multipliers
 from . import audit, permissions
 from .errors import Conflict, NotFound, ValidationFailed
@@ -233,7 +239,12 @@ def new_policy_version(actor: User | None, community: Area | None, **terms: Any)
     Terms not given are copied from the version in force. Earlier versions stay
     untouched: settlements keep pointing at the version they used.
 
-    :raises Forbidden: unless the actor is an admin (``None`` = CLI/demo).
+    A version applies to the settlements made after it only: a settled delivery keeps
+    the version it recorded, so nobody's change reaches points already earned.
+
+    :raises Forbidden: unless the actor may manage the policy (``points_policy.manage``:
+        a community's secretary, an officer over it, the admin; the default policy: the
+        admin; ``None`` = CLI/demo).
     :raises ValidationFailed: unknown or out-of-range terms.
     :raises Conflict: another version was created at the same moment.
     """
@@ -277,7 +288,10 @@ def new_policy_version(actor: User | None, community: Area | None, **terms: Any)
         "points_policy",
         policy.id,
         area_id=community_id,
-        detail={"version": policy.version},
+        detail={
+            "version": policy.version,
+            "changed": {c["term"]: [c["before"], c["after"]] for c in changes(base, policy)},
+        },
     )
     return policy
 
@@ -288,3 +302,85 @@ def get_policy(policy_id: int) -> PointsPolicy:
     if policy is None:
         raise NotFound("Points policy not found.")
     return policy
+
+
+# --- a community's policy as its people read it ----------------------------------------
+
+#: The terms a community sets, in the order the settings page shows them.
+TERMS = (
+    "base_rate",
+    "multipliers",
+    "hours_cap_minutes",
+    "unrated_multiplier_percent",
+    "rating_window_days",
+    "redemption_hold_days",
+    "expiry_rule",
+)
+
+
+def terms_of(policy: PointsPolicy) -> dict[str, Any]:
+    """Return the terms of ``policy`` as plain values (the expiry rule as its value)."""
+    out = {name: getattr(policy, name) for name in TERMS}
+    out["expiry_rule"] = ExpiryRule(out["expiry_rule"]).value
+    out["multipliers"] = [list(row) for row in policy.multipliers]
+    return out
+
+
+def changes(before: PointsPolicy | None, after: PointsPolicy) -> list[dict[str, Any]]:
+    """Return ``[{term, before, after}]`` for the terms that differ (none without ``before``)."""
+    if before is None:
+        return []
+    old, new = terms_of(before), terms_of(after)
+    return [
+        {"term": name, "before": old[name], "after": new[name]}
+        for name in TERMS
+        if old[name] != new[name]
+    ]
+
+
+def _own_versions(community_id: int, newest: int) -> list[PointsPolicy]:
+    return list(
+        db.session.scalars(
+            sa.select(PointsPolicy)
+            .where(PointsPolicy.community_id == community_id)
+            .order_by(PointsPolicy.version.desc())
+            .limit(newest)
+        )
+    )
+
+
+def _default_before(policy_id: int) -> PointsPolicy | None:
+    """The default version that was newest when version ``policy_id`` was made."""
+    return db.session.scalars(
+        sa.select(PointsPolicy)
+        .where(PointsPolicy.community_id.is_(None), PointsPolicy.id < policy_id)
+        .order_by(PointsPolicy.version.desc())
+        .limit(1)
+    ).first()
+
+
+def community_policy(viewer: User, community: Area) -> dict[str, Any]:
+    """Return the policy in force in ``community`` and how it differs from the one before.
+
+    ``{policy, inherited, previous, changes}``: ``inherited`` when the community has no
+    version of its own (the default policy applies); ``previous`` is the community's
+    version before the current one, else the default it replaced (None for the default).
+
+    :raises NotFound: not a community, or the viewer may not read its policy.
+    """
+    if community.kind != AreaKind.COMMUNITY or not permissions.may(
+        viewer, "points_policy.view", community
+    ):
+        raise NotFound("Community not found.")
+    policy = current_policy(community.id)
+    inherited = policy.community_id is None
+    previous: PointsPolicy | None = None
+    if not inherited:
+        own = _own_versions(community.id, 2)
+        previous = own[1] if len(own) > 1 else _default_before(policy.id)
+    return {
+        "policy": policy,
+        "inherited": inherited,
+        "previous": previous,
+        "changes": changes(previous, policy),
+    }

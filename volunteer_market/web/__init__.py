@@ -21,7 +21,9 @@ from ..services.wallet import points_summary
 from . import (
     admin,
     appeals,
+    audit,
     auth,
+    dashboards,
     deliveries,
     evaluations,
     imports,
@@ -38,6 +40,7 @@ from . import (
     redemptions,
     registrations,
     rewards,
+    settings,
 )
 
 #: Every page blueprint, in registration order.
@@ -60,6 +63,9 @@ BLUEPRINTS = (
     appeals.bp,
     integrity.bp,
     moderation.bp,  # comment moderation and call-backs
+    audit.bp,  # running a community: the audit log
+    settings.bp,  # running a community: points policy, wallet expiry, ranking exposure
+    dashboards.bp,  # running a community: the dashboard
 )
 
 

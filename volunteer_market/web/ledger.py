@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -37,7 +38,7 @@ CHART_BAR = 24
 CHART_GAP = 6
 
 
-def chart_bars(series: list[tuple[str, int]]) -> dict[str, Any]:
+def chart_bars(series: Sequence[tuple[str, float]]) -> dict[str, Any]:
     """Return bar geometry for an SVG chart of ``[(label "2026-11", value), ...]``."""
     peak = max([v for _l, v in series if v > 0], default=0)
     bars = []

@@ -60,6 +60,19 @@ MESSAGES: dict[str, Any] = {
     "Not a valid aware datetime.": _DATETIME,
     "Not a valid naive datetime.": _DATETIME,
     "Not a valid date.": _l("请输入有效的日期。"),
+    "The start date is after the end date.": _l("开始日期不能晚于结束日期。"),
+    "Give at least one term to change.": _l("请至少修改一项规则。"),
+    "Bad period.": _l("统计期间不正确。"),
+    "Only the community's secretary and officers over it see this.": _l(
+        "只有本社区书记和上级街道、区管理员可以查看。"
+    ),
+    "A year (2026), quarter (2026-Q4) or month (2026-11).": _l(
+        "请填写年（2026）、季度（2026-Q4）或月（2026-11）。"
+    ),
+    "Not a valid tuple.": _l("每行须填两个数：最低平均分和系数。"),
+    "Minimum averages must decrease from row to row.": _l(
+        "各行的最低平均分须从高到低排列，且不能重复。"
+    ),
     "Not a valid list.": _l("格式不正确。"),
     "Not a valid mapping type.": _l("格式不正确。"),
     "String does not match expected pattern.": _l("格式不正确。"),

@@ -142,6 +142,11 @@ def settings(area_id: int) -> ResponseReturnValue:
         abort(404)
     if not permissions.may(current_user, "rankings.configure", area):
         abort(403)
+    back = (
+        url_for("web_settings.settings_page", community_id=area.id)
+        if request.form.get("back") == "settings"
+        else url_for("web_rankings.leaderboard", area_id=area.id)
+    )
     raw = form_data(request.form, ["exposure", "top_n", "gold_pct", "silver_pct", "bronze_pct"])
     raw = {k: v for k, v in raw.items() if v is not None}
     if raw.get("exposure") != "top_n":
@@ -164,4 +169,4 @@ def settings(area_id: int) -> ResponseReturnValue:
         _flash_errors(domain_errors(exc))
     else:
         flash(_("排行榜展示方式已保存。"), "success")
-    return redirect(url_for("web_rankings.leaderboard", area_id=area.id))
+    return redirect(back)

@@ -12,7 +12,8 @@ no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
 grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
-``imports``, ``integrity``, ``moderation``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
+``community`` (audit log, points policy, dashboard), ``imports``, ``integrity``,
+``moderation``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
 ``rewards``) and ``self_dealing``, the one guard every point-moving action passes (nobody
 acts for an object he benefits from). A new feature adds its rules in a module of its own
 and imports it below, so every rule is
@@ -24,6 +25,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (register)
     accounts,
     appeals,
+    community,
     evaluations,
     imports,
     integrity,

@@ -11,7 +11,6 @@ from .core import (
     communities_of,
     grant_areas,
     holds,
-    is_admin,
     rule,
     user_communities,
 )
@@ -61,8 +60,3 @@ def _ledger_reverse(actor: User, target: Area | LedgerTransaction | None) -> boo
     if isinstance(target, LedgerTransaction):
         target = db.session.get(Area, target.community_id) if target.community_id else None
     return target is not None and holds(actor, Role.SECRETARY, target)
-
-
-@rule("points_policy.manage")
-def _points_policy_manage(actor: User, _community: Area | None) -> bool:
-    return is_admin(actor)

@@ -21,7 +21,8 @@ from ...models.rankings import MAX_PER_PAGE, Exposure, RankingMember, RankingSco
 from ...zones import DEFAULT_TIMEZONE
 from .. import permissions
 from ..errors import NotFound, ValidationFailed
-from .exposure import exposure_for
+from .exposure import exposure_for, settings_around
+from .hiding import Hidden, hidden_by_communities, not_hidden
 from .periods import parse_period, recent_months
 
 TIER_NAMES = ("gold", "silver", "bronze")
@@ -143,6 +144,53 @@ class _Board:
     def mine(self, user_id: int) -> Any:
         return _read("mine", {**self.params, "user_id": user_id}).first()
 
+    def _unhidden(self, floor: int, hidden: list[Hidden]) -> list[sa.ColumnElement[bool]]:
+        return [
+            _rm.c.area_id == self.area_id,
+            _rm.c.period_key == self.period,
+            _rm.c.points > 0,
+            _rm.c.eligible,
+            _rm.c.points >= floor,
+            not_hidden(hidden, self.period, _rm.c.user_id),
+        ]
+
+    def count_unhidden(self, floor: int, hidden: list[Hidden]) -> int:
+        """Rows with at least ``floor`` points whose community does not hide them."""
+        return int(
+            db.session.execute(
+                sa.select(sa.func.count()).select_from(_rm).where(*self._unhidden(floor, hidden))
+            ).scalar_one()
+        )
+
+    def page_unhidden(
+        self,
+        floor: int,
+        offset: int,
+        limit: int,
+        cutoffs: dict[str, int] | None,
+        hidden: list[Hidden],
+    ) -> Sequence[Any]:
+        """:meth:`page` without the members their communities hide (built per call:
+        the floors vary)."""
+        users = User.__table__
+        stmt = (
+            sa.select(
+                _rm.c.user_id, _rm.c.points, _rm.c.minutes, _rm.c.reached_at, users.c.display_name
+            )
+            .select_from(_rm.join(users, users.c.id == _rm.c.user_id))
+            .where(*self._unhidden(floor, hidden))
+        )
+        if cutoffs:
+            tier = sa.case(
+                (_rm.c.points >= cutoffs["gold"], 1),
+                (_rm.c.points >= cutoffs["silver"], 2),
+                else_=3,
+            )
+            stmt = stmt.order_by(tier, users.c.display_name, _rm.c.user_id)
+        else:
+            stmt = stmt.order_by(_rm.c.points.desc(), _rm.c.reached_at, _rm.c.user_id)
+        return db.session.execute(stmt.offset(offset).limit(limit)).all()
+
 
 def hours(minutes: int) -> float:
     """Return minutes as hours with one decimal."""
@@ -181,7 +229,8 @@ def ranking(
     period = parse_period(period)
     page, per_page = paging(page, per_page)
     board = _Board(area.id, period)
-    setting = exposure_for(area)
+    around = settings_around(area)
+    setting = exposure_for(area, around)
     mode = Exposure.FULL if sees_full_list(viewer, area) else setting.mode
     total = board.total()
 
@@ -196,14 +245,21 @@ def ranking(
             position = max(1, math.ceil(total * pct / 100))
             cutoffs[name] = board.points_at(position) or 1
         visible_floor = cutoffs["bronze"]
-    visible = board.above(visible_floor - 1) if visible_floor > 1 else total
+    # members their own community does not show are shown at no scope (hiding.py)
+    hidden = hidden_by_communities(viewer, area, period, around) if total else []
+    if hidden:
+        visible = board.count_unhidden(visible_floor, hidden)
+    else:
+        visible = board.above(visible_floor - 1) if visible_floor > 1 else total
 
     offset = (page - 1) * per_page
     items: list[dict[str, Any]] = []
     if offset < visible:
-        rows = board.page(
-            visible_floor, offset, per_page, cutoffs if mode == Exposure.TIERS else None
-        )
+        tier_cutoffs = cutoffs if mode == Exposure.TIERS else None
+        if hidden:
+            rows = board.page_unhidden(visible_floor, offset, per_page, tier_cutoffs, hidden)
+        else:
+            rows = board.page(visible_floor, offset, per_page, tier_cutoffs)
         if mode == Exposure.TIERS:
             items = [
                 {
@@ -216,6 +272,13 @@ def ranking(
                 }
                 for r in rows
             ]
+        elif hidden:  # the rows are not contiguous: each rank from the buckets
+            items = _ranked(rows, 0, None)
+            ranks: dict[int, int] = {}
+            for item in items:
+                if item["points"] not in ranks:
+                    ranks[item["points"]] = 1 + board.above(item["points"])
+                item["rank"] = ranks[item["points"]]
         else:
             items = _ranked(rows, offset, board)
 

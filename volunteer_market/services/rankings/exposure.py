@@ -35,10 +35,12 @@ class ExposureSetting:
 
 @functools.cache
 def _settings_statement() -> sa.Select[*tuple[Any, ...]]:
-    """Settings of the area at ``:path`` and its ancestors (the table has a row per
-    configured area only); the deepest one applies. Ancestors come from the
-    materialized path inside the statement (``:path LIKE path || '%'``); built once,
-    scalar bound parameters only, plain Core."""
+    """Settings of the area at ``:path``, its ancestors and its subtree (the table has a
+    row per configured area only); of the ancestors' the deepest one applies, the
+    subtree's are the communities' settings that ``hiding.py`` honours. Ancestors come
+    from the materialized path inside the statement (``:path LIKE path || '%'``), the
+    subtree from ``path LIKE :path || '%'``; built once, scalar bound parameters only,
+    plain Core."""
     areas, settings = Area.__table__, RankingSettings.__table__
     path = sa.bindparam("path", type_=sa.String)
     return (
@@ -52,14 +54,22 @@ def _settings_statement() -> sa.Select[*tuple[Any, ...]]:
             settings.c.bronze_pct,
         )
         .select_from(settings.join(areas, areas.c.id == settings.c.area_id))
-        .where(path.like(areas.c.path + "%"))
+        .where(sa.or_(path.like(areas.c.path + "%"), areas.c.path.like(path + "%")))
     )
 
 
-def exposure_for(area: Area) -> ExposureSetting:
-    """Return the setting that applies to ``area``: its own or its nearest ancestor's."""
+def settings_around(area: Area) -> list[Any]:
+    """Return the setting rows of ``area``, its ancestors and its subtree (with ``path``)."""
     conn = db.session.connection()
-    rows = conn.execute(_settings_statement(), {"path": area.path}).all()
+    return list(conn.execute(_settings_statement(), {"path": area.path}).all())
+
+
+def exposure_for(area: Area, around: list[Any] | None = None) -> ExposureSetting:
+    """Return the setting that applies to ``area``: its own or its nearest ancestor's
+    (``around``: the rows of :func:`settings_around`, when already read)."""
+    if around is None:
+        around = settings_around(area)
+    rows = [r for r in around if area.path.startswith(r.path)]
     if rows:
         s = max(rows, key=lambda r: len(r.path))  # the deepest configured ancestor
         return ExposureSetting(
