@@ -29,6 +29,7 @@ from . import (
     labels,
     ledger,
     main,
+    navigation,
     needs,
     notifications,
     projects,
@@ -66,6 +67,7 @@ def register_web(app: Flask) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     labels.register(app)
+    navigation.register(app)
 
     @app.before_request
     def _refuse_nul() -> None:
