@@ -36,6 +36,7 @@ ALLOWED_CJK = ("中文",)
 LATIN_WORD = re.compile(r"[A-Za-z0-9_@.:/\-]*[A-Za-z][A-Za-z0-9_@.:/\-]*")
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff5e]")
 IDENTIFIER = re.compile(r"^[a-z0-9_.\-]+$")
+FILE_NAME = re.compile(r"\.(csv|xlsx|pdf|png|jpe?g|webp)$")
 
 TEXT_JS = r"""
 const out = [];
@@ -147,11 +148,22 @@ def data_masks(engine: sa.Engine, vocabularies: Iterable[str]) -> list[str]:
                     username = table.name == "users" and col.name == "username"
                     if len(value) < 2 or value in keep_out:
                         continue
-                    if IDENTIFIER.match(value) and not username:
+                    if IDENTIFIER.match(value) and not (username or FILE_NAME.search(value)):
                         continue
                     values.add(value)
                     values.update(p.strip() for p in value.splitlines() if len(p.strip()) >= 2)
     return sorted(values, key=len, reverse=True)
+
+
+def _is_english(token: str) -> bool:
+    """True for a word (or a raw identifier such as ``redemption.held``) of the UI; tokens
+    with digits are codes, numbers, times or addresses, not words."""
+    if any(c.isdigit() for c in token) or token in ALLOWED_LATIN:
+        return False
+    parts = [p for p in re.split(r"[_@.:/\-]+", token) if p]
+    if token.startswith(".") and len(parts) == 1 and parts[0].upper() in ALLOWED_LATIN:
+        return False  # a file extension: ".xlsx"
+    return any(p.isalpha() and len(p) >= 2 and p not in ALLOWED_LATIN for p in parts)
 
 
 def language_problems(texts: Iterable[str], locale: str, masks: list[str]) -> list[str]:
@@ -168,11 +180,7 @@ def language_problems(texts: Iterable[str], locale: str, masks: list[str]) -> li
             if CJK.search(rest):
                 problems.append(f"Chinese in English UI: {text[:60]!r}")
         else:
-            words = [
-                w
-                for w in LATIN_WORD.findall(rest)
-                if w.isalpha() and len(w) >= 2 and w not in ALLOWED_LATIN
-            ]
+            words = [w for w in LATIN_WORD.findall(rest) if _is_english(w)]
             if words:
                 problems.append(f"English in Chinese UI: {' '.join(words[:5])!r} in {text[:60]!r}")
     return sorted(set(problems))
@@ -215,3 +223,19 @@ def submit(driver, button) -> None:
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+def settle(driver, timeout: float = 10.0) -> None:
+    """Wait until the tab has loaded and stays on one address (a history step may still be
+    under way when ``back()`` returns)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        url = driver.current_url
+        ready = driver.execute_script("return document.readyState") == "complete"
+        if ready and url == last:
+            return
+        last = url if ready else None
+        time.sleep(0.1)

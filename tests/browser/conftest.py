@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,7 @@ def axe_path() -> Path | None:
 class LiveServer:
     url: str
     database_url: str
+    app: Any  # the served Flask app (its engine reads the database with the app's driver)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +101,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{server.port}", database_url=url)
+        yield LiveServer(url=f"http://127.0.0.1:{server.port}", database_url=url, app=app)
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -160,3 +162,24 @@ def browser() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def load_masks(server: LiveServer) -> list[str]:
+    """Return the demo data's strings as stored now (for the language check)."""
+    from volunteer_market.extensions import db
+    from volunteer_market.models.users import HOUSEHOLD_TAGS
+    from volunteer_market.web.labels import TARGET_GROUP_LABELS
+
+    from .checks import data_masks
+
+    with server.app.app_context():
+        try:
+            return data_masks(db.engine, [*HOUSEHOLD_TAGS, *TARGET_GROUP_LABELS])
+        finally:
+            db.session.remove()
+
+
+@pytest.fixture
+def masks(live_server: LiveServer) -> list[str]:
+    """The demo data's strings as stored when the test starts (earlier forms add some)."""
+    return load_masks(live_server)

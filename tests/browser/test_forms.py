@@ -17,6 +17,7 @@ import re
 import pytest
 
 from . import checks
+from .conftest import load_masks
 from .test_pages import sign_in
 
 pytestmark = pytest.mark.browser
@@ -25,12 +26,14 @@ pytestmark = pytest.mark.browser
 def _by(driver, css: str):
     from selenium.webdriver.common.by import By
 
+    checks.settle(driver)  # never an element of a page about to be replaced
     return driver.find_element(By.CSS_SELECTOR, css)
 
 
 def _all(driver, css: str):
     from selenium.webdriver.common.by import By
 
+    checks.settle(driver)
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
@@ -44,9 +47,11 @@ def assert_back_shows_pages(driver, base: str, what: str) -> None:
     result = driver.current_url
     driver.get(base + ("/needs" if result.rstrip("/") == base else "/"))
     driver.back()
+    checks.settle(driver)
     assert not checks.is_browser_error(driver), f"{what}: back to {result} shows a browser error"
     assert driver.current_url == result, f"{what}: back went to {driver.current_url}"
     driver.back()
+    checks.settle(driver)
     assert not checks.is_browser_error(driver), f"{what}: back to the form shows a browser error"
 
 
@@ -170,3 +175,39 @@ def test_member_redeems_a_reward(browser, live_server):
     else:
         pytest.fail("no reward the demo member can redeem")
     assert_back_shows_pages(browser, base, "redemption")
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en"])
+def test_secretary_imports_residents_through_the_pages(
+    browser, live_server, axe_source, locale, tmp_path
+):
+    """The onboarding import pages on a phone: upload, dry run with a bad row, real run."""
+    base = live_server.url
+    sign_in(browser, base, "secretary_lh", locale)
+    seed = random.randrange(10**6)
+    rows = [f"导入{i},1355{seed:06d}{i},第一网格," for i in range(3)] + ["坏行,12345,第九网格,"]
+    path = tmp_path / "residents.csv"
+    path.write_text("姓名,手机号,网格,家庭标签\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+    browser.get(f"{base}/imports")
+    _by(browser, "#file").send_keys(str(path))
+    checks.submit(browser, _by(browser, "main form button[type=submit]"))  # dry run: default
+    assert "/imports/" in browser.current_url, _errors(browser)
+    masks = load_masks(live_server)  # with the file name just stored
+    problems = {k: v for k, v in checks.check_page(browser, axe_source, locale, masks).items() if v}
+    assert not problems, f"dry-run job page: {problems}"
+    assert "4" in _by(browser, "main").text  # the bad row is reported with its number
+    assert_back_shows_pages(browser, base, "import dry run")
+
+    browser.get(f"{base}/imports")
+    path.write_text("姓名,手机号,网格,家庭标签\n" + "\n".join(rows[:3]) + "\n", encoding="utf-8")
+    _by(browser, "#file").send_keys(str(path))
+    box = _by(browser, "input[name=dry_run]")
+    if box.is_selected():
+        browser.execute_script("arguments[0].click()", box)
+    checks.submit(browser, _by(browser, "main form button[type=submit]"))
+    assert "/imports/" in browser.current_url, _errors(browser)
+    masks = load_masks(live_server)  # with the file name just stored
+    problems = {k: v for k, v in checks.check_page(browser, axe_source, locale, masks).items() if v}
+    assert not problems, f"import job page: {problems}"
+    assert_back_shows_pages(browser, base, "import")
