@@ -330,7 +330,10 @@ def test_printable_slips_page(client, scene):
     html = resp.get_data(as_text=True)
     codes = re.findall(r'<p class="pickup-code">(\d{6})</p>', html)
     assert len(codes) == 2 and html.count('src="data:image/svg+xml') == 2
-    assert "style=" not in html and "<script" not in html
+    assert "style=" not in html and "<script>" not in html  # no inline script (CSP)
+    # shown once, so no redirect: the history entry becomes the GET page (static/history.js)
+    assert f'<meta name="vm-replace-url" content="/deliveries/{d.id}/slips">' in html
+    assert '<script src="/static/history.js" defer></script>' in html
     bad = client.post(f"/deliveries/{d.id}/slips", data={"csrf_token": token, "user_id": "abc"})
     assert bad.status_code == 422
     ok = client.post("/api/v1/ratings/by-code", json={"code": codes[0], "score": 5})

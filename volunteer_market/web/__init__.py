@@ -32,6 +32,7 @@ from . import (
     ledger,
     main,
     moderation,
+    navigation,
     needs,
     notifications,
     projects,
@@ -74,6 +75,7 @@ def register_web(app: Flask) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     labels.register(app)
+    navigation.register(app)
 
     @app.before_request
     def _refuse_nul() -> None:

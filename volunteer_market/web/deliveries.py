@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
@@ -163,5 +163,13 @@ def rating_slips_page(delivery_id: int) -> ResponseReturnValue:
         raise ValidationFailed("user_id is invalid.", errors={"user_id": ["Invalid."]})
     with atomic():
         codes = delivery_service.issue_slips(current_user, d, user_id=user_id)
-    resp = render_template("deliveries/slips.html", d=d, p=p, slips=rating_slips(codes))
+    # Shown once and never stored: no redirect, but the history entry becomes the GET page
+    # (static/history.js), so back and reload never re-issue or show a resubmission error.
+    resp = render_template(
+        "deliveries/slips.html",
+        d=d,
+        p=p,
+        slips=rating_slips(codes),
+        replace_url=url_for("web_deliveries.rating_slips_page", delivery_id=d.id),
+    )
     return resp, 200, {"Cache-Control": "no-store"}

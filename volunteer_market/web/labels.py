@@ -211,6 +211,24 @@ def objection_status_label(value: Any) -> str:
     return label(OBJECTION_STATUS_LABELS, value)
 
 
+#: The target groups offered as check boxes on the project form. They are stored as
+#: typed (the Chinese word, like a group a member types himself); pages show the label.
+TARGET_GROUP_LABELS = {
+    "空巢老人": _l("空巢老人"),
+    "独居老人": _l("独居老人"),
+    "残疾人": _l("残疾人"),
+    "儿童": _l("儿童"),
+    "青少年": _l("青少年"),
+    "困难家庭": _l("困难家庭"),
+    "全体居民": _l("全体居民"),
+}
+
+
+def target_group_label(value: str) -> str:
+    """Return the label of a suggested target group, or a typed one as it is."""
+    return label(TARGET_GROUP_LABELS, value)
+
+
 def hours_of(minutes: int) -> str:
     """Return ``minutes`` as hours without trailing zeros (``90`` -> ``1.5``)."""
     return f"{minutes / 60:g}"
@@ -234,5 +252,6 @@ def register(app: Flask) -> None:
         signal_label=signal_label,
         report_status_label=report_status_label,
         callback_outcome_label=callback_outcome_label,
+        target_group_label=target_group_label,
         hours_of=hours_of,
     )

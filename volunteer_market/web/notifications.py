@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -57,6 +58,18 @@ NOTIFICATION_TEXTS = {
     ),
     "appeal.decided": _l("申诉已裁决：%(decision_text)s。%(reason)s"),
     "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
+    # points moved by hand, reversed, expired; redemptions
+    "points.adjusted": _l("社区为您调整了 %(amount)s 积分：%(reason)s"),
+    "points.reversed": _l("一笔积分已被冲正（%(amount)s 分）：%(reason)s"),
+    "points.expired": _l("您 %(year)s 年的 %(amount)s 积分已过期。"),
+    "redemption.held": _l(
+        "已为您预留「%(reward)s」×%(quantity)s，冻结 %(total)s 积分，请按时领取。"
+    ),
+    "redemption.expiring": _l("您兑换的奖品即将过期，请尽快领取。"),
+    "redemption.fulfilled": _l("「%(reward)s」×%(quantity)s 已领取。"),
+    "redemption.cancelled": _l("「%(reward)s」的兑换已取消，%(total)s 积分已退回。"),
+    "redemption.rejected": _l("「%(reward)s」的兑换被拒绝，%(total)s 积分已退回：%(reason)s"),
+    "redemption.expired": _l("「%(reward)s」未按时领取，兑换已过期，%(total)s 积分已退回。"),
     # accounts and onboarding
     "user.password_reset": _l("社区为您重置了密码，请登录后修改。"),
     "registration.submitted": _l("%(name)s 申请到社区报到，等待您审核。"),
@@ -76,15 +89,16 @@ NOTIFICATION_TEXTS = {
 def notification_text(note: Any) -> str:
     """Return the message of a notification in the page's language."""
     template = NOTIFICATION_TEXTS.get(note.kind)
-    params = {"title": "", "comment": "", "member": "", "resident": "", **(note.params or {})}
+    params = {"title": "", "comment": "", "member": "", "resident": "", "reason": ""}
+    params.update({k: v for k, v in (note.params or {}).items() if v is not None})
     if "decision" in params:  # appeal.decided: the stored value shown through its label
         params["decision_text"] = appeal_status_label(params["decision"])
-    if template is None:
-        return str(params.get("title") or note.kind)
+    if template is None:  # never the raw kind
+        return str(params.get("title") or _("您有一条新通知。"))
     try:
         return str(template) % params
     except (KeyError, TypeError, ValueError):
-        return str(params.get("title") or note.kind)
+        return str(params.get("title") or _("您有一条新通知。"))
 
 
 def notification_link(note: Any) -> str | None:
@@ -95,6 +109,8 @@ def notification_link(note: Any) -> str | None:
         return url_for("web_needs.needs", _anchor=f"need-{note.object_id}")
     if note.object_type == "evaluation" and note.object_id:
         return url_for("web_evaluations.evaluation", evaluation_id=note.object_id)
+    if note.object_type == "redemption" and note.object_id:
+        return url_for("web_redemptions.redemption_detail", redemption_id=note.object_id)
     if note.object_type == "delivery" and note.object_id:
         return url_for("web_deliveries.delivery", delivery_id=note.object_id)
     if note.object_type == "rating" and note.object_id and note.kind == "callback.disputed":

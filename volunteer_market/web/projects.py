@@ -49,7 +49,7 @@ from .forms import (
     local_to_iso,
     tags,
 )
-from .labels import action_label
+from .labels import TARGET_GROUP_LABELS, action_label
 from .paging import page_arg, paginate
 
 bp = Blueprint("web_projects", __name__)
@@ -57,15 +57,7 @@ bp = Blueprint("web_projects", __name__)
 PER_PAGE = 20
 
 #: Target groups offered as check boxes on the project form (stored as typed).
-TARGET_GROUP_SUGGESTIONS = [
-    "空巢老人",
-    "独居老人",
-    "残疾人",
-    "儿童",
-    "青少年",
-    "困难家庭",
-    "全体居民",
-]
+TARGET_GROUP_SUGGESTIONS = list(TARGET_GROUP_LABELS)
 
 # --- the project list, mine, the review queue -------------------------------------------
 

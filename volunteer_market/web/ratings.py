@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -80,6 +80,9 @@ def rate_with_code() -> ResponseReturnValue:
     """Walk the code flow: code -> stars -> comment -> done (``step`` says where)."""
     code = (request.form.get("code") or "").strip().replace(" ", "")
     step = request.form.get("step", "code")
+    # each step answers the POST itself (the code is never stored): the history entry
+    # becomes the code form (static/history.js), so back never asks to resubmit
+    g.replace_url = url_for("web_ratings.rate_code_form")
     if not rating_service.CODE_RE.match(code):
         return render_template(
             "ratings/code.html", error=_("请输入 6 位数字评价码。"), code=code
@@ -116,6 +119,7 @@ def rate_with_token(token: str) -> ResponseReturnValue:
     except rating_service.InvalidRatingCode:
         return _code_error_page("ratings/invalid.html", status=404)
     step = request.form.get("step", "score")
+    g.replace_url = url_for("web_ratings.rate_token_form", token=token)
     return _rate_step(
         step, about, action=url_for("web_ratings.rate_with_token", token=token), token=token
     )
