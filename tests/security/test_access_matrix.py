@@ -916,6 +916,7 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/ratings/<int:rating_id>/callbacks"): lambda o, a: (
         {"rating_id": o["callback_rating_id"]},
         {"outcome": "confirmed"},
+    ),
     ("GET", "/api/v1/communities/<int:community_id>/points-policy"): lambda o, a: (
         {"community_id": o["area_id"]},
         {},
