@@ -188,3 +188,24 @@ def test_the_fulfil_page_says_so(client, world, held):
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 60
     assert "输错次数过多" in resp.get_data(as_text=True)
     assert _row(issued.redemption.id).status == RedemptionStatus.HELD
+
+
+def test_the_fulfil_page_look_up_counts_and_is_locked_out(client, world, held, monkeypatch):
+    """Looking codes up on the fulfilment page is no way round the per-user limit."""
+    monkeypatch.setattr(lockout, "FAILURES_PER_USER_PER_HOUR", 3)
+    (issued,) = held(1)
+    login(client, "secretary_a")
+    wrong = _wrong(issued.pickup_code)
+    assert client.get("/rewards/fulfil?code=12ab").status_code == 422  # malformed: not counted
+    for _ in range(3):
+        assert client.get(f"/rewards/fulfil?code={wrong}").status_code == 404
+    failed = _audits("redemption.code_failed")
+    assert len(failed) == 3 and all(a.detail == {"lookup": True} for a in failed)
+    assert _audits("redemption.code_locked")[0].detail == {"scope": "user"}
+    # locked out: neither the look-up nor the API finds or fulfils the right code
+    resp = client.get(f"/rewards/fulfil?code={issued.pickup_code}")
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 60
+    assert "确认已发放" not in resp.get_data(as_text=True)
+    _assert_locked(
+        _fulfil(client, bearer(world.secretary_a), issued.redemption.id, issued.pickup_code)
+    )

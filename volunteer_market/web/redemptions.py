@@ -17,7 +17,13 @@ from ..http.links import pickup_url
 from ..models import Redemption, RedemptionStatus
 from ..services import permissions
 from ..services import redemptions as redemption_service
-from ..services.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from ..services.errors import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    ValidationFailed,
+)
 from ..services.redemptions import LimitReached
 from .forms import form_id
 from .messages import message_text
@@ -196,10 +202,15 @@ def fulfil_page() -> ResponseReturnValue:
         code = request.args.get("code", "")
     found = None
     if code and not errors:
-        found = redemption_service.find_held_by_code(current_user, code)
-        if found is None:
-            errors = {"code": [_("没有找到可由您核销的待领取兑换单，请核对取货码。")]}
-            status = 404 if redemption_service.normalise_code(code) else 422
+        try:
+            with atomic():  # a code that finds nothing counts as a wrong code (lock-out)
+                found = redemption_service.look_up(current_user, code)
+        except TooManyAttempts as exc:
+            errors, status, retry_after = {"code": [refusal_text(exc)]}, 429, exc.retry_after
+        else:
+            if found is None:
+                errors = {"code": [_("没有找到可由您核销的待领取兑换单，请核对取货码。")]}
+                status = 404 if redemption_service.normalise_code(code) else 422
     elif code and request.method == "POST":
         found = redemption_service.find_held_by_code(current_user, code)
     headers = {"Cache-Control": "no-store"}

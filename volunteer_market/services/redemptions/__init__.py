@@ -95,6 +95,7 @@ from .codes import (
     qr_svg_data_uri,
 )
 from .expiry import REMIND_BEFORE, due_holds, expire_hold, expire_holds, remind_expiring
+from .lockout import look_up
 from .periods import PERIOD_LABELS, period_key, period_start
 from .reading import (
     find_held_by_code,
@@ -133,6 +134,7 @@ __all__ = [
     "expire_hold",
     "expire_holds",
     "find_held_by_code",
+    "look_up",
     "fulfil",
     "get_redemption",
     "get_visible_redemption",

@@ -8,6 +8,11 @@
   the last hour, over all redemptions, that user's tries are refused until the oldest
   of them is an hour old. Counted from the audit log (``redemption.code_failed``).
 
+The fulfilment page's look-up by code (:func:`look_up`, ``GET /rewards/fulfil?code=``)
+counts too: a code that finds no held redemption the user may hand over is a wrong code
+of the user (audited with no redemption), and a locked-out user cannot look codes up --
+otherwise the look-up would be a way round the per-user limit.
+
 A refused try is :class:`TooManyAttempts` (429 with ``Retry-After``); a wrong code is
 422 and its count is committed although the request fails (``keep_writes``). Every
 wrong code is audited (``redemption.code_failed``) and so is each lock-out
@@ -28,10 +33,11 @@ from typing import cast
 import sqlalchemy as sa
 
 from ...extensions import db
-from ...models import AuditEntry, Redemption, User
+from ...models import AuditEntry, Redemption, User, utcnow
 from .. import audit, ledger
 from ..errors import TooManyAttempts, ValidationFailed
-from .codes import code_digest
+from .codes import code_digest, normalise_code
+from .reading import find_held_by_code
 
 FAILURES_PER_REDEMPTION = 5
 LOCKOUT = timedelta(minutes=15)
@@ -60,6 +66,41 @@ def _user_failures(actor: User, now: datetime) -> tuple[int, datetime | None]:
     return int(row[0]), oldest
 
 
+def _check_user(actor: User, now: datetime) -> int:
+    """Return the actor's wrong codes of the last hour.
+
+    :raises TooManyAttempts: they reached :data:`FAILURES_PER_USER_PER_HOUR`.
+    """
+    mine, oldest = _user_failures(actor, now)
+    if mine >= FAILURES_PER_USER_PER_HOUR:
+        wait = (oldest + _HOUR - now) if oldest is not None else _HOUR
+        raise TooManyAttempts(
+            "Too many wrong pickup codes; try again later.", retry_after=_seconds(wait)
+        )
+    return mine
+
+
+def look_up(actor: User, raw_code: object, *, now: datetime | None = None) -> Redemption | None:
+    """Return the held redemption with this pickup code that ``actor`` may hand over
+    (:func:`find_held_by_code`), counting a well-formed code that finds none as a wrong
+    code of the actor. Needs a write transaction.
+
+    :raises TooManyAttempts: the actor is locked out (429).
+    """
+    normal = normalise_code(raw_code)
+    if normal is None:
+        return None
+    now = now or utcnow()
+    ledger.lock_head()  # as check_code: tries are counted one after another
+    mine = _check_user(actor, now)
+    found = find_held_by_code(actor, normal)
+    if found is None:
+        audit.record(actor, _FAILED, "redemption", None, detail={"lookup": True})
+        if mine + 1 == FAILURES_PER_USER_PER_HOUR:
+            audit.record(actor, _LOCKED, "redemption", None, detail={"scope": "user"})
+    return found
+
+
 def check_code(actor: User, redemption: Redemption, normal_code: str, now: datetime) -> None:
     """Accept the right pickup code of ``redemption`` unless a lock-out holds; count a
     wrong one.
@@ -81,12 +122,7 @@ def check_code(actor: User, redemption: Redemption, normal_code: str, now: datet
             "Too many wrong pickup codes for this redemption; try again later.",
             retry_after=_seconds(locked_until - now),
         )
-    mine, oldest = _user_failures(actor, now)
-    if mine >= FAILURES_PER_USER_PER_HOUR:
-        wait = (oldest + _HOUR - now) if oldest is not None else _HOUR
-        raise TooManyAttempts(
-            "Too many wrong pickup codes; try again later.", retry_after=_seconds(wait)
-        )
+    mine = _check_user(actor, now)
     if hmac.compare_digest(code_digest(normal_code), redemption.pickup_code_hash):
         return
     _count_failure(actor, redemption, failures + 1, mine + 1, now)
