@@ -261,3 +261,30 @@ def test_moderation_pages(client, scene):
     assert client.get("/moderation?community_id=abc").status_code == 404
     assert member.get("/moderation").status_code == 403
     assert post_form(member, f"/ratings/{rating.id}/hide", {"reason": "x"}).status_code == 403
+
+
+def test_a_hidden_comment_is_kept_when_the_rating_changes(client, api, scene, unchanged):
+    """The rater may still change the score; the hidden text cannot be replaced (or
+    wiped by the page's edit form, which then has no comment field)."""
+    rating = rated(scene)
+    path = f"/api/v1/ratings/{rating.id}/hide"
+    assert api.post("secretary_a", path, {"reason": "辱骂"}).status_code == 200
+    with unchanged():
+        for comment in ("改过的评语", "", None):
+            resp = api.patch("resident_a", f"/api/v1/ratings/{rating.id}", {"comment": comment})
+            assert resp.status_code == 409, comment
+    resp = api.patch("resident_a", f"/api/v1/ratings/{rating.id}", {"score": 4})
+    assert resp.status_code == 200, resp.get_json()
+    assert (resp.get_json()["comment"], resp.get_json()["comment_hidden"]) == (None, True)
+    login(client, "resident_a")
+    page = f"/deliveries/{scene.delivery.id}/ratings"
+    assert "不能修改" in client.get(page).get_data(as_text=True)
+    done = post_form(client, f"/ratings/{rating.id}/edit", {"score": "3"}, token_from=page)
+    assert done.status_code == 302
+    db.session.rollback()
+    stored = db.session.execute(
+        sa.select(Rating.score, Rating.comment, Rating.comment_hidden_reason).where(
+            Rating.id == rating.id
+        )
+    ).one()
+    assert tuple(stored) == (3, COMMENT, "辱骂")

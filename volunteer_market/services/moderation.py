@@ -27,9 +27,9 @@ is in the audit log (``comment.report``, ``comment.hide``, ``comment.unhide``,
 ``comment.dismiss``). Wherever comments are shown (``ratings.present_ratings``: the
 delivery's ratings, the member's and resident's lists, the API) a hidden comment is
 ``null`` with ``comment_hidden: true``, except to the community's secretary
-(``rating.hidden_view``), who sees it with ``comment_hidden_reason``. Changing a hidden
-rating keeps the comment hidden until the secretary unhides it. Nothing here moves
-points.
+(``rating.hidden_view``), who sees it with ``comment_hidden_reason``. The rater may
+still change the score of a rating whose comment is hidden, never the comment itself
+(``ratings.change_rating``: 409), so the hidden text is kept. Nothing here moves points.
 """
 
 from __future__ import annotations

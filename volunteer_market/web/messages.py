@@ -248,6 +248,9 @@ MESSAGES: dict[str, Any] = {
     "This rating has no comment to hide.": _l("这条评价没有评语，无需隐藏。"),
     "This comment is already hidden.": _l("这条评语已被隐藏。"),
     "This comment is not hidden.": _l("这条评语没有被隐藏。"),
+    "This comment was hidden by the community's secretary; it cannot be changed.": _l(
+        "这条评语已被社区书记隐藏，不能修改。"
+    ),
     "You have already reported this comment.": _l("您已经举报过这条评语。"),
     "This report has already been resolved.": _l("这条举报已处理。"),
     "Only the community's secretary reads its reports.": _l("只有本社区书记可以查看举报。"),

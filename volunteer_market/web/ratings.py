@@ -279,10 +279,9 @@ def _back(rating: Rating) -> str:
 def change(rating_id: int) -> ResponseReturnValue:
     """Change a rating inside the window, until settlement."""
     rating = _visible_rating(rating_id)
-    data = {
-        "score": _int_or_raw(request.form.get("score")),
-        "comment": request.form.get("comment", ""),
-    }
+    data = {"score": _int_or_raw(request.form.get("score"))}
+    if "comment" in request.form:  # (the form has none for a comment the secretary hid)
+        data["comment"] = request.form["comment"]
     try:
         loaded = RatingPatchIn().load(data)
         with atomic():

@@ -319,7 +319,8 @@ def change_rating(
 
     :raises ValidationFailed: nothing to change, bad score or comment.
     :raises Forbidden: anyone else (participants never).
-    :raises Conflict: window closed, delivery settled or cancelled.
+    :raises Conflict: window closed, delivery settled or cancelled; a new comment for
+        one the secretary hid (it is kept as it was).
     """
     now = now or utcnow()
     if score is _UNSET and comment is _UNSET:
@@ -332,6 +333,11 @@ def change_rating(
     delivery = lock_delivery(rating.delivery_id)
     _require_open(delivery, now)
     db.session.refresh(rating)
+    if rating.comment_hidden_at is not None and new_comment != rating.comment:
+        # a hidden comment is kept as it was (services/moderation.py); the score may change
+        raise Conflict(
+            "This comment was hidden by the community's secretary; it cannot be changed."
+        )
     old = {"score": rating.score, "comment": rating.comment}
     is_proxy = actor.id != rating.beneficiary_id
     rating.score = new_score
