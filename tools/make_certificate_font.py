@@ -14,14 +14,17 @@ Which glyphs, and why names still render:
 * every Chinese character of GB 2312 (6,763 hanzi: level 1 and 2, the set that
   covers about 99.99 % of the characters of modern Chinese text, and of names written
   on identity documents outside rare-character cases);
+* whatever the source has of Latin Extended-A, -B and Additional (pinyin with tone
+  marks, some European letters);
 * every character of the certificate's own text in both catalogues (checked: the
   build fails if one is missing).
 
-A character outside the subset (a rare name character such as 喆 or 堃, which is
-in GBK but not GB 2312) is drawn with reportlab's CID font STSong-Light (Adobe-GB1,
-about 30,000 characters) by ``http.certificates``: the PDF never shows a missing
-glyph from the embedded font; only those rare characters then depend on the viewer's
-built-in Chinese font, as the whole certificate did before.
+A character outside the subset is handled by ``http.certificates.runs``: one that GBK
+has (a rare name character such as 喆 or 堃, in GBK but not GB 2312) is drawn with
+reportlab's CID font STSong-Light (Adobe-GB1, which covers GBK; the viewer supplies
+it, as it did for the whole certificate before); any other (a letter such as Ł, which
+neither font has) is printed as its base letter (NFKD without accents, Ł → L), else
+as "?". So no character is drawn as a missing glyph of the embedded font.
 
 reportlab embeds TrueType outlines only, and Noto CJK ships CFF (PostScript) outlines:
 the subset's cubic curves are converted to quadratic ones (fontTools ``cu2qu``, max
@@ -83,6 +86,9 @@ def unicodes() -> list[int]:
         range(0xFF01, 0xFF5F),
     ]
     wanted = {c for r in ranges for c in r} | set(gb2312())
+    # what the source has of Latin Extended-A/B and Additional (pinyin with tones,
+    # European names); the subsetter keeps only those it has
+    wanted |= set(range(0x100, 0x250)) | set(range(0x1E00, 0x1F00))
     wanted |= {ord(ch) for ch in certificate_text() if ord(ch) >= 0x20}
     return sorted(wanted)
 

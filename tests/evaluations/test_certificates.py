@@ -130,6 +130,9 @@ def test_the_font_is_embedded_and_covers_gb2312(app):
         (certificates.FONT, "欧阳"),
         (certificates.FALLBACK, "喆堃"),
     ]
+    # pinyin with tones is embedded; letters neither font has print as a base letter
+    assert certificates.runs("Lǚ Xiǎomíng") == [(certificates.FONT, "Lǚ Xiǎomíng")]
+    assert certificates.runs("Łukasz Ŵ😀") == [(certificates.FONT, "Lukasz W?")]
     size = certificates.FONT_FILE.stat().st_size
     assert size < 3_500_000  # the subset, not the 20 MB collection
     licence = certificates.FONT_FILE.with_name("OFL.txt").read_text("utf-8")
@@ -138,7 +141,8 @@ def test_the_font_is_embedded_and_covers_gb2312(app):
 
 def test_an_uncommon_name_renders(world, client, tmp_path):
     """A member named with characters outside GB 2312: the PDF embeds the subset for the
-    rest, draws the rare ones in the CID fallback, and its text reads back whole."""
+    rest, draws the rare Chinese ones in the CID fallback, a letter neither font has as
+    its base letter, and its text reads back."""
     from volunteer_market.database import atomic
     from volunteer_market.extensions import db
     from volunteer_market.models import User
@@ -158,7 +162,7 @@ def test_an_uncommon_name_renders(world, client, tmp_path):
     assert len(embedded) == 1 and embedded[0].endswith("+VMCertificateSerifSC-Regular")
     assert fonts.get("/STSong-Light") is False  # the fallback, for 喆堃 only
     compact = "".join(_text(resp.data).split())
-    assert "欧阳喆堃·Łukasz" in compact and "区卫健局（昇平路）" in compact
+    assert "欧阳喆堃·Lukasz" in compact and "区卫健局（昇平路）" in compact  # Ł → L
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) is not installed: apt-get install -y poppler-utils")
     artifacts = Path(os.environ.get("VM_CERTIFICATE_DIR") or tmp_path)
@@ -169,7 +173,9 @@ def test_an_uncommon_name_renders(world, client, tmp_path):
          str(artifacts / "uncommon")],
         check=True, timeout=60, capture_output=True, text=True,
     )  # fmt: skip
-    assert "Couldn't find" not in done.stderr  # no font poppler had to give up on
+    # poppler reads the embedded font without complaint (whether it finds a system font
+    # for the two STSong-Light characters depends on the machine, not on the PDF)
+    assert "VMCertificateSerifSC" not in done.stderr
     assert next(artifacts.glob("uncommon-*1.png")).read_bytes().startswith(b"\x89PNG")
 
 

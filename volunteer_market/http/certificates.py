@@ -7,10 +7,12 @@ Latin-1, the CJK and full-width punctuation and every character of GB 2312, buil
 the glyphs a certificate uses (``/FontFile2``), so the PDF renders on any viewer,
 Chinese fonts installed or not, and stays small.
 
-Fallback: a character the embedded font lacks (a rare name character outside GB 2312,
-say 喆 or 堃) is drawn in reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1,
-not embedded: the viewer supplies it, as every Chinese PDF viewer does), run by run,
-so no character is ever drawn as a missing glyph of the embedded font.
+Fallback (:func:`runs`), for a character the embedded font lacks: one that GBK has (a
+rare name character outside GB 2312, say 喆 or 堃) is drawn in reportlab's built-in CID
+font ``STSong-Light`` (Adobe-GB1, which covers GBK; not embedded: the viewer supplies
+it, as every Chinese PDF viewer does); any other (a letter neither font has, such as Ł)
+is printed as its base letter (NFKD without the accents, or :data:`BASE_LETTERS`), else
+as ``?``. So no character is ever drawn as a missing glyph.
 
 The page states the community, the member, the home unit, the period, hours,
 deliveries and points, and the verification code with the public page where anyone
@@ -20,6 +22,7 @@ can check it.
 from __future__ import annotations
 
 import io
+import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,17 +50,44 @@ def _covered() -> frozenset[int]:
     return frozenset(font.face.charToGlyph)
 
 
+#: Letters without a decomposition, printed as their base letter.
+BASE_LETTERS = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i"}
+
+
+def _in_gbk(ch: str) -> bool:
+    try:
+        ch.encode("gbk")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _glyphs(ch: str, covered: frozenset[int]) -> tuple[str, str]:
+    """The font and the text that print ``ch`` (see the module's fallback)."""
+    if ord(ch) in covered:
+        return FONT, ch
+    if _in_gbk(ch):
+        return FALLBACK, ch
+    base = BASE_LETTERS.get(ch) or "".join(
+        c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
+    )
+    if base and all(ord(c) in covered for c in base):
+        return FONT, base
+    return FONT, "?"
+
+
 def runs(text: str) -> list[tuple[str, str]]:
     """Split ``text`` into ``(font, text)`` runs: the embedded font where it has the
-    character, the CID fallback elsewhere."""
+    character, the CID fallback for the other GBK characters, a base letter or ``?``
+    for the rest."""
     covered = _covered()
     out: list[tuple[str, str]] = []
     for ch in text:
-        font = FONT if ord(ch) in covered else FALLBACK
+        font, part = _glyphs(ch, covered)
         if out and out[-1][0] == font:
-            out[-1] = (font, out[-1][1] + ch)
+            out[-1] = (font, out[-1][1] + part)
         else:
-            out.append((font, ch))
+            out.append((font, part))
     return out
 
 
