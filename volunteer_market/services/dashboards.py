@@ -200,34 +200,43 @@ def _unordered_menu_projects(community: Area, period: Period) -> list[dict[str, 
 
 
 def _participation(community: Area, period: Period) -> tuple[int, int]:
-    """Return ``(members, active_members)`` (see the design overview)."""
-    areas = sa.select(Area.id).where(Area.path.startswith(community.path, autoescape=True))
-    member_ids = (
-        sa.select(RoleGrant.user_id)
-        .join(User, User.id == RoleGrant.user_id)
-        .where(
-            RoleGrant.role == Role.MEMBER,
-            RoleGrant.revoked_at.is_(None),
-            RoleGrant.area_id.in_(areas),
-            User.is_active,
+    """Return ``(members, active_members)`` (see the design overview): the member ids of
+    the community now, and the distinct participants of its settlements in the period
+    (both bounded: by the community's grants, by its activity in the period)."""
+    # the community and its grids (the tree's last level), as a literal list of ids
+    areas = list(
+        db.session.scalars(
+            sa.select(Area.id).where(
+                sa.or_(Area.id == community.id, Area.parent_id == community.id)
+            )
         )
-        .distinct()
     )
-    members = db.session.execute(
-        sa.select(sa.func.count()).select_from(member_ids.subquery())
-    ).scalar_one()
-    active = db.session.execute(
-        sa.select(sa.func.count(sa.distinct(SettlementPosting.user_id)))
-        .select_from(Settlement)
-        .join(SettlementPosting, SettlementPosting.settlement_id == Settlement.id)
-        .where(
-            Settlement.community_id == community.id,
-            Settlement.settled_at >= period.start,
-            Settlement.settled_at < period.end,
-            SettlementPosting.user_id.in_(member_ids),
+    members = set(
+        db.session.scalars(
+            sa.select(RoleGrant.user_id)
+            .join(User, User.id == RoleGrant.user_id)
+            .where(
+                RoleGrant.role == Role.MEMBER,
+                RoleGrant.revoked_at.is_(None),
+                RoleGrant.area_id.in_(areas),
+                User.is_active,
+            )
+            .distinct()
         )
-    ).scalar_one()
-    return int(members), int(active)
+    )
+    participants = set(
+        db.session.scalars(
+            sa.select(SettlementPosting.user_id)
+            .join(Settlement, SettlementPosting.settlement_id == Settlement.id)
+            .where(
+                Settlement.community_id == community.id,
+                Settlement.settled_at >= period.start,
+                Settlement.settled_at < period.end,
+            )
+            .distinct()
+        )
+    )
+    return len(members), len(members & participants)
 
 
 def dashboard(viewer: User, community: Area, period: str | None = None) -> dict[str, Any]:
