@@ -5,7 +5,7 @@ Design overview
 ---------------
 A period is a year (``2026``), a quarter (``2026-Q4``) or a month (``2026-11``) in the
 community's time zone (default: the current year); ``all`` is refused, so every query is
-bounded by the period's first and last instant. Each figure is one aggregate query:
+bounded by the period's first and last instant. Each figure is aggregated in SQL:
 
 * ``points_by_month`` / ``hours_by_month`` — for each month of the period, the points
   and the counted hours (``counted_minutes / 60``, one decimal) of the settlement lines
@@ -21,7 +21,8 @@ bounded by the period's first and last instant. Each figure is one aggregate que
   that nobody ordered in the period (no need with that ``project_id`` posted in it).
 * ``members`` — users holding an active member grant on the community or one of its
   grids now; ``active_members`` — those of them with at least one settlement line in
-  the period; ``participation_rate`` = ``active_members / members`` (0 without
+  the period (two bounded reads: the community's member ids, the distinct participants
+  of its settlements in the period; ``bench.dashboards``); ``participation_rate`` = ``active_members / members`` (0 without
   members), four decimals.
 """
 
