@@ -5,7 +5,7 @@ Design overview
 ---------------
 A period is a year (``2026``), a quarter (``2026-Q4``) or a month (``2026-11``) in the
 community's time zone (default: the current year); ``all`` is refused, so every query is
-bounded by the period's first and last instant. Each figure is one aggregate query:
+bounded by the period's first and last instant. Each figure is aggregated in SQL:
 
 * ``points_by_month`` / ``hours_by_month`` — for each month of the period, the points
   and the counted hours (``counted_minutes / 60``, one decimal) of the settlement lines
@@ -21,7 +21,8 @@ bounded by the period's first and last instant. Each figure is one aggregate que
   that nobody ordered in the period (no need with that ``project_id`` posted in it).
 * ``members`` — users holding an active member grant on the community or one of its
   grids now; ``active_members`` — those of them with at least one settlement line in
-  the period; ``participation_rate`` = ``active_members / members`` (0 without
+  the period (two bounded reads: the community's member ids, the distinct participants
+  of its settlements in the period; ``bench.dashboards``); ``participation_rate`` = ``active_members / members`` (0 without
   members), four decimals.
 """
 
@@ -200,34 +201,43 @@ def _unordered_menu_projects(community: Area, period: Period) -> list[dict[str, 
 
 
 def _participation(community: Area, period: Period) -> tuple[int, int]:
-    """Return ``(members, active_members)`` (see the design overview)."""
-    areas = sa.select(Area.id).where(Area.path.startswith(community.path, autoescape=True))
-    member_ids = (
-        sa.select(RoleGrant.user_id)
-        .join(User, User.id == RoleGrant.user_id)
-        .where(
-            RoleGrant.role == Role.MEMBER,
-            RoleGrant.revoked_at.is_(None),
-            RoleGrant.area_id.in_(areas),
-            User.is_active,
+    """Return ``(members, active_members)`` (see the design overview): the member ids of
+    the community now, and the distinct participants of its settlements in the period
+    (both bounded: by the community's grants, by its activity in the period)."""
+    # the community and its grids (the tree's last level), as a literal list of ids
+    areas = list(
+        db.session.scalars(
+            sa.select(Area.id).where(
+                sa.or_(Area.id == community.id, Area.parent_id == community.id)
+            )
         )
-        .distinct()
     )
-    members = db.session.execute(
-        sa.select(sa.func.count()).select_from(member_ids.subquery())
-    ).scalar_one()
-    active = db.session.execute(
-        sa.select(sa.func.count(sa.distinct(SettlementPosting.user_id)))
-        .select_from(Settlement)
-        .join(SettlementPosting, SettlementPosting.settlement_id == Settlement.id)
-        .where(
-            Settlement.community_id == community.id,
-            Settlement.settled_at >= period.start,
-            Settlement.settled_at < period.end,
-            SettlementPosting.user_id.in_(member_ids),
+    members = set(
+        db.session.scalars(
+            sa.select(RoleGrant.user_id)
+            .join(User, User.id == RoleGrant.user_id)
+            .where(
+                RoleGrant.role == Role.MEMBER,
+                RoleGrant.revoked_at.is_(None),
+                RoleGrant.area_id.in_(areas),
+                User.is_active,
+            )
+            .distinct()
         )
-    ).scalar_one()
-    return int(members), int(active)
+    )
+    participants = set(
+        db.session.scalars(
+            sa.select(SettlementPosting.user_id)
+            .join(Settlement, SettlementPosting.settlement_id == Settlement.id)
+            .where(
+                Settlement.community_id == community.id,
+                Settlement.settled_at >= period.start,
+                Settlement.settled_at < period.end,
+            )
+            .distinct()
+        )
+    )
+    return len(members), len(members & participants)
 
 
 def dashboard(viewer: User, community: Area, period: str | None = None) -> dict[str, Any]:
