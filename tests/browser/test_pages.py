@@ -67,6 +67,7 @@ def crawl(driver, base: str, start: list[str], check) -> dict[str, dict[str, lis
             continue
         seen.add(key)
         driver.get(base + path)
+        checks.settle(driver)
         if checks.is_browser_error(driver):
             results[key] = {"load": [f"browser error page at {path}"]}
             continue
