@@ -37,6 +37,24 @@ def _all(driver, css: str):
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
+def _wait_until_finished(driver, timeout: float = 60) -> None:
+    """Wait until an import job page stops refreshing itself (``<meta http-equiv=refresh>``
+    while the job runs): checking a page that reloads under the driver fails at random."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def finished(d) -> bool:
+        try:
+            return d.execute_script(
+                "return document.readyState === 'complete' && "
+                "!document.querySelector('meta[http-equiv=refresh]')"
+            )
+        except WebDriverException:  # the page was reloading
+            return False
+
+    WebDriverWait(driver, timeout, poll_frequency=0.3).until(finished)
+
+
 def _errors(driver) -> str:
     return " ".join(e.text for e in _all(driver, ".field-errors, .flash-error")) or driver.title
 
@@ -193,6 +211,7 @@ def test_secretary_imports_residents_through_the_pages(
     _by(browser, "#file").send_keys(str(path))
     checks.submit(browser, _by(browser, "main form button[type=submit]"))  # dry run: default
     assert "/imports/" in browser.current_url, _errors(browser)
+    _wait_until_finished(browser)
     masks = load_masks(live_server)  # with the file name just stored
     problems = {k: v for k, v in checks.check_page(browser, axe_source, locale, masks).items() if v}
     assert not problems, f"dry-run job page: {problems}"
@@ -207,6 +226,7 @@ def test_secretary_imports_residents_through_the_pages(
         browser.execute_script("arguments[0].click()", box)
     checks.submit(browser, _by(browser, "main form button[type=submit]"))
     assert "/imports/" in browser.current_url, _errors(browser)
+    _wait_until_finished(browser)
     masks = load_masks(live_server)  # with the file name just stored
     problems = {k: v for k, v in checks.check_page(browser, axe_source, locale, masks).items() if v}
     assert not problems, f"import job page: {problems}"

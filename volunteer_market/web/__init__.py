@@ -22,6 +22,7 @@ from . import (
     admin,
     appeals,
     audit,
+    audit_labels,
     auth,
     dashboards,
     deliveries,
@@ -75,6 +76,7 @@ def register_web(app: Flask) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     labels.register(app)
+    audit_labels.register(app)
     navigation.register(app)
 
     @app.before_request
