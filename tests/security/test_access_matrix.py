@@ -1336,7 +1336,8 @@ def _objects(world) -> dict[str, object]:
         "sessions": sessions,
         "session_id": sessions["open"],
         "session_owner": member_b,
-        "feed": session_service.feed_token(member_b),
+        # a member's feed nobody resets (every caller resets their own through the API)
+        "feed": session_service.feed_token(make_user("feed_b", (Role.MEMBER, b))),
         "user_id": member_b.id,
         "delivery_id": delivery.id,
         "need_id": need.id,

@@ -194,3 +194,14 @@ def test_profile_shows_the_feed_and_resets_it(as_user, world, project, client):
     assert new != url and client.get(f"/calendar/{new}.ics").status_code == 200
     for bad in ("x", "1-abc", f"{world.member_a.id}-" + "0" * 32, "99999999999-" + "0" * 32):
         assert client.get(f"/calendar/{bad}.ics").status_code == 404
+
+
+def test_home_lists_my_upcoming_sessions(as_user, world, project):
+    upcoming = make_session(project)
+    past = make_session(project, starts_in=-5, hours=1)
+    sign_up(world.member_a2, upcoming)
+    sign_up(world.member_a2, past, at=now() - timedelta(hours=6))
+    html = text(as_user("member_a2").get("/"))
+    assert "我的活动场次" in html and f"/sessions/{upcoming.id}" in html
+    assert f'/sessions/{past.id}"' not in html
+    assert "我的活动场次" not in text(as_user("member_a3").get("/"))

@@ -24,11 +24,14 @@ bp = Blueprint("web_main", __name__)
 def home() -> ResponseReturnValue:
     """Show the signed-in user's start page (with "等您评价": what I may still rate)."""
     pending = rating_service.to_rate(current_user)
+    upcoming = session_service.upcoming_of(current_user)[:10]
     return render_template(
         "home.html",
         me=user_service.present_user(current_user, current_user),
         pending=pending,
         pending_titles=rating_service.titles(pending),
+        upcoming=upcoming,
+        upcoming_titles=session_service.project_titles(upcoming),
     )
 
 

@@ -41,7 +41,15 @@ from .attendance import (
     current_code,
     minutes_served,
 )
-from .calendar import feed_token, reset_feed_token, sessions_of, to_ics, user_of_token
+from .calendar import (
+    feed_token,
+    project_titles,
+    reset_feed_token,
+    sessions_of,
+    to_ics,
+    upcoming_of,
+    user_of_token,
+)
 from .delivery import deliver
 from .scheduling import (
     MAX_SESSION,
@@ -82,6 +90,7 @@ __all__ = [
     "lock_session",
     "minutes_served",
     "present",
+    "project_titles",
     "project_of",
     "reset_feed_token",
     "sessions_of",
@@ -89,5 +98,6 @@ __all__ = [
     "signup",
     "signups_of",
     "to_ics",
+    "upcoming_of",
     "user_of_token",
 ]

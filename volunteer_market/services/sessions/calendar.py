@@ -107,15 +107,25 @@ def sessions_of(user: User, *, now: datetime | None = None) -> list[ProjectSessi
     )
 
 
+def project_titles(sessions: Sequence[ProjectSession]) -> dict[int, str]:
+    """Return ``{project_id: title}`` of the sessions' projects (one query)."""
+    if not sessions:
+        return {}
+    rows = db.session.execute(
+        sa.select(Project.id, Project.title).where(Project.id.in_({s.project_id for s in sessions}))
+    ).all()
+    return {project_id: title for project_id, title in rows}
+
+
+def upcoming_of(user: User, *, now: datetime | None = None) -> list[ProjectSession]:
+    """Return ``user``'s sessions that have not ended (the home page)."""
+    now = now or utcnow()
+    return [s for s in sessions_of(user, now=now) if s.ends_at > now]
+
+
 def to_ics(sessions: Sequence[ProjectSession], *, name: str, host: str) -> bytes:
     """Return the sessions as one iCalendar document (UTC times, one VEVENT each)."""
-    titles = dict(
-        db.session.execute(
-            sa.select(Project.id, Project.title).where(
-                Project.id.in_({s.project_id for s in sessions})
-            )
-        ).all()
-    )
+    titles = project_titles(sessions)
     cal = Calendar()
     cal.add("prodid", "-//Volunteer Market//sessions//ZH")
     cal.add("version", "2.0")
