@@ -114,7 +114,7 @@ def project_titles(sessions: Sequence[ProjectSession]) -> dict[int, str]:
     rows = db.session.execute(
         sa.select(Project.id, Project.title).where(Project.id.in_({s.project_id for s in sessions}))
     ).all()
-    return {project_id: title for project_id, title in rows}
+    return dict(rows)
 
 
 def upcoming_of(user: User, *, now: datetime | None = None) -> list[ProjectSession]:
