@@ -219,6 +219,13 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/imports"): B_STAFF,  # into community B
     ("GET", "/imports/<int:job_id>"): frozenset({"sec_this"}),  # who started it
     ("GET", "/imports/template"): STAFF_ANYWHERE,
+    # sessions (pages): B's approved project is public; the feed link is the secret
+    ("POST", "/projects/<int:project_id>/sessions"): frozenset({"owner"}),
+    ("GET", "/sessions/<int:session_id>"): SIGNED_IN,
+    ("POST", "/sessions/<int:session_id>/<string:verb>"): B_MEMBERS,  # sign up
+    ("GET", "/sessions/<int:session_id>/check-in"): SIGNED_IN,
+    ("POST", "/sessions/<int:session_id>/check-in"): B_MEMBERS,  # both hold a place
+    ("GET", "/calendar/<string:feed>.ics"): EVERYONE,
     # --- API -----------------------------------------------------------------------------
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("DELETE", "/api/v1/auth/token"): SIGNED_IN,
@@ -279,6 +286,23 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/appeals/new"): B_MEMBERS,
     ("GET", "/appeals/<int:appeal_id>"): B_STAFF | {"owner"},
     ("POST", "/appeals/<int:appeal_id>/decide"): frozenset(),
+    # sessions, sign-up, attendance, calendars: B's approved project is public
+    ("POST", "/api/v1/projects/<int:project_id>/sessions"): frozenset({"owner"}),
+    ("GET", "/api/v1/projects/<int:project_id>/sessions"): SIGNED_IN,
+    ("GET", "/api/v1/sessions/<int:session_id>"): SIGNED_IN,
+    ("GET", "/api/v1/sessions/<int:session_id>/calendar.ics"): SIGNED_IN,
+    ("POST", "/api/v1/sessions/<int:session_id>/cancel"): frozenset({"owner"}),
+    ("POST", "/api/v1/sessions/<int:session_id>/signups"): B_MEMBERS,
+    ("DELETE", "/api/v1/sessions/<int:session_id>/signups"): B_MEMBERS,  # who hold one
+    ("GET", "/api/v1/sessions/<int:session_id>/check-in-code"): frozenset({"owner"}),
+    ("GET", "/api/v1/sessions/<int:session_id>/attendance"): frozenset({"owner"}),
+    # member_b2 with the code (a place of their own); the owner marks member_b2 elsewhere
+    ("POST", "/api/v1/sessions/<int:session_id>/check-ins"): B_MEMBERS,
+    ("POST", "/api/v1/sessions/<int:session_id>/check-outs"): B_MEMBERS,
+    ("POST", "/api/v1/sessions/<int:session_id>/delivery"): frozenset({"owner"}),
+    ("GET", "/api/v1/me/calendar.ics"): SIGNED_IN,
+    ("GET", "/api/v1/me/calendar-feed"): SIGNED_IN,
+    ("POST", "/api/v1/me/calendar-feed/reset"): SIGNED_IN,
     ("GET", "/api/v1/wallet"): SIGNED_IN,
     ("POST", "/api/v1/adjustments"): frozenset({"sec_this"}),
     ("POST", "/api/v1/areas"): ADMIN,
@@ -424,6 +448,25 @@ class ReusableFile(io.BytesIO):
 def _people_csv(actor: str) -> bytes:
     """A file of one new resident (a dry run of it writes nobody)."""
     return f"姓名,手机号\n矩阵{actor},13599990000\n".encode()
+
+
+def _attendance_body(o: dict, a: str) -> tuple[dict, dict]:
+    """The owner marks member_b2 by ``user_id``; everyone else sends the code of the
+    running session in which member_b2 holds a place (computed at request time)."""
+
+    if a == "owner":
+        return {"session_id": o["sessions"]["mark"]}, {"user_id": o["member_b2"].id}
+    overrides, body = _code_body(o, "code")
+    return overrides, {"code": body["code"]}
+
+
+def _code_body(o: dict, key: str) -> tuple[dict, dict]:
+    """The current check-in code of the running session ``key`` (at request time)."""
+    from volunteer_market.services import sessions as session_service
+
+    session = session_service.get_session(o["sessions"][key])
+    code = session_service.current_code(o["session_owner"], session).code
+    return {"session_id": session.id}, {"code": code, "action": "in"}
 
 
 # Every route an allowed caller reaches with a request body (and every GET with required
@@ -704,6 +747,47 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/areas"): lambda o, a: (
         {},
         {"name": f"新网格{a}", "kind": "grid", "parent_id": o["area_id"]},
+    ),
+    # --- sessions ---------------------------------------------------------------------------
+    ("POST", "/projects/<int:project_id>/sessions"): lambda o, a: (
+        {},
+        {
+            "starts_at": (utcnow() + timedelta(days=4)).astimezone(ZONE).strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (utcnow() + timedelta(days=4, hours=2))
+            .astimezone(ZONE)
+            .strftime("%Y-%m-%dT%H:%M"),
+            "place": "矩阵活动室",
+            "slots": "5",
+        },
+    ),
+    ("POST", "/sessions/<int:session_id>/<string:verb>"): lambda o, a: (
+        {"session_id": o["sessions"]["page_open"], "verb": "signup"},
+        {},
+    ),
+    ("POST", "/sessions/<int:session_id>/check-in"): lambda o, a: _code_body(o, "page_code"),
+    ("GET", "/calendar/<string:feed>.ics"): lambda o, a: ({"feed": o["feed"]}, {}),
+    ("POST", "/api/v1/projects/<int:project_id>/sessions"): lambda o, a: (
+        {},
+        {
+            "starts_at": (utcnow() + timedelta(days=3)).isoformat(),
+            "ends_at": (utcnow() + timedelta(days=3, hours=2)).isoformat(),
+            "place": "矩阵活动室",
+            "slots": 5,
+        },
+    ),
+    ("POST", "/api/v1/sessions/<int:session_id>/cancel"): lambda o, a: (
+        {"session_id": o["sessions"]["cancel"]},
+        {},
+    ),
+    ("DELETE", "/api/v1/sessions/<int:session_id>/signups"): lambda o, a: (
+        {"session_id": o["sessions"]["signed"]},
+        {},
+    ),
+    ("POST", "/api/v1/sessions/<int:session_id>/check-ins"): _attendance_body,
+    ("POST", "/api/v1/sessions/<int:session_id>/check-outs"): _attendance_body,
+    ("POST", "/api/v1/sessions/<int:session_id>/delivery"): lambda o, a: (
+        {"session_id": o["sessions"]["finished"]},
+        {"beneficiaries": [o["resident_b"]]},
     ),
     ("POST", "/api/v1/deliveries"): lambda o, a: (
         {},
@@ -1106,6 +1190,51 @@ def _approved(world, title: str, team=()) -> int:
     ).id
 
 
+def _sessions(world, project, member_b2) -> dict[str, int]:
+    """Sessions of B's project: an open one, one where both B members hold a place (to
+    cancel), one to cancel, two running ones where member_b2 holds a place (by code, and
+    marked by the owner) and a finished one with member_b2 marked present (to deliver)."""
+    from volunteer_market.services import sessions as session_service
+
+    member_b, now = world.member_b, utcnow()
+
+    def schedule(start: timedelta, at=None) -> int:
+        with atomic():
+            return session_service.create_session(
+                member_b,
+                project.id,
+                starts_at=now + start,
+                ends_at=now + start + timedelta(hours=1),
+                place="矩阵活动室",
+                slots=5,
+                now=at or now,
+            ).id
+
+    ids = {
+        "open": schedule(timedelta(days=2)),
+        "signed": schedule(timedelta(days=2, hours=2)),
+        "cancel": schedule(timedelta(days=2, hours=4)),
+        "code": schedule(-timedelta(minutes=10)),
+        "mark": schedule(-timedelta(minutes=20)),
+        "page_open": schedule(timedelta(days=2, hours=6)),
+        "page_code": schedule(-timedelta(minutes=15)),
+    }
+    past = now - timedelta(days=5, hours=14)
+    ids["finished"] = schedule(-timedelta(days=5, hours=12), at=past)
+    with atomic():
+        for user in (member_b, member_b2):
+            session_service.signup(user, ids["signed"])
+        for key in ("code", "mark"):
+            session_service.signup(member_b2, ids[key], now=now - timedelta(hours=1))
+        for user in (member_b, member_b2):
+            session_service.signup(user, ids["page_code"], now=now - timedelta(hours=1))
+        session_service.signup(member_b2, ids["finished"], now=past)
+        session_service.check_in(
+            member_b, ids["finished"], user_id=member_b2.id, now=past + timedelta(hours=2)
+        )
+    return ids
+
+
 def _objects(world) -> dict[str, object]:
     """Objects of community B (owned by member_b) for every URL placeholder, and the
     fresh objects of B the routes in :data:`BODIES` change."""
@@ -1198,9 +1327,17 @@ def _objects(world) -> dict[str, object]:
     give_points(member_b2, 50, b)
     fulfil_redemption = redeem(member_b, reward)
     evaluations = _evaluations(world)
+    sessions = _sessions(world, project, member_b2)
+    from volunteer_market.services import sessions as session_service
+
     return {
         **evaluations,
         **moderation,
+        "sessions": sessions,
+        "session_id": sessions["open"],
+        "session_owner": member_b,
+        # a member's feed nobody resets (every caller resets their own through the API)
+        "feed": session_service.feed_token(make_user("feed_b", (Role.MEMBER, b))),
         "user_id": member_b.id,
         "delivery_id": delivery.id,
         "need_id": need.id,

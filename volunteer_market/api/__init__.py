@@ -51,5 +51,9 @@ def register_api(app: Flask) -> None:
     smorest_api.register_blueprint(audit.blp)
     smorest_api.register_blueprint(points_policy.blp)
     smorest_api.register_blueprint(dashboards.blp)
+    from . import sessions  # sessions, sign-up, attendance, calendars
+
+    for blp in (sessions.project_sessions_blp, sessions.blp, sessions.calendar_blp):
+        smorest_api.register_blueprint(blp)
     if "Problem" not in smorest_api.spec.components.schemas:  # else the error responses did
         smorest_api.spec.components.schema("Problem", schema=ProblemSchema)

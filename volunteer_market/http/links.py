@@ -45,3 +45,16 @@ def rating_slips(codes: list[delivery_service.RatingCode]) -> list[dict[str, Any
 def pickup_url(code: str) -> str:
     """Return the absolute URL of the fulfilment page with ``code`` filled in."""
     return url_for("web_redemptions.fulfil_page", code=code, _external=True)
+
+
+def check_in_link(session_id: int, code: str) -> dict[str, str]:
+    """Return a session's check-in page with the current code filled in, as text and as
+    the QR code the owner shows at the venue (the code rotates: see
+    ``services/sessions/attendance.py``)."""
+    url = f"{request.host_url}sessions/{session_id}/check-in?code={code}"
+    return {"url": url, "qr_svg": delivery_service.qr_svg_data_uri(url)}
+
+
+def calendar_feed_url(token: str) -> str:
+    """Return the absolute URL of a person's private calendar feed."""
+    return f"{request.host_url}calendar/{token}.ics"

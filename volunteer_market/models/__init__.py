@@ -73,6 +73,16 @@ from .rewards import (  # noqa: E402  (rewards and redemption)
     StockChange,
     StockChangeKind,
 )
+from .sessions import (  # noqa: E402  (sessions and attendance)
+    MAX_SLOTS,
+    PLACE_MAX,
+    CalendarFeed,
+    ProjectSession,
+    SessionAttendance,
+    SessionSignup,
+    SessionStatus,
+    SignupStatus,
+)
 from .types import UTCDateTime, utcnow
 from .users import ApiToken, Role, RoleGrant, User
 
@@ -158,6 +168,15 @@ __all__ = [
     "APPEAL_TEXT_MAX",
     "Appeal",
     "AppealStatus",
+    # sessions and attendance
+    "MAX_SLOTS",
+    "PLACE_MAX",
+    "CalendarFeed",
+    "ProjectSession",
+    "SessionAttendance",
+    "SessionSignup",
+    "SessionStatus",
+    "SignupStatus",
     # rankings
     "Exposure",
     "RankingMember",

@@ -42,6 +42,7 @@ from . import (
     redemptions,
     registrations,
     rewards,
+    sessions,
     settings,
 )
 
@@ -68,6 +69,7 @@ BLUEPRINTS = (
     audit.bp,  # running a community: the audit log
     settings.bp,  # running a community: points policy, wallet expiry, ranking exposure
     dashboards.bp,  # running a community: the dashboard
+    sessions.bp,  # sessions, sign-up, check-in, the calendar feed
 )
 
 

@@ -8,9 +8,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from ..database import atomic
+from ..http.links import calendar_feed_url
 from ..http.throttles import mark_login_failed, password_check_throttle
 from ..services import passwords
 from ..services import ratings as rating_service
+from ..services import sessions as session_service
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
 
@@ -22,11 +24,14 @@ bp = Blueprint("web_main", __name__)
 def home() -> ResponseReturnValue:
     """Show the signed-in user's start page (with "等您评价": what I may still rate)."""
     pending = rating_service.to_rate(current_user)
+    upcoming = session_service.upcoming_of(current_user)[:10]
     return render_template(
         "home.html",
         me=user_service.present_user(current_user, current_user),
         pending=pending,
         pending_titles=rating_service.titles(pending),
+        upcoming=upcoming,
+        upcoming_titles=session_service.project_titles(upcoming),
     )
 
 
@@ -66,10 +71,16 @@ def profile() -> ResponseReturnValue:
                     login_user(current_user._get_current_object())
                     flash(_("密码已修改，其他设备已退出登录。"), "success")
                     return redirect(url_for("web_main.profile"))
+        elif action == "calendar_reset":
+            with atomic():
+                session_service.reset_feed_token(current_user)
+            flash(_("已重置日历订阅链接，旧链接已失效。"), "success")
+            return redirect(url_for("web_main.profile"))
         else:
             errors["action"] = [_("未知操作。")]
         status = 422
     else:
         status = 200
     me = user_service.present_user(current_user, current_user)
-    return render_template("profile.html", me=me, errors=errors), status
+    feed = calendar_feed_url(session_service.feed_token(current_user))
+    return render_template("profile.html", me=me, errors=errors, calendar_feed=feed), status

@@ -426,6 +426,32 @@ MESSAGES: dict[str, Any] = {
     "This redemption has expired.": _l("该兑换单已过期。"),
     "This redemption has not expired yet.": _l("该兑换单尚未过期。"),
     "This redemption was closed by someone else just now.": _l("该兑换单刚刚已被他人处理。"),
+    # sessions and attendance
+    "Session not found.": _l("未找到该活动场次。"),
+    "The session has invalid fields.": _l("活动场次填写有误。"),
+    "The session is already cancelled.": _l("该活动场次已取消。"),
+    "The session is cancelled.": _l("该活动场次已取消。"),
+    "The session is over.": _l("该活动场次已结束。"),
+    "The session is not over yet.": _l("活动尚未结束。"),
+    "The session has started; it can no longer be cancelled.": _l("活动已开始，不能再取消报名。"),
+    "You are already signed up for this session.": _l("您已报名（或候补）本场活动。"),
+    "You are not signed up for this session.": _l("您没有报名本场活动。"),
+    "You hold no place in this session: sign up first.": _l("您在本场活动没有名额，请先报名。"),
+    "That member holds no place in this session.": _l("该党员在本场活动没有名额。"),
+    "Not signed up for this session.": _l("未报名本场活动。"),
+    "Give either the check-in code or a member's user_id.": _l(
+        "请填写签到码，或选择一名党员（二选一）。"
+    ),
+    "Give either code or user_id.": _l("请填写签到码，或选择一名党员（二选一）。"),
+    "Wrong or expired check-in code.": _l("签到码不正确或已过期。"),
+    "Wrong or expired code.": _l("签到码不正确或已过期。"),
+    "Check-in opens 30 minutes before the session.": _l("活动开始前 30 分钟才能签到。"),
+    "Check-in for this session is closed.": _l("本场活动的签到已关闭。"),
+    "Already checked in.": _l("已签到。"),
+    "Already checked out.": _l("已签退。"),
+    "Not checked in.": _l("尚未签到。"),
+    "The session's delivery is already recorded.": _l("本场活动的服务记录已生成。"),
+    "This session's delivery is already recorded.": _l("本场活动的服务记录已生成。"),
 }
 
 
@@ -548,6 +574,11 @@ PATTERNS: list[Pattern] = [
     _p(
         r"^A project that is (?P<status>\w+) takes no deliveries\.$",
         _l("项目当前为「%(status)s」，不能登记服务。"),
+        status=project_status_label,
+    ),
+    _p(
+        r"^A project that is (?P<status>\w+) takes no sessions\.$",
+        _l("项目当前为「%(status)s」，不能发布活动场次。"),
         status=project_status_label,
     ),
     _p(

@@ -46,6 +46,9 @@ NOTIFICATION_TEXTS = {
     "delivery.recorded": _l("「%(title)s」的服务记录已登记。"),
     "delivery.please_rate": _l("请为「%(title)s」的服务评价。"),
     "delivery.no_show": _l("您在「%(title)s」的服务中被记为缺席。"),
+    # sessions
+    "session.promoted": _l("「%(title)s」的活动有空位了，您已从候补转为报名成功。"),
+    "session.cancelled": _l("您报名的「%(title)s」活动已取消。"),
     # ratings and settlement: never the rater's identity
     "rating.received": _l("「%(title)s」收到一条 %(score)s 星评价。"),
     "rating.changed": _l("「%(title)s」的一条评价改为 %(score)s 星。"),

@@ -36,6 +36,7 @@ from ..services import deliveries as delivery_service
 from ..services import needs as need_service
 from ..services import permissions
 from ..services import projects as project_service
+from ..services import sessions as session_service
 from ..services import users as user_service
 from ..services.errors import ValidationFailed
 from ..zones import area_zone
@@ -51,6 +52,7 @@ from .forms import (
 )
 from .labels import TARGET_GROUP_LABELS, action_label
 from .paging import page_arg, paginate
+from .sessions import session_form_defaults
 
 bp = Blueprint("web_projects", __name__)
 
@@ -344,6 +346,9 @@ def project(project_id: int) -> ResponseReturnValue:
         needs=needs,
         history=history,
         similar=similar,
+        sessions=session_service.list_sessions(me, p.id, upcoming_only=not is_owner),
+        can_schedule=is_owner and p.status == ProjectStatus.APPROVED,
+        session_defaults=session_form_defaults(area_zone(db.session.get(Area, p.community_id))),
     )
 
 

@@ -11,7 +11,7 @@ gathered into one 422), the overlap guard, the writing, the audit and notificati
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -88,11 +88,14 @@ def record_delivery(
     need_id: int | None = None,
     no_shows: Sequence[int] = (),
     photo_path: str | None = None,
+    attendees: Collection[int] = (),
     now: datetime | None = None,
 ) -> Recorded:
     """Record one service session; return it (never with a rating code).
 
-    ``participants`` are ``(user_id, minutes)`` pairs.
+    ``participants`` are ``(user_id, minutes)`` pairs. ``attendees`` are the members who
+    took a place in a session of the project (``services/sessions/delivery.py``): they
+    may be participants and no-shows besides the team.
 
     :raises NotFound: the actor may not see the project.
     :raises Forbidden: the actor is neither the owner nor an active team member.
@@ -107,7 +110,7 @@ def record_delivery(
     session_minutes, window = _check_times(errors, project, started_at, ended_at, now)
 
     cap = min(participant_cap_minutes(project.community_id), MAX_PARTICIPANT_MINUTES)
-    team = _team_ids(project)
+    team = _team_ids(project) | set(attendees)
     seen = _check_participants(errors, participants, team, cap, session_minutes)
     participant_ids = [user_id for user_id, _m in participants]
 

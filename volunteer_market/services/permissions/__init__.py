@@ -14,7 +14,7 @@ The package holds one room per concept: ``core`` (the registry, ``may``/``requir
 grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
 ``community`` (audit log, points policy, dashboard), ``imports``, ``integrity``,
 ``moderation``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
-``rewards``) and ``self_dealing``, the one guard every point-moving action passes (nobody
+``rewards``, ``sessions``) and ``self_dealing``, the one guard every point-moving action passes (nobody
 acts for an object he benefits from). A new feature adds its rules in a module of its own
 and imports it below, so every rule is
 registered when the package is imported.
@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (register)
     ratings,
     rewards,
     self_dealing,
+    sessions,
 )
 from .accounts import GrantTarget
 from .core import (
