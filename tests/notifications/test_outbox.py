@@ -262,3 +262,28 @@ def test_nothing_personal_in_bodies_or_logs(world, channels_on, mail, robot, cap
     assert "private.person@example.org" not in logged
     assert "SECRET-robot-key" not in logged and "127.0.0.1" not in logged
     assert all(r.last_error is None or "SECRET" not in r.last_error for r in rows())
+
+
+def test_one_message_that_cannot_be_rendered_does_not_stop_the_others(
+    world, channels_on, mail, robot, monkeypatch
+):
+    from volunteer_market.services.notifications import delivery
+
+    choose_email(world.member_a)
+    make_project(world.member_a, world.community_a, status="submitted")
+    make_project(world.member_a, world.community_a, status="submitted", title="义务修车")
+    first, second = rows()
+    real = delivery.render_text
+
+    def broken(kind, params, **kw):
+        if params.get("title") == "义务理发":
+            raise KeyError("a bug")
+        return real(kind, params, **kw)
+
+    monkeypatch.setattr(delivery, "render_text", broken)
+    run = run_delivery()
+    assert (run.claimed, run.sent, run.retrying) == (2, 1, 1)
+    assert run.errors == {"KeyError": 1}
+    first, second = rows()
+    assert (first.status, first.last_error) == ("pending", "KeyError")
+    assert second.status == "sent" and len(mail.messages) == 1

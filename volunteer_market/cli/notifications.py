@@ -60,7 +60,12 @@ def _deliver_one(message_id: int, token: str, now: datetime | None, run: Deliver
         finally:
             db.session.rollback()  # no transaction stays open while sending
         notifications.send(message)
-    except notifications.DeliveryError as error:
+    except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
+        error = (
+            exc
+            if isinstance(exc, notifications.DeliveryError)
+            else notifications.DeliveryError(type(exc).__name__)  # the class only: no data
+        )
         with atomic():
             status = notifications.mark_failed(message_id, token, error, now or utcnow())
         run.errors[error.code] = run.errors.get(error.code, 0) + 1

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 _outbox = cast(sa.Table, OutboxMessage.__table__)
 
+#: A group robot's text is at most 2048 bytes: 600 characters of Chinese stay below it.
+MAX_WEBHOOK_TEXT = 600
+
 
 class DeliveryError(Exception):
     """A send failed; ``code`` says how (an error class or status, nothing personal)."""
@@ -225,8 +228,9 @@ _opener = urllib.request.build_opener(_NoRedirect)
 
 
 def _post_webhook(message: Outgoing) -> None:
+    content = message.body[:MAX_WEBHOOK_TEXT]
     body = json.dumps(
-        {"msgtype": "text", "text": {"content": message.body}, "idempotency_key": message.key},
+        {"msgtype": "text", "text": {"content": content}, "idempotency_key": message.key},
         ensure_ascii=False,
     ).encode("utf-8")
     # the URL passed webhooks.check_url: https (or http where allowed) on allowed hosts
@@ -240,6 +244,7 @@ def _post_webhook(message: Outgoing) -> None:
         with _opener.open(request, timeout=_setting("WECOM_WEBHOOK_TIMEOUT")) as resp:
             answer = resp.read(65536)
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the answer's connection
         raise DeliveryError(f"http {exc.code}") from None
     except (TimeoutError, urllib.error.URLError, OSError) as exc:
         raise DeliveryError(type(exc).__name__) from None
