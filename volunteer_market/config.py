@@ -125,6 +125,30 @@ def build_config(instance_path: str) -> dict[str, Any]:
         # ``flask import run-pending`` runs them); see http/imports.py.
         "IMPORT_RUNNER": os.environ.get("IMPORT_RUNNER", "thread"),
         "WTF_CSRF_TIME_LIMIT": None,
+        # Notifications outside the app (docs/notifications.md). E-mail: off while
+        # SMTP_HOST is empty. The password is read from the environment, never logged.
+        "SMTP_HOST": os.environ.get("SMTP_HOST", ""),
+        "SMTP_PORT": int(os.environ.get("SMTP_PORT", "587")),
+        "SMTP_USER": os.environ.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_FROM": os.environ.get("SMTP_FROM", "noreply@localhost"),
+        "SMTP_STARTTLS": os.environ.get("SMTP_STARTTLS", "1") == "1",
+        "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", "20")),
+        # 企业微信 group robots: the hosts a community's webhook URL may point to.
+        "WECOM_WEBHOOK_HOSTS": tuple(
+            h.strip()
+            for h in os.environ.get("WECOM_WEBHOOK_HOSTS", "qyapi.weixin.qq.com").split(",")
+            if h.strip()
+        ),
+        "WECOM_WEBHOOK_ALLOW_HTTP": os.environ.get("WECOM_WEBHOOK_ALLOW_HTTP", "0") == "1",
+        "WECOM_WEBHOOK_TIMEOUT": float(os.environ.get("WECOM_WEBHOOK_TIMEOUT", "10")),
+        # The outbox: attempts, backoff (base * 2**(attempt-1), capped), the lease after
+        # which a claim of a run that died is taken again (longer than any send timeout).
+        "NOTIFY_MAX_ATTEMPTS": int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "6")),
+        "NOTIFY_BACKOFF_SECONDS": int(os.environ.get("NOTIFY_BACKOFF_SECONDS", "60")),
+        "NOTIFY_BACKOFF_MAX_SECONDS": int(os.environ.get("NOTIFY_BACKOFF_MAX_SECONDS", "21600")),
+        "NOTIFY_LEASE_SECONDS": int(os.environ.get("NOTIFY_LEASE_SECONDS", "600")),
+        "NOTIFY_BATCH": int(os.environ.get("NOTIFY_BATCH", "50")),
         # i18n
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": DEFAULT_TIMEZONE,

@@ -4,3 +4,4 @@
 from __future__ import annotations
 
 from ..projects.conftest import api, app_config, as_user, unchanged  # noqa: F401
+from .outbox_helpers import channels_on, mail, robot  # noqa: F401, E402  (the outbox tests)

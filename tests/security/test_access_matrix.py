@@ -275,6 +275,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     # B's points policy: read by those of B; a new version by B's secretary and the admin
     ("GET", "/api/v1/communities/<int:community_id>/points-policy"): B_VIEW,
     ("PUT", "/api/v1/communities/<int:community_id>/points-policy"): B_STAFF,
+    ("GET", "/api/v1/communities/<int:community_id>/webhook"): B_STAFF,
+    ("PUT", "/api/v1/communities/<int:community_id>/webhook"): B_STAFF,
+    ("GET", "/api/v1/me/notification-channels"): SIGNED_IN,
+    ("PUT", "/api/v1/me/notification-channels"): SIGNED_IN,
+    ("POST", "/profile/notification-channels"): SIGNED_IN,
+    ("POST", "/communities/<int:community_id>/settings/webhook"): B_STAFF,
     ("GET", "/communities/<int:community_id>/settings"): B_VIEW,
     ("POST", "/communities/<int:community_id>/settings/points-policy"): B_STAFF,
     ("GET", "/settings"): frozenset({"sec_this", "sec_other", "officer_out", "admin"}),
@@ -1012,6 +1018,20 @@ BODIES: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/dashboards/communities/<int:community_id>"): lambda o, a: (
         {"community_id": o["area_id"]},
         {},
+    ),
+    ("GET", "/api/v1/communities/<int:community_id>/webhook"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {},
+    ),
+    ("PUT", "/api/v1/communities/<int:community_id>/webhook"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"url": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=matrix-{a}"},
+    ),
+    ("PUT", "/api/v1/me/notification-channels"): lambda o, a: ({}, {"channels": ["in_app"]}),
+    ("POST", "/profile/notification-channels"): lambda o, a: ({}, {"email": ""}),
+    ("POST", "/communities/<int:community_id>/settings/webhook"): lambda o, a: (
+        {"community_id": o["area_id"]},
+        {"url": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=page-{a}"},
     ),
     ("GET", "/communities/<int:community_id>/dashboard"): lambda o, a: (
         {"community_id": o["area_id"]},

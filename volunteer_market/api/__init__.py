@@ -21,6 +21,8 @@ def register_api(app: Flask) -> None:
 
     for blp in (projects.blp, needs.blp, deliveries.blp, notifications.blp):
         smorest_api.register_blueprint(blp)
+    smorest_api.register_blueprint(notifications.channels_blp)
+    smorest_api.register_blueprint(notifications.webhook_blp)
     from . import ratings  # ratings and settlement
 
     smorest_api.register_blueprint(ratings.blp)

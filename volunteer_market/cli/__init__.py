@@ -8,6 +8,7 @@
 ``redemptions``  ``redemptions expire`` (cron)
 ``wallet``       ``wallet expire`` (cron)
 ``imports``      ``import residents|members FILE --community ID``, ``import run-pending``
+``notifications`` ``notifications deliver``, ``notifications remind`` (cron)
 
 Commands parse their options, open ``database.atomic()`` and call services; they never
 import views. Domain errors become ``click.ClickException`` (exit 1 with the message).
@@ -21,6 +22,7 @@ from .accounts import create_admin
 from .demo import demo_group
 from .imports import import_group
 from .ledger import ledger_group
+from .notifications import notifications_group
 from .operations import backup_command, doctor, restore_command
 from .rankings import rankings_group
 from .redemptions import redemptions_group
@@ -40,5 +42,6 @@ def register_cli(app: Flask) -> None:
         redemptions_group,
         wallet_group,
         import_group,
+        notifications_group,
     ):
         app.cli.add_command(command)

@@ -43,6 +43,16 @@ from .moderation import (  # noqa: E402  (comment reports, call-backs)
     ReportStatus,
 )
 from .needs import Need, NeedStatus  # noqa: E402
+from .outbox import (  # noqa: E402  (notifications outside the app)
+    MAX_EMAIL,
+    MAX_WEBHOOK_URL,
+    PERSON_CHANNELS,
+    Channel,
+    CommunityWebhook,
+    NotificationPreference,
+    OutboxMessage,
+    OutboxStatus,
+)
 from .points_policy import ExpiryRule, PointsPolicy  # noqa: E402  (ledger)
 from .projects import (  # noqa: E402  (projects, teams, needs, deliveries)
     MAX_CAPACITY,
@@ -183,4 +193,13 @@ __all__ = [
     "RankingScoreCount",
     "RankingSettings",
     "RankingTeam",
+    # notifications outside the app
+    "MAX_EMAIL",
+    "MAX_WEBHOOK_URL",
+    "PERSON_CHANNELS",
+    "Channel",
+    "CommunityWebhook",
+    "NotificationPreference",
+    "OutboxMessage",
+    "OutboxStatus",
 ]

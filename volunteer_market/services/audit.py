@@ -6,6 +6,7 @@ from typing import Any
 
 from ..extensions import db
 from ..models import AuditEntry, Notification, User
+from . import outbox
 from .context import current_origin
 
 
@@ -40,9 +41,11 @@ def notify(
     object_id: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> Notification:
-    """Queue an in-app notification for ``user_id`` in the caller's transaction."""
+    """Queue an in-app notification for ``user_id`` in the caller's transaction, and its
+    messages on the channels outside the app (``outbox.enqueue``, same transaction)."""
     note = Notification(
         user_id=user_id, kind=kind, object_type=object_type, object_id=object_id, params=params
     )
     db.session.add(note)
+    outbox.enqueue(note)
     return note

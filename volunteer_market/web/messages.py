@@ -63,6 +63,11 @@ MESSAGES: dict[str, Any] = {
     "The start date is after the end date.": _l("开始日期不能晚于结束日期。"),
     "Give at least one term to change.": _l("请至少修改一项规则。"),
     "Bad period.": _l("统计期间不正确。"),
+    # notifications outside the app
+    "E-mail needs an address.": _l("选择邮件通知需要填写邮箱地址。"),
+    "Not a valid email address.": _l("请输入有效的邮箱地址。"),
+    "This server does not send e-mail.": _l("本平台未开通邮件通知。"),
+    "Not an allowed webhook URL.": _l("请填写企业微信群机器人的 https 地址。"),
     "Only the community's secretary and officers over it see this.": _l(
         "只有本社区书记和上级街道、区管理员可以查看。"
     ),

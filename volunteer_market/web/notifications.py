@@ -5,103 +5,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from marshmallow import ValidationError
 
 from ..database import atomic
+from ..extensions import db
+from ..models import Area, AreaKind
 from ..schemas.common import MAX_ID
+from ..schemas.notifications import CommunityWebhookIn, NotificationChannelsIn
 from ..services import notifications as notification_service
-from .forms import digits
+from ..services import permissions
+from ..services import users as user_service
+from ..services.errors import DomainError
+from ..services.notifications.texts import NOTIFICATION_TEXTS, render_text  # noqa: F401
+from .forms import digits, domain_errors, form_errors
 from .labels import appeal_status_label
 from .paging import page_arg, paginate
+from .settings import _render as settings_page_with
 
 bp = Blueprint("web_notifications", __name__)
 
 PER_PAGE = 20
 
-#: The message of each notification kind; ``params`` of the notification fill it in.
-NOTIFICATION_TEXTS = {
-    "project.submit": _l("项目「%(title)s」已提交审核。"),
-    "project.withdraw": _l("项目「%(title)s」已撤回为草稿。"),
-    "project.approve": _l("项目「%(title)s」审核通过。"),
-    "project.reject": _l("项目「%(title)s」未通过审核：%(comment)s"),
-    "project.request_changes": _l("项目「%(title)s」需修改：%(comment)s"),
-    "project.complete": _l("项目「%(title)s」已结项。"),
-    "project.cancel": _l("项目「%(title)s」已取消。"),
-    "project.awaiting_review": _l("新项目「%(title)s」等待您审核。"),
-    "team.requested": _l("%(member)s 申请加入「%(title)s」。"),
-    "team.approved": _l("您已加入「%(title)s」团队。"),
-    "team.declined": _l("「%(title)s」婉拒了您的入队申请。"),
-    "team.left": _l("%(member)s 退出了「%(title)s」。"),
-    "need.posted_for_you": _l("网格员为您发布了需求「%(title)s」。"),
-    "need.ordered": _l("%(resident)s 预约了「%(title)s」。"),
-    "need.claimed": _l("您的需求「%(title)s」已被 %(member)s 认领。"),
-    "need.dispatched": _l("需求「%(title)s」已派给您。"),
-    "need.released": _l("需求「%(title)s」已放回需求池。"),
-    "need.cancelled": _l("需求「%(title)s」已取消。"),
-    "need.closed": _l("您的需求「%(title)s」已完成服务。"),
-    "delivery.recorded": _l("「%(title)s」的服务记录已登记。"),
-    "delivery.please_rate": _l("请为「%(title)s」的服务评价。"),
-    "delivery.no_show": _l("您在「%(title)s」的服务中被记为缺席。"),
-    # sessions
-    "session.promoted": _l("「%(title)s」的活动有空位了，您已从候补转为报名成功。"),
-    "session.cancelled": _l("您报名的「%(title)s」活动已取消。"),
-    # ratings and settlement: never the rater's identity
-    "rating.received": _l("「%(title)s」收到一条 %(score)s 星评价。"),
-    "rating.changed": _l("「%(title)s」的一条评价改为 %(score)s 星。"),
-    "rating.replied": _l("%(member)s 回复了您对「%(title)s」的评价。"),
-    "rating.proxy_entered": _l("%(by)s 代您为「%(title)s」评了 %(score)s 星。"),
-    "points.earned": _l("「%(title)s」已结算，您获得 %(points)s 积分：%(reason)s"),
-    "appeal.filed": _l("社区有一条新的申诉。"),
-    "callback.disputed": _l(
-        "社区书记回访时记下了您对「%(title)s」代评的异议。您可以在 14 天内对这条代评提出申诉。"
-    ),
-    "appeal.decided": _l("申诉已裁决：%(decision_text)s。%(reason)s"),
-    "points.none": _l("「%(title)s」已结算，本次 0 积分（服务时长已记录）：%(reason)s"),
-    # points moved by hand, reversed, expired; redemptions
-    "points.adjusted": _l("社区为您调整了 %(amount)s 积分：%(reason)s"),
-    "points.reversed": _l("一笔积分已被冲正（%(amount)s 分）：%(reason)s"),
-    "points.expired": _l("您 %(year)s 年的 %(amount)s 积分已过期。"),
-    "redemption.held": _l(
-        "已为您预留「%(reward)s」×%(quantity)s，冻结 %(total)s 积分，请按时领取。"
-    ),
-    "redemption.expiring": _l("您兑换的奖品即将过期，请尽快领取。"),
-    "redemption.fulfilled": _l("「%(reward)s」×%(quantity)s 已领取。"),
-    "redemption.cancelled": _l("「%(reward)s」的兑换已取消，%(total)s 积分已退回。"),
-    "redemption.rejected": _l("「%(reward)s」的兑换被拒绝，%(total)s 积分已退回：%(reason)s"),
-    "redemption.expired": _l("「%(reward)s」未按时领取，兑换已过期，%(total)s 积分已退回。"),
-    # accounts and onboarding
-    "user.password_reset": _l("社区为您重置了密码，请登录后修改。"),
-    "registration.submitted": _l("%(name)s 申请到社区报到，等待您审核。"),
-    "registration.approved": _l("您的报到申请已通过，可以用手机号登录。"),
-    "import.finished": _l("导入已完成：新增 %(created)s，更新 %(updated)s，未导入 %(refused)s。"),
-    # annual evaluation
-    "evaluation.published": _l(
-        "%(community)s %(year)s 年度考核名单开始公示 %(days)s 天，如有异议请在公示期内提出。"
-    ),
-    "evaluation.objection_filed": _l("%(community)s %(year)s 年度考核名单收到一条异议，请答复。"),
-    "evaluation.objection_upheld": _l("您对 %(year)s 年度考核名单的异议成立：%(answer)s"),
-    "evaluation.objection_dismissed": _l("您对 %(year)s 年度考核名单的异议不成立：%(answer)s"),
-    "evaluation.final": _l("%(community)s %(year)s 年度考核名单公示结束，已定稿。"),
-}
-
 
 def notification_text(note: Any) -> str:
     """Return the message of a notification in the page's language."""
-    template = NOTIFICATION_TEXTS.get(note.kind)
-    params = {"title": "", "comment": "", "member": "", "resident": "", "reason": ""}
-    params.update({k: v for k, v in (note.params or {}).items() if v is not None})
-    if "decision" in params:  # appeal.decided: the stored value shown through its label
-        params["decision_text"] = appeal_status_label(params["decision"])
-    if template is None:  # never the raw kind
-        return str(params.get("title") or _("您有一条新通知。"))
-    try:
-        return str(template) % params
-    except (KeyError, TypeError, ValueError):
-        return str(params.get("title") or _("您有一条新通知。"))
+    return render_text(note.kind, note.params, decision_label=appeal_status_label)
 
 
 def notification_link(note: Any) -> str | None:
@@ -152,4 +84,74 @@ def notifications() -> ResponseReturnValue:
         page=page["page"],
         per_page=PER_PAGE,
         unread=notification_service.unread_count(current_user),
+    )
+
+
+# --- channels outside the app (docs/notifications.md) -----------------------------------
+
+
+@bp.app_context_processor
+def _channel_globals() -> dict[str, Any]:
+    def notification_channels() -> dict[str, Any]:
+        return notification_service.channels_of(current_user)
+
+    def community_webhook(community: Area) -> dict[str, Any] | None:
+        """The community's group robot (masked) for those who may set it, else None."""
+        if not permissions.may(current_user, "community.webhook_manage", community):
+            return None
+        return {
+            **notification_service.webhook_of(current_user, community),
+            "failed_messages": notification_service.failed_count([community.id]),
+        }
+
+    return {"notification_channels": notification_channels, "community_webhook": community_webhook}
+
+
+@bp.route("/profile/notification-channels", methods=["POST"])
+@login_required
+def save_channels() -> ResponseReturnValue:
+    """Choose my channels (the profile page's form): e-mail on or off, its address."""
+    body = {
+        "channels": ["in_app"] + (["email"] if request.form.get("email_on") == "1" else []),
+        "email": request.form.get("email", "").strip() or None,
+    }
+    try:
+        data = NotificationChannelsIn().load(body)
+        with atomic():
+            notification_service.set_channels(current_user, data["channels"], data["email"])
+    except ValidationError as exc:
+        return _profile(form_errors(exc)), 422
+    except DomainError as exc:
+        return _profile(domain_errors(exc)), exc.status
+    flash(_("通知方式已保存。"), "success")
+    return redirect(url_for("web_main.profile", _anchor="notification-channels"))
+
+
+def _profile(errors: dict[str, list[str]]) -> str:
+    me = user_service.present_user(current_user, current_user)
+    return render_template("profile.html", me=me, errors=errors)
+
+
+@bp.route("/communities/<int:community_id>/settings/webhook", methods=["POST"])
+@login_required
+def save_webhook(community_id: int) -> ResponseReturnValue:
+    """Set or remove the community's group-robot URL (the settings page's form)."""
+    community = db.session.get(Area, community_id)
+    if community is None or community.kind != AreaKind.COMMUNITY:
+        abort(404)
+    if not permissions.may(current_user, "points_policy.view", community):
+        abort(404)
+    if not permissions.may(current_user, "community.webhook_manage", community):
+        abort(403)
+    try:
+        data = CommunityWebhookIn().load({"url": request.form.get("url", "")})
+        with atomic():
+            view = notification_service.set_webhook(current_user, community, data["url"])
+    except ValidationError as exc:
+        return settings_page_with(community, None, form_errors(exc)), 422
+    except DomainError as exc:
+        return settings_page_with(community, None, domain_errors(exc)), exc.status
+    flash(_("群机器人已保存。") if view["configured"] else _("群机器人已删除。"), "success")
+    return redirect(
+        url_for("web_settings.settings_page", community_id=community.id, _anchor="webhook")
     )

@@ -13,7 +13,7 @@ no part in community business (approving, settling, redeeming).
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
 grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
 ``community`` (audit log, points policy, dashboard), ``imports``, ``integrity``,
-``moderation``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
+``moderation``, ``notifications``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
 ``rewards``, ``sessions``) and ``self_dealing``, the one guard every point-moving action passes (nobody
 acts for an object he benefits from). A new feature adds its rules in a module of its own
 and imports it below, so every rule is
@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (register)
     integrity,
     ledger,
     moderation,
+    notifications,
     projects,
     rankings,
     ratings,

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import Notification, User, utcnow
+from ...extensions import db
+from ...models import Notification, User, utcnow
 
 
 def list_for(user: User, *, unread_only: bool = False) -> sa.Select[Notification]:
