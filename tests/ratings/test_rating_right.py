@@ -360,7 +360,8 @@ def test_pending_ratings_and_home(api, client, scene):
         == 201
     )
     assert api.get(w.resident_a, "/api/v1/me/pending-ratings").get_json()["items"] == []
-    assert "等您评价" not in client.get("/").get_data(as_text=True)
+    home = client.get("/").get_data(as_text=True)
+    assert f"/deliveries/{d.id}/ratings" not in home and "暂时没有要评价的服务。" in home
     # a member (participant) has nothing to rate; anonymous is 401
     assert api.get(w.member_a, "/api/v1/me/pending-ratings").get_json()["items"] == []
     assert client.get("/api/v1/me/pending-ratings").status_code == 401

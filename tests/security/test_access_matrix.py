@@ -137,6 +137,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/logout"): SIGNED_IN,
     ("GET", "/profile"): SIGNED_IN,
     ("POST", "/profile"): SIGNED_IN,
+    ("POST", "/text-size"): EVERYONE,  # the large-text switch (a cookie for anonymous)
     ("GET", "/admin/areas"): ADMIN,
     ("POST", "/admin/areas"): ADMIN,
     ("GET", "/admin/users"): frozenset({"sec_this", "sec_other", "admin"}),
@@ -489,6 +490,7 @@ BODIES: dict[tuple[str, str], object] = {
         {"username": LOGIN_AS.get(a, "resident_b"), "password": PASSWORD},
     ),
     ("POST", "/profile"): lambda o, a: ({}, {"action": "language", "locale": "zh_CN"}),
+    ("POST", "/text-size"): lambda o, a: ({}, {"size": "large", "next": "/"}),
     ("POST", "/imports"): lambda o, a: (
         {},
         {

@@ -53,12 +53,15 @@ EXTRA_FIELDS: dict[tuple[str, str], dict[str, str]] = {
 }
 
 #: Second forms of one route (fuzzed and controlled after the first).
-MORE_FORMS: dict[tuple[str, str], dict[str, str]] = {
-    ("POST", "/profile"): {
-        "action": "password",
-        "old_password": "password123",
-        "new_password": "password456",
-    },
+MORE_FORMS: dict[tuple[str, str], list[dict[str, str]]] = {
+    ("POST", "/profile"): [
+        {"action": "text_size", "size": "large"},
+        {
+            "action": "password",
+            "old_password": "password123",
+            "new_password": "password456",
+        },
+    ],
 }
 
 #: Who posts a route instead of the matrix's first allowed caller: the owner of B's
@@ -129,7 +132,7 @@ def _forms(key: tuple[str, str], objects: dict, actor: str) -> tuple[str, list[d
         more_overrides, changes = POSTER_OVERRIDES[key](objects)
         overrides = {**overrides, **more_overrides}
         form = {k: v for k, v in {**form, **changes}.items() if v is not None}
-    forms = [form] + ([MORE_FORMS[key]] if key in MORE_FORMS else [])
+    forms = [form] + MORE_FORMS.get(key, [])
     return _fill(key[1], {**objects, **overrides}), forms
 
 

@@ -78,6 +78,8 @@ class User(Model):
     #: 工作单位, used by the annual evaluation.
     home_unit: Mapped[str | None] = mapped_column(sa.String(255))
     locale: Mapped[str | None] = mapped_column(sa.String(10))
+    #: Large-text mode (适老化): larger type and higher contrast on every page.
+    large_text: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     is_active: Mapped[bool] = mapped_column(default=True)
     #: Bumped on logout and password change: every older session cookie stops working.
     session_version: Mapped[int] = mapped_column(default=1)

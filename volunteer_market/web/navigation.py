@@ -5,6 +5,11 @@ only where the policy allows it (``permissions.may``); a person with several rol
 the bar of the highest role he holds (:data:`ROLE_ORDER`). "更多" (More) opens every
 page the person may reach (``templates/_nav.html``), the profile and sign-out, so
 "退出" sits at the bottom of that menu, far from the language switch in the top bar.
+
+The large-text mode (大字, 适老化) is page chrome too: :func:`large_text` says whether
+this page is drawn large (the signed-in person's stored choice, else the
+:data:`TEXT_COOKIE` of an anonymous visitor, e.g. on ``/rate``); ``base.html`` then
+sets ``class="large-text"`` on ``<html>`` and ``style.css`` scales the root font-size.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from flask_login import current_user
 
 from ..models import Role, User
 from ..services import permissions
+
+#: The cookie that remembers the large-text mode of a browser (``large`` or ``normal``).
+TEXT_COOKIE = "vm_text"
 
 #: The most items a bar holds before "更多" (five slots of 72 px on a 360 px phone: the
 #: English labels need that width; the brief allows at most five).
@@ -109,12 +117,19 @@ def bar_items(user: User) -> list[dict[str, Any]]:
     return items[:MAX_ITEMS]
 
 
+def large_text() -> bool:
+    """Return True if this page is drawn in the large-text mode."""
+    if current_user.is_authenticated:
+        return bool(current_user.large_text)
+    return request.cookies.get(TEXT_COOKIE) == "large"
+
+
 def register(app: Flask) -> None:
-    """Make ``bottom_nav()`` a template global."""
+    """Make ``bottom_nav()`` and ``large_text()`` template globals."""
 
     @app.context_processor
     def _navigation() -> dict[str, Any]:
         def bottom_nav() -> list[dict[str, Any]]:
             return bar_items(current_user) if current_user.is_authenticated else []
 
-        return {"bottom_nav": bottom_nav}
+        return {"bottom_nav": bottom_nav, "large_text": large_text}

@@ -12,7 +12,8 @@ no part in community business (approving, settling, redeeming).
 
 The package holds one room per concept: ``core`` (the registry, ``may``/``require``, the
 grant helpers), a rule module per aggregate (``accounts``, ``appeals``, ``evaluations``,
-``community`` (audit log, points policy, dashboard), ``imports``, ``integrity``,
+``community`` (audit log, points policy, dashboard), ``home`` (the parts of each
+person's home), ``imports``, ``integrity``,
 ``moderation``, ``notifications``, ``projects``, ``ledger``, ``ratings``, ``rankings``,
 ``rewards``, ``sessions``) and ``self_dealing``, the one guard every point-moving action passes (nobody
 acts for an object he benefits from). A new feature adds its rules in a module of its own
@@ -27,6 +28,7 @@ from . import (  # noqa: F401  (register)
     appeals,
     community,
     evaluations,
+    home,
     imports,
     integrity,
     ledger,
