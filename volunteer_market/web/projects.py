@@ -64,6 +64,22 @@ TARGET_GROUP_SUGGESTIONS = list(TARGET_GROUP_LABELS)
 # --- the project list, mine, the review queue -------------------------------------------
 
 
+#: The form's list fields, one text input each: an error of one item is shown under it.
+_LIST_FIELDS = ("skills", "target_groups")
+
+
+def _project_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """Return the form's errors, an item's error of a list field (``skills.0``) also under
+    the field itself, where the page shows it."""
+    errors = form_errors(exc)
+    for key, messages in list(errors.items()):
+        field = key.split(".", 1)[0]
+        if field in _LIST_FIELDS and key != field:
+            errors.setdefault(field, [])
+            errors[field].extend(m for m in messages if m not in errors[field])
+    return errors
+
+
 @bp.route("/projects")
 @login_required
 def projects() -> ResponseReturnValue:
@@ -187,7 +203,7 @@ def new_project() -> ResponseReturnValue:
                     if stored:
                         project_service.set_cover(current_user, project, stored)
             except ValidationError as exc:
-                errors, status = form_errors(exc), 422
+                errors, status = _project_errors(exc), 422
             except ValidationFailed as exc:
                 errors, status = domain_errors(exc), 422
             else:
@@ -229,7 +245,7 @@ def edit_project(project_id: int) -> ResponseReturnValue:
                     files.replace(project.cover_path)
                     project_service.set_cover(current_user, project, stored)
         except ValidationError as exc:
-            errors, status = form_errors(exc), 422
+            errors, status = _project_errors(exc), 422
         except ValidationFailed as exc:
             errors, status = domain_errors(exc), 422
         else:
