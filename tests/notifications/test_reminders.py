@@ -40,7 +40,7 @@ def test_remind_once_per_redemption(world, runner, channels_on):
     assert out.exit_code == 0 and "redemptions 0" in out.output
     assert _reminders() == []
     out = runner.invoke(args=["notifications", "remind", "--now", soon])
-    assert out.exit_code == 0 and "Reminded: redemptions 1." in out.output, out.output
+    assert out.exit_code == 0 and "Reminded: redemptions 1," in out.output, out.output
     (note,) = _reminders()
     assert note.user_id == world.member_a.id and note.object_id == redemption.id
     # its e-mail is in the outbox, written with it

@@ -96,6 +96,8 @@ class SessionSignup(Model):
     #: When the member (last) signed up: the waitlist is served in this order.
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the member holding a place was reminded of the session (once; NULL: not yet).
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="raise_on_sql")
 

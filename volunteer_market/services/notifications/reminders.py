@@ -7,9 +7,8 @@ messages reach the outbox in the same transaction) and is idempotent: it marks w
 reminded (a ``reminded_at`` column, a conditional ``UPDATE ... WHERE reminded_at IS
 NULL``), so a second run the same minute reminds nobody twice.
 
-Sessions (DESIGN.md "Sessions and attendance") add their reminder here: a function
-``remind_sessions(now) -> int`` in their own service, with the same guard, appended to
-:data:`REMINDERS` under the name ``"sessions"``.
+``"sessions"`` reminds every member holding a place of a session that starts within a
+day (``services/sessions/reminders.py``, guarded by ``session_signups.reminded_at``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from .. import redemptions
+from .. import redemptions, sessions
 
 
 def _redemptions_expiring(now: datetime) -> int:
@@ -28,6 +27,7 @@ def _redemptions_expiring(now: datetime) -> int:
 #: Every reminder, by name, in the order run: ``(now) -> how many were reminded``.
 REMINDERS: dict[str, Callable[[datetime], int]] = {
     "redemptions": _redemptions_expiring,
+    "sessions": sessions.remind_upcoming,
 }
 
 

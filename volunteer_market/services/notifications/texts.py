@@ -36,6 +36,7 @@ NOTIFICATION_TEXTS = {
     # sessions
     "session.promoted": _l("「%(title)s」的活动有空位了，您已从候补转为报名成功。"),
     "session.cancelled": _l("您报名的「%(title)s」活动已取消。"),
+    "session.reminder": _l("提醒：您报名的「%(title)s」将于 %(when)s 在 %(place)s 开始。"),
     # ratings and settlement: never the rater's identity
     "rating.received": _l("「%(title)s」收到一条 %(score)s 星评价。"),
     "rating.changed": _l("「%(title)s」的一条评价改为 %(score)s 星。"),

@@ -25,6 +25,7 @@ Rooms of the package
 ``attendance``  the check-in code, check-in and check-out, minutes served
 ``delivery``    the delivery from attendance
 ``calendar``    iCalendar documents and the private feed token
+``reminders``   the reminder before a session (``flask notifications remind``)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .calendar import (
     user_of_token,
 )
 from .delivery import deliver
+from .reminders import REMIND_BEFORE, remind_upcoming
 from .scheduling import (
     MAX_SESSION,
     SessionView,
@@ -67,6 +69,8 @@ from .scheduling import (
 from .signups import cancel_signup, signed_up_ids, signup, signups_of
 
 __all__ = [
+    "REMIND_BEFORE",
+    "remind_upcoming",
     "CHECK_IN_MARGIN",
     "CODE_WINDOW",
     "MAX_SESSION",
