@@ -212,17 +212,29 @@ def is_browser_error(driver) -> bool:
 
 def submit(driver, button) -> None:
     """Click a form's submit button and wait for the next page to load."""
-    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    html = driver.find_element("tag name", "html")
+    # Mark the current document; the next page is loaded when the mark is gone. (Waiting
+    # for the old <html> element to go stale raced Chromium: while a page is replaced,
+    # asking about an old element can fail with "Node with given id does not belong to
+    # the document" instead of a stale-element error.)
+    driver.execute_script("window.__vmOldPage = true")
     # above the fixed bottom bar, as a person scrolls before tapping
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
-    WebDriverWait(driver, 20).until(ec.staleness_of(html))
-    WebDriverWait(driver, 20).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
-    )
+
+    def loaded(d) -> bool:
+        try:
+            return bool(
+                d.execute_script(
+                    "return !window.__vmOldPage && document.readyState === 'complete'"
+                )
+            )
+        except WebDriverException:  # between the two documents
+            return False
+
+    WebDriverWait(driver, 20, poll_frequency=0.1).until(loaded)
 
 
 def settle(driver, timeout: float = 10.0) -> None:
