@@ -227,9 +227,7 @@ def submit(driver, button) -> None:
     def loaded(d) -> bool:
         try:
             return bool(
-                d.execute_script(
-                    "return !window.__vmOldPage && document.readyState === 'complete'"
-                )
+                d.execute_script("return !window.__vmOldPage && document.readyState === 'complete'")
             )
         except WebDriverException:  # between the two documents
             return False

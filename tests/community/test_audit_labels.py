@@ -118,6 +118,7 @@ def test_detail_values_by_their_labels(app):
         assert shown == "所需积分：10 → 20；上架：是 → 否"
         assert audit_labels.audit_detail_value("appeal", "subject", "rating:12") == "评价 #12"
         assert audit_labels.audit_detail_value("project", "fields", ["title"]) == "标题"
+        assert audit_labels.audit_detail_value("session", "status", "waitlisted") == "候补中"
         assert audit_labels.audit_origin_label("cli") == "命令行"
         assert audit_labels.audit_origin_label("10.0.0.7") == "10.0.0.7"
 

@@ -8,6 +8,7 @@ public entry. The parts, in the order they load:
 ``projects``  projects in every state, teams, needs and deliveries of the last days
 ``ratings``   ratings (own, proxy, reply) and settlements, the 24-point example
 ``rewards``   rewards of the community and partner units, redemptions in every state
+``sessions``  two sessions of 义务理发: one past with attendance, one to come
 
 Each part is idempotent on its own (it finds what it made, or uses fixed idempotency
 keys) and opens its own ``atomic()`` blocks, so a second load changes nothing. The
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import ledger, people, projects, ratings, rewards
+from . import ledger, people, projects, ratings, rewards, sessions
 from .common import DEMO_PASSWORD, demo_user
 from .people import HANYANG, PEOPLE, demo_logins
 
@@ -39,6 +40,7 @@ LOADERS: tuple[Callable[[], None], ...] = (
     projects.load,
     ratings.load,
     rewards.load,
+    sessions.load,
 )
 
 

@@ -246,6 +246,12 @@ REDEMPTION_STATUS_LABELS = {
     RedemptionStatus.REJECTED: _l("已拒绝"),
     RedemptionStatus.EXPIRED: _l("已过期"),
 }
+SESSION_STATUS_LABELS = {
+    "scheduled": _l("已排期"),
+    "signed_up": _l("已报名"),
+    "waitlisted": _l("候补中"),
+    "cancelled": _l("已取消"),
+}
 #: The status vocabulary of each audited object type (detail keys status/from/to).
 STATUS_TABLES: dict[str, dict[Any, Any]] = {
     "project": labels.PROJECT_STATUS_LABELS,
@@ -255,6 +261,7 @@ STATUS_TABLES: dict[str, dict[Any, Any]] = {
     "evaluation": labels.EVALUATION_STATUS_LABELS,
     "objection": labels.OBJECTION_STATUS_LABELS,
     "redemption": REDEMPTION_STATUS_LABELS,
+    "session": SESSION_STATUS_LABELS,  # a session's or a sign-up's
 }
 SCOPE_LABELS = {"user": _l("账号"), "redemption": _l("本次兑换")}
 IMPORT_KIND_LABELS = {"residents": _l("居民"), "members": _l("下沉党员")}
