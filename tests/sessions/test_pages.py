@@ -205,3 +205,18 @@ def test_home_lists_my_upcoming_sessions(as_user, world, project):
     assert "我的活动场次" in html and f"/sessions/{upcoming.id}" in html
     assert f'/sessions/{past.id}"' not in html
     assert "我的活动场次" not in text(as_user("member_a3").get("/"))
+
+
+def test_the_page_offers_only_what_the_time_allows(as_user, world, project):
+    """No 报名 after the end, no 取消报名 after the start, the code only around the session."""
+    upcoming = make_session(project, starts_in=48)
+    ended = make_session(project, starts_in=-5, hours=1)
+    sign_up(world.member_a2, upcoming)
+    html = text(as_user("member_a2").get(f"/sessions/{upcoming.id}"))
+    assert "取消报名" in html and "签到 / 签退" not in html  # days ahead: no check-in yet
+    owner_view = text(as_user("member_a").get(f"/sessions/{upcoming.id}"))
+    assert "签到码" not in owner_view and ">报名<" in owner_view
+    html = text(as_user("member_a3").get(f"/sessions/{ended.id}"))
+    assert ">报名<" not in html
+    owner_view = text(as_user("member_a").get(f"/sessions/{ended.id}"))
+    assert "签到码" not in owner_view and ">报名<" not in owner_view

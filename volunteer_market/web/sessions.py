@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from ..database import atomic
 from ..extensions import db
 from ..http.links import check_in_link
-from ..models import Area, Role, SessionStatus
+from ..models import Area, Role, SessionStatus, utcnow
 from ..schemas.sessions import AttendanceIn, SessionDeliveryIn, SessionIn
 from ..services import permissions
 from ..services import sessions as session_service
@@ -80,6 +80,8 @@ def session_page(session_id: int) -> ResponseReturnValue:
     assert community is not None
     tz = area_zone(community)
     is_owner = permissions.may(me, "session.manage", session)
+    moment = utcnow()
+    margin = session_service.CHECK_IN_MARGIN
     context: dict[str, Any] = {
         "s": session,
         "v": view,
@@ -88,6 +90,11 @@ def session_page(session_id: int) -> ResponseReturnValue:
         "is_owner": is_owner,
         "can_sign_up": permissions.may(me, "session.signup", session) and view.my_status is None,
         "scheduled": session.status == SessionStatus.SCHEDULED,
+        # what the page offers follows the service's time rules (docs/sessions.md): no
+        # sign-up after the end, no cancelling after the start, the code only around it
+        "ended": session.ends_at <= moment,
+        "started": session.starts_at <= moment,
+        "code_open": session.starts_at - margin <= moment <= session.ends_at + margin,
     }
     if is_owner:
         code = session_service.current_code(me, session)
