@@ -256,10 +256,21 @@ def fuzz_operation(env: FuzzEnv, operation: Any, mode: GenerationMode) -> tuple[
     try:
         run()
     except Exception as exc:  # noqa: BLE001  (a check failure or an exception from the app)
-        return calls, f"{type(exc).__name__}: {exc}"
+        return calls, _described(exc)
     except BaseExceptionGroup as exc:  # several failed checks at once
-        return calls, f"{type(exc).__name__}: {exc}"
+        return calls, _described(exc)
     return calls, None
+
+
+def _described(exc: BaseException) -> str:
+    """The failure as the report shows it, with what a group (several failed checks, or
+    Hypothesis' FlakyFailure: the first run failed, its replay did not) holds inside, so
+    an intermittent failure names its first cause instead of only "Inconsistent results"."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, BaseExceptionGroup):
+        inner = "; ".join(f"{type(e).__name__}: {e}" for e in exc.exceptions)
+        text += f" [first run: {inner[:2000]}]"
+    return text
 
 
 #: Edge values put into one field of an otherwise generated valid request (see
@@ -336,9 +347,9 @@ def edge_operation(env: FuzzEnv, operation: Any) -> tuple[int, str | None]:
     try:
         run()
     except Exception as exc:  # noqa: BLE001  (a check failure or an exception from the app)
-        return calls, f"{type(exc).__name__}: {exc}"
+        return calls, _described(exc)
     except BaseExceptionGroup as exc:
-        return calls, f"{type(exc).__name__}: {exc}"
+        return calls, _described(exc)
     return calls, None
 
 
