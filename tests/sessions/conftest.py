@@ -14,6 +14,7 @@ from volunteer_market.models import User
 from volunteer_market.services import sessions as session_service
 
 from ..factories import make_project
+from ..guards import unchanged_guard
 from ..projects.conftest import api, app_config, as_user  # noqa: F401
 from ..projects.conftest import snapshot as work_snapshot
 
@@ -32,18 +33,7 @@ def snapshot() -> dict[str, Any]:
 @pytest.fixture
 def unchanged():
     """Use as ``with unchanged(): ...`` to assert a refused request changed nothing."""
-
-    class _Guard:
-        def __enter__(self):
-            self.before = snapshot()
-            return self
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                assert snapshot() == self.before, "a refused request changed the database"
-            return False
-
-    return _Guard
+    return unchanged_guard(snapshot)
 
 
 def now() -> datetime:
