@@ -87,7 +87,8 @@ def test_odd_hours_overlap_and_no_shows(api, scene):
             .where(Delivery.id == d.id)
             .values(started_at=start + timedelta(minutes=30), ended_at=start + timedelta(hours=2))
         )
-        for made in (scene.record(hours_ago=50 + 5 * i) for i in range(3)):
+        # well before the odd-hours window, which falls 1 to 3 days back by the clock
+        for made in (scene.record(hours_ago=100 + 5 * i) for i in range(3)):
             db.session.add(DeliveryNoShow(delivery_id=made.id, user_id=w.member_a3.id))
     got = kinds(api, "secretary_a", w.community_a)
     odd = [s for s in got["odd_hours"] if s["delivery_ids"] == [late.id]]
