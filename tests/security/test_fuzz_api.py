@@ -401,11 +401,6 @@ def raw_body_operation(env: FuzzEnv, operation: Any) -> tuple[int, str | None]:
     return calls, None
 
 
-# KNOWN LEAK, not fixed (see the stop note of 2026-12-02): on PostgreSQL the admin's fuzz run
-# leaves one psycopg connection unclosed (found by its ResourceWarning at garbage collection;
-# its origin is not found yet). The leak does not change a response; this filter keeps it from
-# failing the conformance checks, which still fail on any non-conforming answer.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_api_conforms_to_its_openapi_document(fuzz_env: FuzzEnv) -> None:
     schema = load_schema(fuzz_env)
     operations = [result.ok() for result in schema.get_all_operations()]
