@@ -13,18 +13,21 @@ Per engine, in one run:
    *earning* -- ``services.settlement.settle`` of a delivery whose rating window has
    closed (lock head, settlement record, earn posting with ranking rollups, audit,
    notification) -- and *redemption* (``services.redemptions.request``), against the
-   baseline: a plain SQLAlchemy Core single-row ``INSERT`` per transaction into a
-   scratch table of the same database and engine. Target: >= 50 % of the baseline;
+   baseline (issue 21): the same settlement rows written by hand with SQLAlchemy Core in
+   one transaction (``bench.lean.core_settlement``, into scratch copies of the tables,
+   through the same engine and ``atomic()``). Target: >= 50 % of the baseline;
 3. **P2 over HTTP**: gunicorn with the production config (``gunicorn.conf.py``, its
    default 3 workers, access log to /dev/null), loaded by ``wrk`` on loopback with
-   32 connections: ``GET /api/v1/me`` (baseline: bearer auth + one small JSON), rating
-   -> automatic settlement (``POST /api/v1/deliveries/{id}/ratings``, each delivery
-   once), redemption (``POST /api/v1/rewards/{id}/redemptions``, unique
-   ``Idempotency-Key`` per request), rankings GET (community/street/district x
-   all/year/month, rotating) and the project list page (``GET /projects``, session
-   cookie). The baseline runs again right before each scenario, and each ratio is
-   against that run. Targets: writes >= 25 % and rankings >= 50 % of the baseline
-   req/s, p99 <= 150 ms, zero non-2xx responses;
+   32 connections: ``GET /api/v1/me``, rating -> automatic settlement
+   (``POST /api/v1/deliveries/{id}/ratings``, each delivery once), redemption
+   (``POST /api/v1/rewards/{id}/redemptions``, unique ``Idempotency-Key`` per request),
+   rankings GET (community/street/district x all/year/month, rotating) and the project
+   list page (``GET /projects``, session cookie). The baselines come from a second
+   gunicorn with the same config serving ``bench.lean:create_app()``: a bare JSON
+   endpoint and a lean double-entry POST (Core, one transaction). Each scenario's
+   baseline runs right before it and its ratio is against that run
+   (:data:`BASELINE_OF`). Targets: ``/me`` >= 40 % of bare JSON, writes >= 25 % of the
+   lean POST, rankings >= 50 % of ``/me``; p99 <= 150 ms, zero non-2xx responses;
 4. **P4**: the largest ``VmHWM`` (peak RSS) of the gunicorn workers after the HTTP
    run. Target <= 150 MB.
 
@@ -67,6 +70,7 @@ from volunteer_market import create_app
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
 
+from . import lean
 from .doc import DOC, replace_section
 from .generate import RESULTS
 from .generate import generate as generate_data
@@ -80,6 +84,7 @@ WRK_THREADS = 2
 P1_TARGET = 0.50
 WRITE_TARGET = 0.25
 RANKINGS_TARGET = 0.50
+ME_TARGET = 0.40
 P99_TARGET_MS = 150.0
 RSS_TARGET_MB = 150.0
 
@@ -331,36 +336,21 @@ def measure_p1(url: str, data: dict[str, Any], n: int) -> dict[str, Any]:
     res: dict[str, Any] = {"ops": n}
     with app.app_context():
         engine = db.engine
-        table = sa.Table(
-            "bench_baseline",
-            sa.MetaData(),
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("user_id", sa.Integer, nullable=False),
-            sa.Column("amount", sa.Integer, nullable=False),
-            sa.Column("note", sa.String(64), nullable=False),
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        table.drop(engine, checkfirst=True)
-        table.create(engine)
+        # The baseline (issue 21): the same settlement rows written by hand with Core in
+        # one transaction (bench/lean.py), into scratch copies of the tables.
+        lean.create_tables(engine, deliveries=n)
         try:
-            stmt = table.insert()
             t0, c0 = time.perf_counter(), time.process_time()
-            for i in range(n):
-                with engine.begin() as conn:
-                    conn.execute(
-                        stmt,
-                        {
-                            "user_id": i,
-                            "amount": 1,
-                            "note": f"baseline {i}",
-                            "created_at": datetime.now(UTC),
-                        },
-                    )
+            for i in range(1, n + 1):
+                with atomic():
+                    lean.core_settlement(db.session.connection(), i, 1 + i % lean.MEMBER_ACCOUNTS)
+                db.session.remove()
             res["baseline_per_s"] = n / (time.perf_counter() - t0)
             res["baseline_cpu_ms"] = (time.process_time() - c0) * 1000 / n
-            log(f"P1 baseline Core insert: {res['baseline_per_s']:.1f}/s")
+            res["baseline_kind"] = "core_settlement"
+            log(f"P1 baseline hand-written Core settlement: {res['baseline_per_s']:.1f}/s")
         finally:
-            table.drop(engine)
+            lean.drop_tables(engine)
 
         deliveries = data["p1_deliveries"][:n]
         t0, c0 = time.perf_counter(), time.process_time()
@@ -405,7 +395,9 @@ def _free_port() -> int:
 class Server:
     """gunicorn with the production config on a free loopback port; always stopped."""
 
-    def __init__(self, db_url: str, workdir: Path) -> None:
+    def __init__(
+        self, db_url: str, workdir: Path, app: str = "wsgi:app", name: str = "gunicorn"
+    ) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -417,12 +409,14 @@ class Server:
             ),
             "RATELIMIT_KEY_PREFIX": "bench-" + uuid.uuid4().hex,
             "API_RATE_LIMIT": "1000000/minute",
+            "LEAN_DATABASE_URL": db_url,
         }
         self.env.pop("VM_ENV", None)  # gunicorn.conf.py sets production
-        self.stderr = open(workdir / "gunicorn.err", "w+b")  # noqa: SIM115 - closed in stop()
+        self.ready_path = "/bare" if app.startswith("bench.lean") else "/api/v1/openapi.json"
+        self.stderr = open(workdir / f"{name}.err", "w+b")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
-            + ["wsgi:app"],
+            + [app],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -436,7 +430,7 @@ class Server:
             if self.proc.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(self.base + "/api/v1/openapi.json", timeout=5) as r:  # noqa: S310
+                with urllib.request.urlopen(self.base + self.ready_path, timeout=5) as r:  # noqa: S310
                     if r.status == 200:
                         return
             except OSError:
@@ -571,6 +565,24 @@ def periods(now: datetime) -> list[str]:
     return ["all", f"{local.year}", f"{local.year}-{local.month:02d}"]
 
 
+#: Each scenario's baseline, run right before it (issue 21): the scenario's req/s as a
+#: ratio to that run. ``GET /api/v1/me`` against bare JSON, every write against the lean
+#: double-entry POST (bench/lean.py), rankings against ``GET /api/v1/me``.
+BASELINE_OF = {
+    "me": "bare",
+    "rating_settlement": "lean_post",
+    "redemption": "lean_post",
+    "rankings": "me",
+    "project_page": "me",
+}
+TARGETS = {
+    "me": ME_TARGET,
+    "rating_settlement": WRITE_TARGET,
+    "redemption": WRITE_TARGET,
+    "rankings": RANKINGS_TARGET,
+}
+
+
 def measure_http(db_url: str, data: dict[str, Any], seconds: int, workdir: Path) -> dict[str, Any]:
     tokens = data["tokens"]
 
@@ -578,35 +590,56 @@ def measure_http(db_url: str, data: dict[str, Any], seconds: int, workdir: Path)
         return f"Authorization: Bearer {tokens[uid]}"
 
     viewer = auth(data["viewer_id"])
+    lean_engine = lean.make_engine(db_url)
+    lean.create_tables(lean_engine)
     server = Server(db_url, workdir)
+    bare_server = Server(db_url, workdir, app="bench.lean:create_app()", name="lean")
     res: dict[str, Any] = {"workers_setting": int(os.environ.get("WEB_CONCURRENCY", "3"))}
     try:
         server.wait_ready()
+        bare_server.wait_ready()
         log(f"gunicorn up on {server.base} (pid {server.proc.pid}, workers {server.workers()})")
+        log(f"lean app (baselines) up on {bare_server.base}")
         cookie = web_cookie(server.base, data["web_user"])
         scen: dict[str, Any] = {}
-
         me = [f"GET\t/api/v1/me\t{viewer}\t"]
+        baselines = {
+            "bare": (bare_server.base, ["GET\t/bare\t\t"], {}),
+            "lean_post": (
+                bare_server.base,
+                [
+                    "POST\t/post\t\t" + json.dumps({"member": 1 + i})
+                    for i in range(lean.MEMBER_ACCOUNTS)
+                ],
+                {},
+            ),
+            "me": (server.base, me, {}),
+        }
+
+        def baseline(name: str, secs: int) -> dict[str, Any]:
+            base, lines, _kw = baselines[name]
+            return run_wrk(base, workdir, name, lines, secs, cycle=True)
 
         def go(name: str, lines: list[str], secs: int, **kw: Any) -> dict[str, Any]:
-            adjacent = None
-            if name not in ("warmup", "baseline"):
-                # The baseline again, right before the scenario: its ratio compares two
-                # runs seconds apart, not the scenario with a baseline taken minutes
-                # earlier (the machine's speed and the database's state drift: run-to-
-                # run spreads of 25-40 % were seen on the first baseline alone).
-                adjacent = go("baseline", me, secs, cycle=True)
+            # The scenario's baseline again, right before it: its ratio compares two runs
+            # seconds apart, not the scenario with a baseline taken minutes earlier (the
+            # machine's speed and the database's state drift: run-to-run spreads of
+            # 25-40 % were seen on one baseline alone).
+            against = BASELINE_OF[name]
+            adjacent = baseline(against, secs)
             out = run_wrk(server.base, workdir, name, lines, secs, **kw)
             out["drain_s"] = round(drain(server.base, viewer.split(": ", 1)[1]), 1)
             if out["drain_s"] > 1:
                 log(f"P2 {name}: server drained its queue in {out['drain_s']} s")
-            if adjacent is not None:
-                out["baseline_req_per_s"] = adjacent["req_per_s"]
-                out["baseline_p99_ms"] = adjacent["p99_ms"]
+            out["baseline"] = against
+            out["baseline_req_per_s"] = adjacent["req_per_s"]
+            out["baseline_p99_ms"] = adjacent["p99_ms"]
             return out
 
-        go("warmup", me, 2, cycle=True)
-        scen["baseline"] = go("baseline", me, seconds, cycle=True)
+        run_wrk(server.base, workdir, "warmup", me, 2, cycle=True)
+        baseline("bare", 2)
+        baseline("lean_post", 2)
+        scen["me"] = go("me", me, seconds, cycle=True)
         rate = [
             f"POST\t/api/v1/deliveries/{d}/ratings\t{auth(r)}\t" + json.dumps({"score": 5})
             for d, r in data["p2_deliveries"]
@@ -634,16 +667,17 @@ def measure_http(db_url: str, data: dict[str, Any], seconds: int, workdir: Path)
         log(f"P4 worker VmHWM: {res['worker_peak_rss_mb']} MB")
     finally:
         server.stop()
-    for name, s in scen.items():
-        base_rps = s.get("baseline_req_per_s", scen["baseline"]["req_per_s"])
-        s["ratio"] = s["req_per_s"] / base_rps if base_rps else 0.0
-        target = {"rankings": RANKINGS_TARGET, "baseline": None}.get(name, WRITE_TARGET)
-        if name == "project_page":
-            target = None  # no throughput target of its own (latency and errors only)
-        s["ratio_target"] = target
-        s["ratio_met"] = None if target is None else s["ratio"] >= target
-        s["p99_met"] = s["p99_ms"] <= P99_TARGET_MS
-        s["errors_met"] = s["errors"] == 0 and not s["exhausted"]
+        bare_server.stop()
+        lean.drop_tables(lean_engine)
+        lean_engine.dispose()
+    for name, sc in scen.items():
+        base_rps = sc["baseline_req_per_s"]
+        sc["ratio"] = sc["req_per_s"] / base_rps if base_rps else 0.0
+        target = TARGETS.get(name)  # the project page: latency and errors only
+        sc["ratio_target"] = target
+        sc["ratio_met"] = None if target is None else sc["ratio"] >= target
+        sc["p99_met"] = sc["p99_ms"] <= P99_TARGET_MS
+        sc["errors_met"] = sc["errors"] == 0 and not sc["exhausted"]
     res["scenarios"] = scen
     res["p4_met"] = res["p4_peak_rss_mb"] is not None and res["p4_peak_rss_mb"] <= RSS_TARGET_MB
     return res
@@ -737,6 +771,9 @@ def _mark(ok: bool | None) -> str:
 
 LABELS = {
     "baseline": "GET /api/v1/me (baseline)",
+    "me": "GET /api/v1/me",
+    "bare": "bare JSON (lean app)",
+    "lean_post": "lean double-entry POST (lean app)",
     "rating_settlement": "POST rating → settlement",
     "redemption": "POST redemption",
     "rankings": "GET /api/v1/rankings",
@@ -747,23 +784,27 @@ LABELS = {
 def render() -> str:
     lines = [
         BEGIN,
-        "## P1, P2, P4 — throughput against baselines (issue 7)",
+        "## P1, P2, P4 — throughput against baselines (issues 7 and 21)",
         "",
         "Generated by `python -m bench.run` (do not edit between the markers). P1: "
-        "operations/s in-process, one transaction each, vs a SQLAlchemy Core single-row "
-        "INSERT per transaction on the same database (target ≥ 50 %). P2: gunicorn "
-        f"(production config) + wrk, {CONNECTIONS} connections on loopback; req/s vs "
-        "`GET /api/v1/me` run again right before each scenario (its req/s in the "
-        "'baseline next to it' column; targets: writes ≥ 25 %, rankings ≥ 50 %; p99 ≤ "
-        "150 ms; zero non-2xx). P4: largest worker VmHWM after the HTTP run (≤ 150 MB). The rate "
-        "limiter does not apply to these endpoints (login/rating-code throttles count "
-        "failures only); the run sets `API_RATE_LIMIT=1000000/minute` and its own "
-        "limiter key prefix anyway. Errors = non-2xx responses + socket errors "
+        "operations/s in-process, one transaction each, vs the hand-written SQLAlchemy Core "
+        "settlement (`bench/lean.py`: the same rows as a settlement, in scratch copies of "
+        "the tables, one transaction; target ≥ 50 %). P2: gunicorn (production config) + "
+        f"wrk, {CONNECTIONS} connections on loopback. Every scenario runs right after its "
+        "baseline, served by the same gunicorn settings: `GET /api/v1/me` against a bare "
+        "JSON endpoint (target ≥ 40 %), every write against the lean double-entry POST "
+        "of `bench/lean.py` (target ≥ 25 %), rankings against `GET /api/v1/me` (≥ 50 %); "
+        "p99 ≤ 150 ms; zero non-2xx. P4: largest worker VmHWM after the HTTP run "
+        "(≤ 150 MB). The rate limiter does not apply to these endpoints (login/rating-code "
+        "throttles count failures only); the run sets `API_RATE_LIMIT=1000000/minute` and "
+        "its own limiter key prefix anyway. Errors = non-2xx responses + socket errors "
         "(including wrk's 10 s request timeout); latencies are those of the requests "
         "completed within the run. Each delivery of the rating pool is rated once "
         "(its only beneficiary rates it, which settles it); redemptions rotate over 16 "
         "members, each request with its own `Idempotency-Key`; rankings rotate over a "
-        "generated community, its street and the district x all / this year / this month.",
+        "generated community, its street and the district x all / this year / this month. "
+        "Results of runs before issue 21 (no `baseline` per scenario) compare with "
+        "`GET /api/v1/me` and a one-row INSERT.",
         "",
     ]
     files = sorted(RESULTS.glob("run-*.json"))
@@ -800,7 +841,12 @@ def render() -> str:
                 )
                 + f" | {1000 / p1[k + '_per_s']:.2f} | {_cpu(p1, k)} |"
                 for k, label in (
-                    ("baseline", "Core INSERT, 1 row/transaction (baseline)"),
+                    (
+                        "baseline",
+                        "hand-written Core settlement (baseline)"
+                        if p1.get("baseline_kind") == "core_settlement"
+                        else "Core INSERT, 1 row/transaction (baseline)",
+                    ),
                     ("earn", "earning: settle → earn + rollups"),
                     ("redeem", "redemption"),
                 )
@@ -813,7 +859,7 @@ def render() -> str:
         ]
         h = r["http"]
         lines += [
-            "| P2 over HTTP | req/s | baseline next to it | vs baseline | ratio target | "
+            "| P2 over HTTP | req/s | its baseline, req/s right before | vs baseline | ratio target | "
             "p50 ms | p99 ms | p99 ≤ 150 | errors | zero errors |",
             "|---|---:|---:|---:|---|---:|---:|---|---:|---|",
         ]
@@ -826,9 +872,10 @@ def render() -> str:
                 + (" (pool exhausted)" if sc["exhausted"] else "")
             )
             adjacent = sc.get("baseline_req_per_s")
+            against = LABELS.get(sc.get("baseline", "baseline"), "GET /api/v1/me")
             lines.append(
                 f"| {LABELS.get(name, name)} | {sc['req_per_s']:.1f} | "
-                f"{'—' if adjacent is None else format(adjacent, '.1f')} | {sc['ratio']:.1%} | "
+                f"{'—' if adjacent is None else f'{against}: {adjacent:.1f}'} | {sc['ratio']:.1%} | "
                 f"{ratio_cell} | {sc['p50_ms']:.1f} | {sc['p99_ms']:.1f} | "
                 f"{_mark(sc['p99_met'])} | {err} | {_mark(sc['errors_met'])} |"
             )
