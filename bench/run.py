@@ -80,6 +80,7 @@ BEGIN, END = "<!-- bench:run:begin -->", "<!-- bench:run:end -->"
 BIN = Path(sys.executable).parent
 PASSWORD = "bench-pass-123"  # noqa: S105 - a throw-away bench database
 CONNECTIONS = 32
+BENCH_USER_AGENT = "bench.run/1"
 WRK_THREADS = 2
 P1_TARGET = 0.50
 WRITE_TARGET = 0.25
@@ -473,6 +474,9 @@ def web_cookie(base: str, username: str) -> str:
     """Log in through the page (CSRF token, form post); return the Cookie header."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    # The page requests send the same User-Agent: a session cookie presented by another
+    # client (address + User-Agent) is signed out (session protection, issue 20).
+    opener.addheaders = [("User-Agent", BENCH_USER_AGENT)]
     html = opener.open(base + "/login", timeout=30).read().decode()
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
         r'value="([^"]+)"[^>]*name="csrf_token"', html
@@ -657,7 +661,7 @@ def measure_http(db_url: str, data: dict[str, Any], seconds: int, workdir: Path)
             for p in periods(datetime.now(UTC))
         ]
         scen["rankings"] = go("rankings", ranks, seconds, cycle=True)
-        page = [f"GET\t/projects\tCookie: {cookie}\t"]
+        page = [f"GET\t/projects\tCookie: {cookie} | User-Agent: {BENCH_USER_AGENT}\t"]
         scen["project_page"] = go("project_page", page, seconds, cycle=True)
         workers = server.workers()
         rss = {pid: server.vm(pid, "VmHWM") for pid in workers}

@@ -46,6 +46,21 @@ def issue_token(user: User, ttl: timedelta) -> tuple[str, ApiToken]:
     return raw, token
 
 
+#: The user of a live token with the current role grants joined in: built once (bound
+#: parameters only), so each API request only binds the digest and the clock.
+_USER_FOR_TOKEN = (
+    sa.select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == sa.bindparam("digest"),
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at > sa.bindparam("now", type_=ApiToken.__table__.c.expires_at.type),
+        User.is_active.is_(True),
+    )
+    .options(joinedload(User.grants))
+)
+
+
 def user_for_token(raw: str) -> User | None:
     """Return the active user of an unexpired, unrevoked token, else None.
 
@@ -55,18 +70,8 @@ def user_for_token(raw: str) -> User | None:
     """
     if not raw:
         return None
-    stmt = (
-        sa.select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == _digest(raw),
-            ApiToken.revoked_at.is_(None),
-            ApiToken.expires_at > utcnow(),
-            User.is_active.is_(True),
-        )
-        .options(joinedload(User.grants))
-    )
-    return db.session.execute(stmt).unique().scalar_one_or_none()
+    result = db.session.execute(_USER_FOR_TOKEN, {"digest": _digest(raw), "now": utcnow()})
+    return result.unique().scalar_one_or_none()
 
 
 def token_id(raw: str | None) -> int | None:

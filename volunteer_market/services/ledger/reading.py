@@ -48,15 +48,17 @@ def get_transaction(tx_id: int) -> LedgerTransaction:
     return tx
 
 
+#: Built once with a bound parameter: ``GET /api/v1/me`` reads it on every call.
+_BALANCES = sa.select(_accounts.c.kind, _accounts.c.balance, _accounts.c.earned).where(
+    _accounts.c.user_id == sa.bindparam("user_id")
+)
+
+
 def balances(user: User | int) -> dict[str, int]:
     """Return ``{available, held, earned_total}`` from the cached balances (0 if none)."""
     user_id = user if isinstance(user, int) else user.id
     out = {"available": 0, "held": 0, "earned_total": 0}
-    rows = db.session.execute(
-        sa.select(_accounts.c.kind, _accounts.c.balance, _accounts.c.earned).where(
-            _accounts.c.user_id == user_id
-        )
-    ).all()
+    rows = db.session.execute(_BALANCES, {"user_id": user_id}).all()
     for kind, balance, earned in rows:
         if kind == AccountKind.MEMBER_AVAILABLE.value:
             out["available"] = int(balance)
