@@ -9,6 +9,7 @@ import pytest
 
 from volunteer_market.extensions import db
 
+from ..guards import unchanged_guard
 from ..ratings.conftest import api, client, scene  # noqa: F401
 
 
@@ -40,15 +41,4 @@ def moderation_state() -> dict[str, Any]:
 @pytest.fixture
 def unchanged():
     """``with unchanged(): ...`` asserts that the block changed no moderation state."""
-
-    class _Guard:
-        def __enter__(self):
-            self.before = moderation_state()
-            return self
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                assert moderation_state() == self.before, "a refused request changed state"
-            return False
-
-    return _Guard
+    return unchanged_guard(moderation_state)

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from volunteer_market.extensions import db
 
 from ..conftest import csrf_token, login
+from ..guards import unchanged_guard
 
 WORK_TABLES = (
     "projects",
@@ -66,18 +67,7 @@ def snapshot() -> dict[str, Any]:
 @pytest.fixture
 def unchanged():
     """Use as ``with unchanged(): ...`` to assert a refused request changed nothing."""
-
-    class _Guard:
-        def __enter__(self):
-            self.before = snapshot()
-            return self
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                assert snapshot() == self.before, "a refused request changed the database"
-            return False
-
-    return _Guard
+    return unchanged_guard(snapshot)
 
 
 def iso(dt: datetime) -> str:

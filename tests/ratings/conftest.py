@@ -16,6 +16,7 @@ from volunteer_market.models import Role, utcnow
 from volunteer_market.services.verify import verify
 
 from ..factories import make_delivery, make_project, make_user
+from ..guards import unchanged_guard
 from ..ledger.conftest import (
     IsolatedClient,
     run_threads,  # noqa: F401  (re-exported for the tests)
@@ -140,18 +141,7 @@ def snapshot() -> dict[str, Any]:
 @pytest.fixture
 def unchanged():
     """``with unchanged(): ...`` asserts that a refused request changed nothing."""
-
-    class _Guard:
-        def __enter__(self):
-            self.before = snapshot()
-            return self
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                assert snapshot() == self.before, "a refused request changed the database"
-            return False
-
-    return _Guard
+    return unchanged_guard(snapshot)
 
 
 def table_count(table: str, where: str = "", **params: Any) -> int:

@@ -17,6 +17,7 @@ from volunteer_market.models import Delivery, utcnow
 from volunteer_market.services import ledger
 
 from ..factories import bearer, insert_approved_project, post_earn, verified  # noqa: F401 - re-exported
+from ..guards import unchanged_guard
 
 
 def bare_delivery(community, recorder) -> int:
@@ -83,18 +84,7 @@ def snapshot() -> dict[str, Any]:
 @pytest.fixture
 def unchanged():
     """``with unchanged(): ...`` asserts that a refused request changed nothing."""
-
-    class _Guard:
-        def __enter__(self):
-            self.before = snapshot()
-            return self
-
-        def __exit__(self, *exc):
-            if exc[0] is None:
-                assert snapshot() == self.before, "a refused request changed the database"
-            return False
-
-    return _Guard
+    return unchanged_guard(snapshot)
 
 
 class Api:
