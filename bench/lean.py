@@ -221,6 +221,21 @@ def lean_posting(conn: Connection, member: int, key: str) -> int:
     return _post(conn, "earn", member, 1, key, datetime.now(UTC))
 
 
+def _add_rollup(conn: Connection, table: sa.Table, owner: str, rows: list[dict]) -> list[Any]:
+    """Add points and minutes to rollup rows (one multi-row upsert); return
+    ``(area_id, period_key, points)`` of each row after it."""
+    ins = _insert(conn, table)
+    stmt = ins.on_conflict_do_update(
+        index_elements=[table.c.area_id, table.c.period_key, table.c[owner]],
+        set_={
+            "points": table.c.points + ins.excluded.points,
+            "minutes": table.c.minutes + ins.excluded.minutes,
+            "reached_at": ins.excluded.reached_at,
+        },
+    ).returning(table.c.area_id, table.c.period_key, table.c.points)
+    return list(conn.execute(stmt, rows).all())
+
+
 def core_settlement(conn: Connection, delivery_id: int, member: int, points: int = 10) -> int:
     """Settle lean delivery ``delivery_id`` for its one participant ``member`` (a member
     account id, 1..64): the rows of ``services.settlement.settle``. Return the
@@ -254,30 +269,17 @@ def core_settlement(conn: Connection, delivery_id: int, member: int, points: int
     ).scalar_one()
     tx_id = _post(conn, "earn", member, points, f"earn:{delivery_id}:{member}", now)
     # ranking rollups: member rows (returning the new totals), buckets, team rows
-    ins = _insert(conn, MEMBERS)
-    totals = conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=[MEMBERS.c.area_id, MEMBERS.c.period_key, MEMBERS.c.user_id],
-            set_={
-                "points": MEMBERS.c.points + ins.excluded.points,
-                "minutes": MEMBERS.c.minutes + ins.excluded.minutes,
-                "reached_at": ins.excluded.reached_at,
-            },
-        ).returning(MEMBERS.c.area_id, MEMBERS.c.period_key, MEMBERS.c.points),
+    row = {"points": points, "minutes": 60, "reached_at": now}
+    keys = [(a, k) for a in AREAS for k in PERIODS]
+    totals = _add_rollup(
+        conn,
+        MEMBERS,
+        "user_id",
         [
-            {
-                "area_id": a,
-                "period_key": k,
-                "user_id": member,
-                "points": points,
-                "minutes": 60,
-                "reached_at": now,
-                "eligible": True,
-            }
-            for a in AREAS
-            for k in PERIODS
+            {"area_id": a, "period_key": k, "user_id": member, "eligible": True, **row}
+            for a, k in keys
         ],
-    ).all()
+    )
     old = [(a, k, int(p) - points) for a, k, p in totals if int(p) - points > 0]
     if old:
         key = sa.tuple_(BUCKETS.c.area_id, BUCKETS.c.period_key, BUCKETS.c.points)
@@ -301,28 +303,11 @@ def core_settlement(conn: Connection, delivery_id: int, member: int, points: int
         ),
         [{"area_id": a, "period_key": k, "points": int(p), "members": 1} for a, k, p in totals],
     )
-    tins = _insert(conn, TEAMS)
-    conn.execute(
-        tins.on_conflict_do_update(
-            index_elements=[TEAMS.c.area_id, TEAMS.c.period_key, TEAMS.c.project_id],
-            set_={
-                "points": TEAMS.c.points + tins.excluded.points,
-                "minutes": TEAMS.c.minutes + tins.excluded.minutes,
-                "reached_at": tins.excluded.reached_at,
-            },
-        ),
-        [
-            {
-                "area_id": a,
-                "period_key": k,
-                "project_id": 1,
-                "points": points,
-                "minutes": 60,
-                "reached_at": now,
-            }
-            for a in AREAS
-            for k in PERIODS
-        ],
+    _add_rollup(
+        conn,
+        TEAMS,
+        "project_id",
+        [{"area_id": a, "period_key": k, "project_id": 1, **row} for a, k in keys],
     )
     ains = _insert(conn, ANNUAL)
     conn.execute(

@@ -608,20 +608,19 @@ def measure_http(db_url: str, data: dict[str, Any], seconds: int, workdir: Path)
         scen: dict[str, Any] = {}
         me = [f"GET\t/api/v1/me\t{viewer}\t"]
         baselines = {
-            "bare": (bare_server.base, ["GET\t/bare\t\t"], {}),
+            "bare": (bare_server.base, ["GET\t/bare\t\t"]),
             "lean_post": (
                 bare_server.base,
                 [
                     "POST\t/post\t\t" + json.dumps({"member": 1 + i})
                     for i in range(lean.MEMBER_ACCOUNTS)
                 ],
-                {},
             ),
-            "me": (server.base, me, {}),
+            "me": (server.base, me),
         }
 
         def baseline(name: str, secs: int) -> dict[str, Any]:
-            base, lines, _kw = baselines[name]
+            base, lines = baselines[name]
             return run_wrk(base, workdir, name, lines, secs, cycle=True)
 
         def go(name: str, lines: list[str], secs: int, **kw: Any) -> dict[str, Any]:
