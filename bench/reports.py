@@ -12,10 +12,22 @@ the service call, no HTTP), each call in its own transaction, rolled back after 
   (``users`` joined to their active member grants in the subtree, each member once: id,
   username, name, home unit), consumed in full -- the least any per-member report must
   read.
+* **page** -- ``services.evaluations.report.page_rows(district, year, page, 50)``, the
+  JSON page an officer opens (the first page and the last), which builds only the
+  communities the page overlaps. *Baseline*: counting the district's members
+  (``COUNT(DISTINCT user_id)`` of its active member grants) -- the least a page that
+  shows the total must read.
+* **export** -- the district's report as the CSV and the XLSX bytes a download sends
+  (``http.exports.csv_bytes`` / ``xlsx_bytes`` over ``iter_rows``). *Baseline*: the
+  district's member list, as for the report.
 * **close** -- ``services.evaluations.close_year`` of the first community for last
   year, as its secretary (the report rows read, frozen as ``evaluation_rows``, the
   audit entry), rolled back. *Baseline*: a SQLAlchemy Core ``executemany`` INSERT of
   the same number of rows (same columns' worth) into a scratch table, rolled back.
+
+``--before FILE`` (an older ``services/evaluations/report.py``, e.g. ``git show
+REV:volunteer_market/services/evaluations/report.py > /tmp/report_before.py``) also
+times that version's district report in the same loop (``district_before``).
 
 Baseline and measured call alternate run by run, so both see the same machine load.
 Prints a JSON summary and writes ``bench/results/reports-<engine>-<entries>.json``.
@@ -24,8 +36,10 @@ Prints a JSON summary and writes ``bench/results/reports-<engine>-<entries>.json
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from volunteer_market.extensions import db
+from volunteer_market.http.exports import csv_bytes, xlsx_bytes
 from volunteer_market.models import (
     Area,
     AreaKind,
@@ -42,8 +57,8 @@ from volunteer_market.models import (
     User,
     utcnow,
 )
-from volunteer_market.services.evaluations import close_year
-from volunteer_market.services.evaluations.report import iter_rows
+from volunteer_market.services.evaluations import FIELDS, close_year
+from volunteer_market.services.evaluations.report import iter_rows, page_rows
 
 from .generate import RESULTS, make_app
 from .rankings import engine_version, machine
@@ -78,6 +93,32 @@ def _member_list(area: Area) -> int:
         .distinct()  # a member with two member grants in the subtree is read once
     )
     return sum(1 for _r in db.session.execute(stmt))
+
+
+def _member_count(area: Area) -> int:
+    return int(
+        db.session.scalar(
+            sa.select(sa.func.count(sa.distinct(RoleGrant.user_id)))
+            .join(Area, Area.id == RoleGrant.area_id)
+            .where(
+                RoleGrant.role == Role.MEMBER,
+                RoleGrant.revoked_at.is_(None),
+                Area.path.startswith(area.path, autoescape=True),
+            )
+        )
+        or 0
+    )
+
+
+def load_before(path: str) -> Any:
+    """Import an older ``services/evaluations/report.py`` to time it in the same loop."""
+    name = "volunteer_market.services.evaluations._report_before"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -134,8 +175,9 @@ def _scratch() -> sa.Table:
     return table
 
 
-def measure(url: str, runs: int) -> dict[str, Any]:
-    """Time the report of one community, one street and the district, and a close."""
+def measure(url: str, runs: int, before: Any = None) -> dict[str, Any]:
+    """Time the report of one community, one street and the district, the district's
+    JSON pages and exports, and a close."""
     app = make_app(url)
     out: dict[str, Any] = {"engine": "postgresql" if url.startswith("postgres") else "sqlite"}
     with app.app_context():
@@ -164,6 +206,31 @@ def measure(url: str, runs: int) -> dict[str, Any]:
                 lambda area=area: sum(1 for _r in iter_rows(area, year)),
                 lambda area=area: _member_list(area),
             )
+        district = picks["district"]
+        if before is not None:
+            out["district_before"] = _pair(
+                max(1, runs // 5),
+                lambda: sum(1 for _r in before.iter_rows(district, year)),
+                lambda: _member_list(district),
+            )
+        total = page_rows(district, year, 1, 50)[1]
+        for name, page in (("page_first", 1), ("page_last", max(1, -(-total // 50)))):
+            out[name] = _pair(
+                runs,
+                lambda page=page: len(page_rows(district, year, page, 50)[0]),
+                lambda: _member_count(district),
+            )
+            out[name]["page"] = page
+        for name, write in (("export_csv", csv_bytes), ("export_xlsx", None)):
+
+            def export(write=write) -> int:
+                rows = iter_rows(district, year)
+                if write is None:
+                    return len(xlsx_bytes(FIELDS, rows, str(year)))
+                return len(write(FIELDS, rows))
+
+            out[name] = _pair(max(1, runs // 5), export, lambda: _member_list(district))
+            out[name]["bytes"] = out[name].pop("rows")
         # the year's close of the first community, as its secretary, for last year
         community = picks["community"]
         secretary = db.session.scalars(
@@ -200,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", required=True)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--before", default="", help="an older report.py to time in the same loop")
     args = ap.parse_args(argv)
-    result = measure(args.url, args.runs)
-    result["command"] = f"python -m bench.reports --url URL --runs {args.runs}"
+    result = measure(args.url, args.runs, load_before(args.before) if args.before else None)
+    result["command"] = f"python -m bench.reports --url URL --runs {args.runs}" + (
+        " --before FILE" if args.before else ""
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"reports-{result['engine']}-{result['entries']}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

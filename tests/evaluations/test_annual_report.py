@@ -238,3 +238,42 @@ def test_a_report_request_never_reads_the_ledger_or_deliveries(generated, client
     ):
         # a table read is ``FROM/JOIN table``; ``annual_stats.deliveries`` is a column
         assert not [s for s in seen if re.search(rf"\b(FROM|JOIN)\s+{table}\b", s)], table
+
+
+@pytest.mark.parametrize("per_page", [1, 2, 3, 5, 100])
+def test_pages_cut_the_full_report_and_build_only_their_communities(
+    generated, client, monkeypatch, per_page
+):
+    """Every page of the district equals the same cut of the full report (all rows,
+    in order, none twice), ``total`` is the full count, and a page builds only the
+    communities it overlaps."""
+    from volunteer_market.services.evaluations import report
+
+    g = generated
+    w = g.world
+    everything = list(report.iter_rows(w.district, g.year))
+    assert len({r["community_id"] for r in everything}) >= 2
+    built: list[list[int]] = []
+    rows_for = report.rows_for
+
+    def recording(communities, year):
+        built.append([c.id for c in communities])
+        return rows_for(communities, year)
+
+    monkeypatch.setattr(report, "rows_for", recording)
+    pages: list[dict] = []
+    page = 1
+    while True:
+        resp = _report(client, w.officer_district, w.district, g.year, page=page, per_page=per_page)
+        assert resp.status_code == 200
+        body = resp.get_json()
+        assert body["total"] == len(everything)
+        if not body["items"]:
+            break
+        pages += body["items"]
+        cut = everything[(page - 1) * per_page : page * per_page]
+        assert body["items"] == cut
+        assert sorted(built[-1]) == sorted({r["community_id"] for r in cut})
+        page += 1
+    assert pages == everything
+    assert page - 1 == -(-len(everything) // per_page)

@@ -44,24 +44,23 @@ def annual_report(args: dict) -> dict[str, Any] | Response:
     (UTF-8 with BOM) and ``format=xlsx`` return every row as a download; JSON pages.
     """
     area = evaluations.get_area(args["area_id"])
-    rows = evaluations.annual_report(actor(), area, args["year"])
     if args["format"] != "json":
         return download(
             args["format"],
             evaluations.FIELDS,
-            rows,
+            evaluations.annual_report(actor(), area, args["year"]),
             f"annual-report-{area.id}-{args['year']}",
             f"{args['year']}",
         )
-    items = list(rows)
     page, per_page = args["page"], args["per_page"]
+    items, total = evaluations.annual_report_page(actor(), area, args["year"], page, per_page)
     return {
         "area_id": area.id,
         "year": args["year"],
-        "items": items[(page - 1) * per_page : page * per_page],
+        "items": items,
         "page": page,
         "per_page": per_page,
-        "total": len(items),
+        "total": total,
     }
 
 

@@ -80,14 +80,14 @@ def annual() -> ResponseReturnValue:
         year = this_year
     if year not in years:
         abort(404)
-    rows = evaluations.annual_report(current_user, area, year)
     fmt = request.args.get("format", "")
     if fmt in ("csv", "xlsx"):
+        rows = evaluations.annual_report(current_user, area, year)
         return download(fmt, evaluations.FIELDS, rows, f"annual-report-{area.id}-{year}", str(year))
     if fmt:
         abort(404)
-    items = list(rows)
     page = page_arg()
+    items, total = evaluations.annual_report_page(current_user, area, year, page, PER_PAGE)
     if area not in scopes:
         scopes.append(area)
     return render_template(
@@ -96,10 +96,10 @@ def annual() -> ResponseReturnValue:
         year=year,
         years=years,
         scopes=scopes,
-        items=items[(page - 1) * PER_PAGE : page * PER_PAGE],
+        items=items,
         page=page,
         per_page=PER_PAGE,
-        total=len(items),
+        total=total,
     )
 
 

@@ -140,6 +140,23 @@ def _ranks_of(area_ids: list[int], year: int) -> dict[int, Ranks]:
     return {a: Ranks(rows) for a, rows in found.items()}
 
 
+def _areas_of(community_ids: list[int]) -> list[tuple[int, int]]:
+    """Return ``(area_id, community_id)`` for the communities and their grids."""
+    return [
+        (int(a), int(c))
+        for a, c in db.session.execute(
+            sa.select(
+                Area.id, sa.case((Area.kind == AreaKind.GRID, Area.parent_id), else_=Area.id)
+            ).where(
+                sa.or_(
+                    Area.id.in_(community_ids),
+                    sa.and_(Area.kind == AreaKind.GRID, Area.parent_id.in_(community_ids)),
+                )
+            )
+        )
+    ]
+
+
 def rows_for(communities: list[Area], year: int) -> list[dict]:
     """Return the report rows of ``communities`` (by community, then rank and user id).
 
@@ -168,24 +185,20 @@ def rows_for(communities: list[Area], year: int) -> list[dict]:
         k = (int(r.community_id), int(r.uid))
         stats[k] = r
         users.setdefault(k, r)
-    wanted = set(ids)
-    community_of = sa.case((Area.kind == AreaKind.GRID, Area.parent_id), else_=Area.id)
-    paths = [Area.path.startswith(c.path, autoescape=True) for c in communities]
+    # The communities and their grids, so that the grants are read by their
+    # (area_id, role) index, not matched path by path against every grant.
+    community_of = {int(a): int(c) for a, c in _areas_of(ids)}
     for r in db.session.execute(
-        sa.select(community_of.label("cid"), *_USER_COLS)
+        sa.select(RoleGrant.area_id, *_USER_COLS)
         .select_from(RoleGrant)
-        .join(Area, Area.id == RoleGrant.area_id)
         .join(User, User.id == RoleGrant.user_id)
         .where(
+            RoleGrant.area_id.in_(sorted(community_of)),
             RoleGrant.role == Role.MEMBER,
             RoleGrant.revoked_at.is_(None),
-            Area.kind.in_([AreaKind.COMMUNITY, AreaKind.GRID]),
-            sa.or_(*paths),
         )
     ):
-        k = (int(r.cid), int(r.uid))
-        if k[0] in wanted:
-            users.setdefault(k, r)
+        users.setdefault((community_of[int(r.area_id)], int(r.uid)), r)
     led: dict[tuple[int, int], int] = {}
     joined: dict[tuple[int, int], int] = {}
     for r in db.session.execute(
@@ -246,19 +259,94 @@ def iter_rows(area: Area, year: int) -> Iterator[dict]:
         yield from rows_for(communities[i : i + BATCH], year)
 
 
-def annual_report(actor: User, area: Area, year: int) -> Iterator[dict]:
-    """Return the rows of the annual report of ``area`` for ``year`` (lazily).
+def members_per_community(area: Area, year: int) -> dict[int, int]:
+    """Return, for each community under ``area``, how many rows its report has.
 
-    :raises Forbidden: not an officer over the area, its secretary or admin.
-    :raises ValidationFailed: a bad year, or a grid (choose its community).
+    The rows of a community are the union of its rollup rows of the year, its annual
+    stats rows and its active member grants (on it or one of its grids), as in
+    :func:`rows_for`; the union is counted in SQL, one statement for the whole area,
+    without building a row. A community without a row is absent.
     """
+    under = Area.path.startswith(area.path, autoescape=True)
+    communities = sa.select(Area.id).where(Area.kind == AreaKind.COMMUNITY, under)
+    community_of = sa.case((Area.kind == AreaKind.GRID, Area.parent_id), else_=Area.id)
+    rolled = sa.select(_rm.c.area_id.label("cid"), _rm.c.user_id.label("uid")).where(
+        _rm.c.area_id.in_(communities), _rm.c.period_key == str(year)
+    )
+    stats = sa.select(_as.c.community_id, _as.c.user_id).where(
+        _as.c.community_id.in_(communities), _as.c.year == year
+    )
+    granted = (
+        sa.select(community_of, RoleGrant.user_id)
+        .join(Area, Area.id == RoleGrant.area_id)
+        .where(
+            RoleGrant.role == Role.MEMBER,
+            RoleGrant.revoked_at.is_(None),
+            Area.kind.in_([AreaKind.COMMUNITY, AreaKind.GRID]),
+            under,
+        )
+    )
+    rows = sa.union(rolled, stats, granted).subquery()
+    return {
+        int(cid): int(n)
+        for cid, n in db.session.execute(
+            sa.select(rows.c.cid, sa.func.count()).group_by(rows.c.cid)
+        )
+    }
+
+
+def page_rows(area: Area, year: int, page: int, per_page: int) -> tuple[list[dict], int]:
+    """Return one page of the report of ``area`` (rows ``(page - 1) * per_page`` on, in
+    the order of :func:`iter_rows`) and the number of rows of the whole report.
+
+    Only the communities the page overlaps are built (one or two for a page of 20 to
+    100 rows): a district's JSON page costs the count of its rows in SQL and one or two
+    communities' rows, not the 100,000 rows of the district in Python.
+    """
+    counts = members_per_community(area, year)
+    start, stop = (page - 1) * per_page, page * per_page
+    wanted: list[Area] = []
+    offset = seen = 0
+    for community in communities_under(area):
+        n = counts.get(community.id, 0)
+        if n and seen < stop and seen + n > start:
+            if not wanted:
+                offset = seen
+            wanted.append(community)
+        seen += n
+    rows = rows_for(wanted, year) if wanted else []
+    return rows[start - offset : stop - offset], seen
+
+
+def _check_scope(actor: User, area: Area, year: int) -> None:
     permissions.require(actor, "reports.annual", area)
     check_year(year)
     if area.kind == AreaKind.GRID:
         raise ValidationFailed(
             "Choose a community, street or district.", errors={"area_id": ["Not a grid."]}
         )
+
+
+def annual_report(actor: User, area: Area, year: int) -> Iterator[dict]:
+    """Return the rows of the annual report of ``area`` for ``year`` (lazily).
+
+    :raises Forbidden: not an officer over the area, its secretary or admin.
+    :raises ValidationFailed: a bad year, or a grid (choose its community).
+    """
+    _check_scope(actor, area, year)
     return iter_rows(area, year)
+
+
+def annual_report_page(
+    actor: User, area: Area, year: int, page: int, per_page: int
+) -> tuple[list[dict], int]:
+    """Return one page of the annual report of ``area`` for ``year`` and its total.
+
+    :raises Forbidden: not an officer over the area, its secretary or admin.
+    :raises ValidationFailed: a bad year, or a grid (choose its community).
+    """
+    _check_scope(actor, area, year)
+    return page_rows(area, year, page, per_page)
 
 
 #: Columns of the comparison of communities (API, CSV and XLSX).
