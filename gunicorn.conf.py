@@ -16,7 +16,11 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 check_shared_limits(workers, os.environ)  # no per-worker rate limits in production
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-timeout = 30
+# A sync worker answering one request sends no heartbeat, so a request longer than this is
+# killed (and answered 502 by the proxy). The longest request served is the district's
+# annual report as XLSX: 100,000 rows take 8-25 s of openpyxl (docs/benchmarks.md,
+# "Annual report and year close"); 120 s leaves that a margin on a loaded machine.
+timeout = 120
 graceful_timeout = 20
 max_requests = 5000
 max_requests_jitter = 500

@@ -50,18 +50,19 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def busiest() -> tuple[Area, User, int]:
-    """The community with the most deliveries in the window, and its secretary."""
+def busiest(pick: str = "busiest") -> tuple[Area, User, int]:
+    """The community with the most deliveries in the window (``pick="median"``: the
+    one in the middle of the communities ranked by them), and its secretary."""
     since = utcnow() - integrity.WINDOW
-    row = db.session.execute(
+    ranked = db.session.execute(
         sa.select(Delivery.community_id, sa.func.count())
         .where(Delivery.started_at >= since)
         .group_by(Delivery.community_id)
         .order_by(sa.func.count().desc(), Delivery.community_id)
-        .limit(1)
-    ).first()
-    if row is None:
+    ).all()
+    if not ranked:
         raise SystemExit("no delivery in the window: generate a database first")
+    row = ranked[len(ranked) // 2] if pick == "median" else ranked[0]
     community = db.session.get(Area, row[0])
     secretary_id = db.session.scalar(
         sa.select(RoleGrant.user_id).where(
@@ -107,10 +108,10 @@ def load_before(path: str) -> Any:
     return module
 
 
-def measure(runs: int, before: Any = None) -> dict[str, Any]:
+def measure(runs: int, before: Any = None, pick: str = "busiest") -> dict[str, Any]:
     """Time the signals and, right before each call, the baseline (same load); with
     ``before`` (an older module) also its signals, in the same iteration."""
-    community, secretary, in_window = busiest()
+    community, secretary, in_window = busiest(pick)
     cid, sid = community.id, secretary.id
     times: list[float] = []
     base: list[float] = []
@@ -154,6 +155,7 @@ def measure(runs: int, before: Any = None) -> dict[str, Any]:
             "p99_ratio": round(was["p99_ms"] / max(baseline["p99_ms"], 0.01), 1),
         }
     return {
+        "community": pick,
         "community_id": cid,
         "deliveries_in_window": in_window,
         "signals": found,
@@ -178,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--before", default="", help="an older services/integrity.py to time in the same loop"
     )
+    ap.add_argument(
+        "--pick",
+        choices=("busiest", "median"),
+        default="busiest",
+        help="the community: the most deliveries in the window, or the median one",
+    )
     args = ap.parse_args(argv)
     app = make_app(args.url)
     with app.app_context():
@@ -189,13 +197,18 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
             "command": f"python -m bench.integrity --url URL --runs {args.runs}"
+            + (f" --pick {args.pick}" if args.pick != "busiest" else "")
             + (" --before FILE" if args.before else ""),
-            "result": measure(args.runs, load_before(args.before) if args.before else None),
+            "result": measure(
+                args.runs, load_before(args.before) if args.before else None, args.pick
+            ),
         }
         db.session.remove()
         db.engine.dispose()
     RESULTS.mkdir(exist_ok=True)
     suffix = f"-{args.label}" if args.label else ""
+    if args.pick != "busiest":
+        suffix = f"-{args.pick}{suffix}"
     (RESULTS / f"integrity-{info['engine']}-{entries}{suffix}.json").write_text(
         json.dumps(info, indent=1, ensure_ascii=False)
     )

@@ -29,6 +29,25 @@ def test_secretary_sees_the_report_and_downloads_it(generated, client):
     xlsx = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}&format=xlsx")
     assert xlsx.status_code == 200
     assert load_workbook(io.BytesIO(xlsx.data)).active.max_row == 7
+    assert "不要重复点击" not in html  # six rows: no warning that a download takes a while
+
+
+def test_a_large_report_warns_that_its_download_takes_a_while(generated, client, monkeypatch):
+    from volunteer_market.web import evaluations as page_module
+
+    g = generated
+    w = g.world
+    login(client, "secretary_a")
+    monkeypatch.setattr(page_module, "LARGE_EXPORT", 5)
+    html = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}").get_data(
+        as_text=True
+    )
+    assert "共 6 行" in html and "不要重复点击" in html
+    monkeypatch.setattr(page_module, "LARGE_EXPORT", 6)
+    html = client.get(f"/reports/annual?area_id={w.community_a.id}&year={g.year}").get_data(
+        as_text=True
+    )
+    assert "不要重复点击" not in html
 
 
 def test_default_area_and_year(world, client):
