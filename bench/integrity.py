@@ -172,6 +172,42 @@ def measure(runs: int, before: Any = None, pick: str = "busiest") -> dict[str, A
     }
 
 
+def by_kind(rounds: int = 3, pick: str = "busiest") -> dict[str, dict[str, float]]:
+    """Wall and CPU ms of each of the signals' queries alone (median of ``rounds``), to
+    see where a call's time goes."""
+    community, _secretary, _n = busiest(pick)
+    since = utcnow() - integrity.WINDOW
+    recent = (
+        sa.select(Delivery.id)
+        .where(Delivery.community_id == community.id, Delivery.started_at >= since)
+        .scalar_subquery()
+    )
+    parts: dict[str, Any] = {
+        "rating kinds (one statement)": lambda: integrity._rating_signals(recent),
+        "odd_hours": lambda: integrity._odd_hours(community, since),
+        "overlap": lambda: integrity._overlap(recent),
+        "chronic_no_show": lambda: integrity._no_shows(recent),
+        "rated_from_recorder": lambda: integrity._rated_from_recorder(recent),
+        "disputed_callback": lambda: integrity._disputed_callbacks(recent),
+    }
+    walls: dict[str, list[float]] = {k: [] for k in parts}
+    cpus: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(rounds):
+        for name, call in parts.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            call()
+            walls[name].append((time.perf_counter() - start) * 1000)
+            cpus[name].append((time.process_time() - cpu) * 1000)
+        db.session.rollback()
+    return {
+        k: {
+            "p50_ms": round(statistics.median(walls[k]), 1),
+            "cpu_p50_ms": round(statistics.median(cpus[k]), 1),
+        }
+        for k in parts
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default="")
@@ -186,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         default="busiest",
         help="the community: the most deliveries in the window, or the median one",
     )
+    ap.add_argument(
+        "--by-kind", action="store_true", help="also time each query of the signals alone"
+    )
     args = ap.parse_args(argv)
     app = make_app(args.url)
     with app.app_context():
@@ -198,11 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "command": f"python -m bench.integrity --url URL --runs {args.runs}"
             + (f" --pick {args.pick}" if args.pick != "busiest" else "")
-            + (" --before FILE" if args.before else ""),
+            + (" --before FILE" if args.before else "")
+            + (" --by-kind" if args.by_kind else ""),
             "result": measure(
                 args.runs, load_before(args.before) if args.before else None, args.pick
             ),
         }
+        if args.by_kind:
+            info["by_kind"] = by_kind(pick=args.pick)
         db.session.remove()
         db.engine.dispose()
     RESULTS.mkdir(exist_ok=True)

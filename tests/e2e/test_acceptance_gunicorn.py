@@ -6,11 +6,10 @@ on the same database."""
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 
-from .test_gunicorn import BIN, ROOT, SERVED_URLS, served  # noqa: F401 - the fixture
+from .test_gunicorn import ROOT, ledger_verify, served  # noqa: F401 - the fixture
 
 
 def test_acceptance_runner_is_black_box():
@@ -46,15 +45,7 @@ def test_acceptance_run_over_http(served):  # noqa: F811
     assert sum(line.startswith("PASS ") for line in lines) >= 150, report
     print(lines[-1])
 
-    env = {**os.environ, "DATABASE_URL": SERVED_URLS[served], "SECRET_KEY": "e2e-secret"}
-    verify = subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "ledger", "verify"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    verify = ledger_verify(served)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.startswith("OK: "), verify.stdout
     assert "VIOLATION" not in verify.stdout

@@ -48,6 +48,18 @@ def _call(base: str, method: str, path: str, body=None, token=None):
         return exc.code, dict(exc.headers), json.loads(raw) if raw else None
 
 
+def ledger_verify(base: str) -> subprocess.CompletedProcess:
+    """Run ``flask ledger verify`` on the database the server of ``base`` serves."""
+    return subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "ledger", "verify"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": SERVED_URLS[base], "SECRET_KEY": "e2e-secret"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.fixture
 def served(tmp_path):
     if ON_POSTGRES:

@@ -5,12 +5,10 @@ points per participant, settled automatically by the last rating; then
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .test_gunicorn import BIN, ROOT, _call, served  # noqa: F401 - fixture
+from .test_gunicorn import _call, ledger_verify, served  # noqa: F401 - fixture
 
 
 def _token(base: str, username: str) -> str:
@@ -88,23 +86,5 @@ def test_rating_settles_24_points_under_gunicorn(served):  # noqa: F811
         == 24
     )
 
-    env = dict(os.environ)
-    db_url = served_db_url(base)
-    if db_url:
-        env["DATABASE_URL"] = db_url
-    out = subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "ledger", "verify"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = ledger_verify(base)
     assert out.returncode == 0, out.stdout + out.stderr
-
-
-def served_db_url(base: str) -> str | None:
-    """The database URL the server of ``base`` uses (recorded by the fixture)."""
-    from . import test_gunicorn
-
-    return test_gunicorn.SERVED_URLS.get(base)
