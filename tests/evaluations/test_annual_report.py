@@ -277,3 +277,34 @@ def test_pages_cut_the_full_report_and_build_only_their_communities(
         page += 1
     assert pages == everything
     assert page - 1 == -(-len(everything) // per_page)
+
+
+def test_a_reversed_expiry_counts_back_the_same_incrementally_and_rebuilt(generated, client):
+    """Reversing an expiry gives the points back: ``points_expired`` drops by its amount,
+    and the rebuild (which reads a reversal's amounts under its original's kind) agrees
+    with the incremental rollups."""
+    import sqlalchemy as sa
+
+    from volunteer_market.models import LedgerTransaction, TransactionKind
+    from volunteer_market.services import ledger
+
+    g = generated
+    w = g.world
+
+    def expired_of(user_id):
+        body = _report(client, w.secretary_a, w.community_a, g.year).get_json()
+        return next(r for r in body["items"] if r["user_id"] == user_id)["points_expired"]
+
+    assert expired_of(w.member_a2.id) == 3
+    db.session.rollback()
+    with atomic():
+        expiry = db.session.scalars(
+            sa.select(LedgerTransaction).where(LedgerTransaction.kind == TransactionKind.EXPIRE)
+        ).one()
+        ledger.reverse(None, expiry, "误过期")
+    assert expired_of(w.member_a2.id) == 0
+    incremental = _report(client, w.secretary_a, w.community_a, g.year).get_json()
+    db.session.rollback()
+    with atomic():
+        rankings.rebuild()
+    assert _report(client, w.secretary_a, w.community_a, g.year).get_json() == incremental

@@ -183,18 +183,29 @@ def recompute_annual() -> tuple[dict[tuple[int, int, int], list[int]], dict[tupl
             Settlement.ratings_count,
             Settlement.score_sum,
             Delivery.project_id,
-            held.where(
-                LedgerEntry.transaction_id == t.id,
-                LedgerAccount.kind == AccountKind.MEMBER_HELD,
-            )
-            .scalar_subquery()
-            .label("held"),
-            held.where(
-                LedgerEntry.transaction_id == t.id,
-                LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE,
-            )
-            .scalar_subquery()
-            .label("available"),
+            # only redemptions and expiries (and their reversals: ``kind`` is the
+            # original's) need their amounts: the CASE keeps the correlated sums from
+            # running for every earn (95 % of the rows)
+            sa.case(
+                (
+                    kind == TransactionKind.REDEEM,
+                    held.where(
+                        LedgerEntry.transaction_id == t.id,
+                        LedgerAccount.kind == AccountKind.MEMBER_HELD,
+                    ).scalar_subquery(),
+                ),
+                else_=0,
+            ).label("held"),
+            sa.case(
+                (
+                    kind == TransactionKind.EXPIRE,
+                    held.where(
+                        LedgerEntry.transaction_id == t.id,
+                        LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE,
+                    ).scalar_subquery(),
+                ),
+                else_=0,
+            ).label("available"),
         )
         .join(Area, Area.id == t.community_id)
         .outerjoin(orig, orig.id == t.reverses_id)
