@@ -49,7 +49,7 @@ from ...models.evaluations import DEFAULT_NOTICE_DAYS, MAX_NOTICE_DAYS, MIN_NOTI
 from ...zones import zone
 from .. import audit, permissions
 from ..errors import Conflict, NotFound, ValidationFailed
-from .report import check_year, community_rows
+from .report import FIELDS, check_year, community_rows
 
 #: (state, action) -> next state. ``None``: no evaluation yet.
 TRANSITIONS: dict[tuple[EvaluationStatus | None, str], EvaluationStatus] = {
@@ -57,23 +57,8 @@ TRANSITIONS: dict[tuple[EvaluationStatus | None, str], EvaluationStatus] = {
     (EvaluationStatus.CLOSED, "publish"): EvaluationStatus.IN_NOTICE,
     (EvaluationStatus.IN_NOTICE, "finalize"): EvaluationStatus.FINAL,
 }
-ROW_FIELDS = (
-    "user_id",
-    "username",
-    "display_name",
-    "home_unit",
-    "community_id",
-    "hours",
-    "deliveries",
-    "projects_led",
-    "projects_joined",
-    "average_score",
-    "points_earned",
-    "points_spent",
-    "points_expired",
-    "rank_community",
-    "rank_street",
-)
+#: The frozen row's fields: the report's (``report.FIELDS``).
+ROW_FIELDS = FIELDS
 #: Row fields members and residents see on a published list (names and figures).
 PUBLIC_FIELDS = tuple(f for f in ROW_FIELDS if f not in ("username", "home_unit"))
 
