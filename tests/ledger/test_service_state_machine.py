@@ -209,7 +209,7 @@ def build_fixed_world() -> WorldIds:
 #: World rows the steps update (not only insert): restored from the snapshot. The
 #: ledger head exists in the world (the role grants of its users take the head lock:
 #: ``rankings.refresh_eligibility``) and every posting moves it.
-UPDATED_TABLES = ("deliveries", "delivery_beneficiaries", "rewards", "ledger_head")
+UPDATED_TABLES = ("deliveries", "delivery_beneficiaries", "rewards", "ledger_chain_heads")
 
 
 class Restorer:

@@ -234,7 +234,10 @@ def decide(
         )
     text = _clean(reason)
     _check_amount(appeal, decision, amount)
-    ledger.lock_head()  # lock order: the ledger head first (an upheld appeal posts)
+    # Lock order: the chain heads first (an upheld appeal posts in its community's chain;
+    # a reversal in the chain of the transaction it reverses), ascending. Deciding the
+    # same appeal twice is refused by the conditional UPDATE below.
+    ledger.lock_heads(_posting_communities(appeal))
     changed = cast(
         "sa.CursorResult[Any]",
         db.session.execute(
@@ -305,6 +308,20 @@ def _check_amount(appeal: Appeal, decision: str, amount: int | None) -> None:
         )
 
 
+def _posting_communities(appeal: Appeal) -> set[int | None]:
+    """The communities whose chains an upheld ``appeal`` may post in."""
+    found: set[int | None] = {appeal.community_id}
+    if appeal.transaction_id is not None:
+        found.add(
+            db.session.execute(
+                sa.select(LedgerTransaction.community_id).where(
+                    LedgerTransaction.id == appeal.transaction_id
+                )
+            ).scalar_one_or_none()
+        )
+    return found
+
+
 def _post_outcome(appeal: Appeal, amount: int | None, reason: str) -> LedgerTransaction:
     """Post the upheld appeal's transaction (the system posts; the audit names the officer)."""
     key = f"appeal:{appeal.id}"
@@ -328,6 +345,8 @@ def _post_outcome(appeal: Appeal, amount: int | None, reason: str) -> LedgerTran
     )
     if not earns:
         raise Conflict("The delivery has posted no points; there is nothing to reverse.")
+    ledger.lock_heads(tx.community_id for tx in earns)  # the delivery's: already held
+    ledger.lock_member_accounts([tx.member_id for tx in earns if tx.member_id is not None])
     posted = [ledger.reverse(None, tx, reason, idempotency_key=f"{key}:t{tx.id}") for tx in earns]
     return posted[0]
 

@@ -115,7 +115,10 @@ def settle(
     """
     now = now or utcnow()
     permissions.require(actor, "settlement.settle", delivery)
-    ledger.lock_head()
+    # The head of the delivery's community chain (the earns post there), then the
+    # delivery row: a settlement of this delivery, a rating that settles it, an appeal
+    # of it all take the same head, so they run one after another.
+    ledger.lock_head(delivery.community_id)
     locked = lock_delivery(delivery.id)
     if locked.status == DeliveryStatus.SETTLED:
         raise Conflict("This delivery has already been settled.")
@@ -267,6 +270,9 @@ def _post_earns(
 ) -> list[SettlementPosting]:
     """Post each participant's earn (none for 0 points) and write their settlement line."""
     lines = []
+    # The participants' wallets are shared with other communities' postings: lock
+    # them all first, ascending (lock order: heads, then accounts by id).
+    ledger.lock_member_accounts([p.user_id for p, points in shares.lines if points > 0])
     for p, points in shares.lines:
         tx = ledger.earn(
             actor,

@@ -157,11 +157,22 @@ def expire_member(member_id: int, as_of: date) -> LedgerTransaction | None:
     """Post the member's expiry for ``as_of`` (the system; inside ``atomic()``).
 
     Returns the new transaction, or None when nothing expires or this round was
-    already posted (idempotent: the key is checked after the ledger head lock).
+    already posted (idempotent: the key is checked after the locks).
+
+    Locks: the head of the expiry's community chain (where it posts), then the
+    member's wallet, and the plan is made again under them -- the wallet lock keeps
+    every posting of the member (any community) out, so the plan is exact. If a
+    concurrent credit moved the expiry to another community meanwhile, nothing is
+    posted now (the next run posts it; taking a second head after the wallet would
+    break the lock order).
     """
-    ledger.lock_head()
+    first = plan_expiry(member_id, as_of)
+    if first is None or first.amount <= 0:
+        return None
+    ledger.lock_head(first.community_id)
+    ledger.lock_member_accounts([member_id])
     plan = plan_expiry(member_id, as_of)
-    if plan is None or plan.amount <= 0:
+    if plan is None or plan.amount <= 0 or plan.community_id != first.community_id:
         return None
     done = db.session.execute(
         sa.select(LedgerTransaction.id).where(

@@ -86,6 +86,7 @@ from .accounts import (
     account_for_member,
     adjustment_account,
     issuance_account,
+    lock_member_accounts,
     sink_account,
 )
 from .corrections import (
@@ -96,7 +97,7 @@ from .corrections import (
     reverse,
 )
 from .hashing import hash_content
-from .head import lock_head
+from .head import lock_all_heads, lock_head, lock_heads, mutex
 from .posting import REVERSIBLE_KINDS, earn, post_transaction
 from .reading import (
     balances,
@@ -126,7 +127,11 @@ __all__ = [
     "hash_content",
     "history",
     "issuance_account",
+    "lock_all_heads",
     "lock_head",
+    "lock_heads",
+    "lock_member_accounts",
+    "mutex",
     "member_communities",
     "member_delta",
     "member_overview_stmt",
