@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa

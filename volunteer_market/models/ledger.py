@@ -361,4 +361,6 @@ for _model in (LedgerTransaction, LedgerEntry):
             event.listen(_model.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect))
 for _dialect in ("sqlite", "postgresql"):
     for _stmt in anchor_trigger_ddl(_dialect):
-        event.listen(LedgerAnchor.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect))
+        event.listen(
+            LedgerAnchor.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect)
+        )

@@ -29,8 +29,8 @@ transaction, or -- for a resident's appeal of a proxy rating -- the reversal of 
 delivery's earns (``transaction_id`` is the first). A member's appeal of a rating
 needs an ``amount`` (the rating itself is never edited).
 
-Races. :func:`decide` takes the ledger head lock first (the lock order of every
-posting), then decides with one conditional ``UPDATE appeals ... WHERE status =
+Races. :func:`decide` takes the chain head locks first (the appeal's community and
+the appealed transaction's chain, ascending: the lock order of every posting), then decides with one conditional ``UPDATE appeals ... WHERE status =
 'open'``: of two concurrent decisions exactly one changes a row; the other is 409
 and posts nothing. Both sides are notified: the appellant, the member concerned and
 the community's secretaries.

@@ -27,8 +27,10 @@ later policy never rewrites history. Minutes come only from the delivery record
 
 Exactly once, under concurrency, on both engines:
 
-1. the ledger head row is locked first (the ledger's lock order), then the delivery
-   row (``FOR UPDATE``); concurrent settles and ratings of one delivery serialise;
+1. the head of the delivery's community chain is locked first (the ledger's lock
+   order), then the delivery row (``FOR UPDATE``); concurrent settles and ratings of
+   one delivery serialise; the participants' wallets are locked ascending before the
+   earns (they are shared with other communities' postings);
 2. ``UPDATE deliveries SET status='settled' WHERE id=:id AND status='awaiting_ratings'``
    -- rowcount 0 -> 409 "already settled";
 3. ``settlements.delivery_id`` is UNIQUE;
@@ -153,7 +155,7 @@ def settle_locked(
     now: datetime | None = None,
     scores: list[int] | None = None,
 ) -> Settlement:
-    """Settle ``delivery`` whose row the caller locked (after the ledger head).
+    """Settle ``delivery`` whose row the caller locked (after the chain head).
 
     ``actor`` None is the automatic settlement. The rules of *when* are the caller's.
     ``scores``: the delivery's scores if the caller already read them after locking

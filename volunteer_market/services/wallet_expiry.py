@@ -28,7 +28,7 @@ Run on 2027-01-01: S = 2026-01-01, available 80, fresh 50 -> 30 expire (the brie
 
 Posting: one ``expire`` transaction (available -> the community's expiry sink) per
 member per round, key ``expire:<member>:<Y>`` with Y = A.year - 2, so re-runs and
-concurrent runs post once (the key is checked after the ledger head lock). The
+concurrent runs post once (the key is checked after the chain head and wallet locks). The
 transaction goes to the lowest-id community with an expiring policy from which the
 member received credits. ``earned`` moves only with earns and their reversals, so
 the service record is never lowered.

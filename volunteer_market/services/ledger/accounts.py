@@ -88,15 +88,18 @@ def adjustment_account(community_id: int) -> LedgerAccount:
 
 
 def lock_member_accounts(user_ids: list[int]) -> None:
-    """Create (if needed) and lock the wallets (available accounts) of ``user_ids`` in
-    ascending account id order -- for a transaction that posts for several members
-    (a settlement), so two such transactions of different communities sharing members
-    cannot lock their accounts in opposite orders. Taken after the heads."""
+    """Lock the existing wallets (available accounts) of ``user_ids`` in ascending
+    account id order -- for a transaction that posts for several members (a
+    settlement), so two such transactions of different communities sharing members
+    cannot lock their accounts in opposite orders. Taken after the heads.
+
+    A wallet that does not exist yet is created later by the posting (and so locked
+    by its creator: a second creator waits on the UNIQUE ``owner_key``); callers post
+    for their members in ascending user id, so first-time members are created in one
+    order too."""
     ids = sorted(set(user_ids))
     if not ids:
         return
-    for uid in ids:
-        account_for_member(uid)
     db.session.execute(
         sa.select(LedgerAccount.id)
         .where(LedgerAccount.user_id.in_(ids), LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE)

@@ -8,11 +8,12 @@ while postings of different communities run side by side; :func:`advance_head` m
 it to the transaction just inserted.
 
 A chain's head row is created on its first posting, its ``last_hash`` the chain's
-genesis (``models.ledger.chain_genesis`` of the legacy chain's last hash). The legacy
-head (``ledger_head``, ``id = 1``) is the *registry lock*: creating a chain head takes
-it ``FOR SHARE`` and :func:`lock_all_heads` (whole-ledger operations: rankings
-rebuild, eligibility refresh) takes it ``FOR UPDATE`` before every head in ascending
-order, so no chain -- not even a new one -- can post while they run.
+genesis (``models.ledger.chain_genesis`` of the legacy chain's last hash: the frozen
+``ledger_head`` row, ``GENESIS_HASH`` on a database that never had one). Creating a
+head takes the *registry lock* shared (:func:`mutex`-style named lock,
+``pg_advisory_xact_lock_shared``); :func:`lock_all_heads` (whole-ledger operations:
+rankings rebuild, eligibility refresh) takes it exclusive before every head in
+ascending order, so no chain -- not even a new one -- can post while they run.
 
 :func:`mutex` is a transaction-scoped named lock (``pg_advisory_xact_lock``; a
 no-op on SQLite, whose ``BEGIN IMMEDIATE`` serialises writers anyway) for the
@@ -94,30 +95,36 @@ def lock_head(community_id: int | None) -> tuple[int | None, str]:
     return row.last_transaction_id, row.last_hash
 
 
-def _legacy_row(*, for_update: bool) -> Any:
-    """Lock the legacy head (the registry lock; created once, empty, on a new database)."""
-    stmt = sa.select(_legacy.c.last_hash).where(_legacy.c.id == 1)
-    stmt = stmt.with_for_update(read=not for_update)
-    row = db.session.execute(stmt).one_or_none()
-    if row is None:
+_REGISTRY = "ledger-chain-registry"
+
+
+def _registry_lock(*, exclusive: bool) -> None:
+    """The named lock over the set of chains (nothing on SQLite: one writer at a time)."""
+    if _is_postgres():
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         db.session.execute(
-            dialect_insert(LedgerHead)
-            .values(id=1, last_hash=GENESIS_HASH, transaction_count=0, updated_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["id"])
+            sa.text(f"SELECT {fn}(:ns, 0)"),  # noqa: S608 - one of two constant names
+            {"ns": _namespace(_REGISTRY)},
         )
-        row = db.session.execute(stmt).one()
-    return row
+
+
+def legacy_last_hash() -> str:
+    """The end of the legacy chain (frozen): ``ledger_head.last_hash`` or GENESIS."""
+    found = db.session.execute(
+        sa.select(_legacy.c.last_hash).where(_legacy.c.id == 1)
+    ).scalar_one_or_none()
+    return found if found is not None else GENESIS_HASH
 
 
 def _create_head(key: int) -> None:
     """Create chain ``key``'s head at its genesis (under the registry lock, shared)."""
-    legacy_last = _legacy_row(for_update=False).last_hash
+    _registry_lock(exclusive=False)
     db.session.execute(
         dialect_insert(LedgerChainHead)
         .values(
             chain_key=key,
             last_transaction_id=None,
-            last_hash=chain_genesis(key, legacy_last),
+            last_hash=chain_genesis(key, legacy_last_hash()),
             transaction_count=0,
             updated_at=utcnow(),
         )
@@ -132,14 +139,14 @@ def lock_heads(community_ids: Iterable[int | None]) -> None:
 
 
 def lock_all_heads() -> None:
-    """Lock the registry (the legacy head) and then every chain head, ascending.
+    """Lock the registry (exclusive) and then every chain head, ascending.
 
     For whole-ledger operations (rankings rebuild, eligibility refresh): no posting of
     any chain runs while they hold it, and no new chain can start. Must be the first
     ledger lock of its transaction.
     """
     require_write()
-    _legacy_row(for_update=True)
+    _registry_lock(exclusive=True)
     db.session.execute(
         sa.select(_head.c.chain_key).order_by(_head.c.chain_key).with_for_update()
     ).all()
@@ -193,5 +200,10 @@ def mutex(name: str, key: int) -> None:
     if _is_postgres():
         db.session.execute(
             sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-            {"ns": zlib.crc32(name.encode()) & 0x7FFFFFFF, "key": int(key)},
+            {"ns": _namespace(name), "key": int(key)},
         )
+
+
+def _namespace(name: str) -> int:
+    """The first key of a named lock (a stable 31-bit number of its name)."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
