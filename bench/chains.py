@@ -107,7 +107,10 @@ def setup(url: str) -> list[tuple[int, int]]:
                     None, name=f"社区{i}", kind=AreaKind.COMMUNITY, parent_id=street.id
                 )
                 u = user_service.create_user(
-                    None, username=f"m{i}", password="password123", display_name=f"m{i}"  # noqa: S106
+                    None,
+                    username=f"m{i}",
+                    password="password123",  # noqa: S106 - throw-away bench users
+                    display_name=f"m{i}",
                 )
                 user_service.grant_role(None, u, Role.MEMBER, c)
                 out.append((c.id, u.id))

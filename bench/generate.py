@@ -714,6 +714,7 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
     def advance(cid: int, tid: int, digest: str, t: int) -> None:
         found = chains[cid]
         found[0], found[1], found[2], found[3] = digest, found[1] + 1, tid, t
+
     m_agg: dict[tuple, list] = {}
     t_agg: dict[tuple, list] = {}
     points_cache: dict[tuple, tuple] = {}

@@ -372,7 +372,8 @@ def test_two_communities_do_not_wait_on_each_other(app, world):
         finally:
             release.set()
         holding.result(20)
-    assert other[0] == "posted" and other[1] < 1.0, other
+    # B never waited on A's head: it would have run into the lock timeout
+    assert other[0] == "posted" and other[1] < 1.5, other
     assert same[0] == "lock timeout" and same[1] >= 1.4, same
     db.session.rollback()
     assert lv.verify() is None

@@ -214,8 +214,11 @@ def expire_member(member_id: int, as_of: date) -> LedgerTransaction | None:
 def expire_wallets(as_of: date) -> list[LedgerTransaction]:
     """Expire every member's overdue points inside the current transaction.
 
-    The CLI runs :func:`expire_member` in one transaction per member instead.
+    The CLI runs :func:`expire_member` in one transaction per member instead. A batch
+    posts in several communities' chains for several members in one transaction, so it
+    takes every chain head first (``lock_all_heads``).
     """
+    ledger.lock_all_heads()
     out = []
     for member_id in candidates():
         tx = expire_member(member_id, as_of)
