@@ -1,6 +1,6 @@
 """Postings of several communities at once (issue 21, item 4): the per-community chains.
 
-    python -m bench.chains [--pg-url URL] [--seconds 6] [--hold-ms 0,5] [--no-doc]
+    python -m bench.chains [--pg-url URL] [--seconds 4] [--repeat 3] [--hold-ms 0,20] [--no-doc]
 
 On a throw-away PostgreSQL database (``--pg-url``, default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/chain_bench``; dropped and recreated):
@@ -8,7 +8,9 @@ On a throw-away PostgreSQL database (``--pg-url``, default
 (each its own app, engine and connection), every worker posts secretary adjustments
 (``services.ledger.adjust``: head lock, account lookups, guarded balance UPDATEs,
 transaction with its hash, entries, head, audit and notification -- one ``atomic()``
-each) for ``--seconds`` after a one-second warm-up, in two layouts:
+each) for ``--seconds`` after a one-second warm-up, in two layouts (each point
+measured ``--repeat`` times, rounds interleaved, the median kept: the machine may be
+shared):
 
 * **spread**: worker ``i`` posts in community ``i`` (``n`` communities, ``n`` chains);
 * **one community**: every worker posts in community 0 (one chain: what every posting
@@ -130,6 +132,7 @@ def worker(
     with app.app_context():
         member = db.session.get(User, member_id)
         community = db.session.get(Area, community_id)
+        assert member is not None
         db.session.rollback()
         with atomic():  # warm up: connection, compiled statements
             ledger.adjust(None, member, 1, "bench", community, idempotency_key=uuid.uuid4().hex)
@@ -242,7 +245,8 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         "<!-- bench:chains:start -->",
         f"Measured {data['at']} on {data['machine']['nproc']} CPUs ({data['machine']['cpu']}),"
-        f" {data['server']}, {data['seconds']} s per point; command:"
+        f" {data['server']}, {data['seconds']} s per point, median of {data['repeat']}"
+        " interleaved rounds; command:"
         f" `{data['command']}`. Ratio = postings/s over the 1-worker run of the same layout"
         " and hold, in the same run. *Lock waits* = share of the workers' backend samples"
         " (`pg_stat_activity`, every 20 ms) waiting on a lock.",
@@ -303,20 +307,34 @@ def write_doc(data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/chain_bench")
-    ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--hold-ms", default="0,5", help="comma-separated pg_sleep inside each posting")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per point (median kept)")
+    ap.add_argument(
+        "--hold-ms", default="0,20", help="comma-separated pg_sleep inside each posting"
+    )
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     url = args.pg_url
     pairs = setup(url)
     log(f"seeded {len(pairs)} communities on {url}")
+    points = [
+        (hold, spread, n)
+        for hold in [int(x) for x in args.hold_ms.split(",") if x.strip()]
+        for spread in (True, False)
+        for n in WORKERS
+    ]
+    rounds: dict[tuple[int, bool, int], list[dict[str, Any]]] = {p: [] for p in points}
+    for r in range(args.repeat):
+        for hold, spread, n in points:
+            row = measure(url, pairs, n, spread, hold, args.seconds)
+            log(f"round {r + 1}: {json.dumps(row)}")
+            rounds[(hold, spread, n)].append(row)
     rows = []
-    for hold in [int(x) for x in args.hold_ms.split(",") if x.strip()]:
-        for spread in (True, False):
-            for n in WORKERS:
-                row = measure(url, pairs, n, spread, hold, args.seconds)
-                log(json.dumps(row))
-                rows.append(row)
+    for key in points:
+        got = sorted(rounds[key], key=lambda row: row["per_s"])
+        median = dict(got[len(got) // 2])
+        median["rounds_per_s"] = [row["per_s"] for row in rounds[key]]
+        rows.append(median)
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         server = "PostgreSQL " + conn.exec_driver_sql("SHOW server_version").scalar_one()
@@ -326,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "server": server,
         "seconds": args.seconds,
+        "repeat": args.repeat,
         "command": "python -m bench.chains " + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": rows,
         "verified": verify_clean(url),

@@ -377,3 +377,14 @@ def test_two_communities_do_not_wait_on_each_other(app, world):
     assert same[0] == "lock timeout" and same[1] >= 1.4, same
     db.session.rollback()
     assert lv.verify() is None
+
+
+def test_anchor_command_appends_to_the_anchor_chain(runner, chain_a):
+    first = runner.invoke(args=["ledger", "anchor"])
+    second = runner.invoke(args=["ledger", "anchor"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert first.output.startswith("Anchor ") and second.output != first.output
+    db.session.rollback()
+    rows = raw("SELECT prev_hash, hash FROM ledger_anchors ORDER BY id")
+    assert len(rows) == 2 and rows[1][0] == rows[0][1]
+    assert lv.verify() is None
