@@ -76,7 +76,7 @@ import sqlalchemy as sa
 
 from volunteer_market import create_app
 from volunteer_market.extensions import db
-from volunteer_market.models import GENESIS_HASH
+from volunteer_market.models import GENESIS_HASH, chain_genesis
 from volunteer_market.models.ledger import MAX_REASON
 from volunteer_market.services import points_policy as pp
 from volunteer_market.services import rankings
@@ -574,7 +574,7 @@ _COLS = {
                 "is_proxy", "via_code", "created_at", "updated_at"),
     "ledger_transactions": ("id", "kind", "idempotency_key", "member_id", "community_id",
                             "delivery_id", "redemption_id", "minutes", "policy_id", "actor_id",
-                            "reason", "created_at", "prev_hash", "hash"),
+                            "reason", "created_at", "chain_key", "prev_hash", "hash"),
     "ledger_entries": ("id", "transaction_id", "account_id", "amount", "created_at"),
     "settlements": ("id", "delivery_id", "community_id", "policy_id", "policy_version",
                     "ratings_count", "score_sum", "average_score", "multiplier",
@@ -595,6 +595,8 @@ _COLS = {
                 "limit_period", "sponsor", "is_active", "created_at", "updated_at"),
     "ledger_head": ("id", "last_transaction_id", "last_hash", "transaction_count",
                     "updated_at"),
+    "ledger_chain_heads": ("chain_key", "last_transaction_id", "last_hash",
+                           "transaction_count", "updated_at"),
     STAGE: ("user_id", "district_id", "street_id", "community_id", "grid_id", "y", "q", "m",
             "points", "minutes", "reached_at"),
     "ranking_teams": ("area_id", "period_key", "project_id", "points", "minutes",
@@ -698,7 +700,21 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
          "stock": 0, "redemptions": 0, "deliveries": 0, "settled": 0,
          "earn": 0, "hold": 0, "redeem": 0, "release": 0}  # fmt: skip
     statuses: dict[str, int] = {}
-    chain = [GENESIS_HASH, None, None]  # prev hash, head created (t), last tx at (t)
+    chain = [GENESIS_HASH, None, None]  # (unused hash), first head lock (t), last tx at (t)
+    # one hash chain per community (services.ledger.head): [last hash, count, last id, at]
+    chains: dict[int, list] = {}
+
+    def link(cid: int) -> str:
+        """The previous hash of community ``cid``'s chain (its genesis when empty)."""
+        found = chains.get(cid)
+        if found is None:
+            found = chains[cid] = [chain_genesis(cid, GENESIS_HASH), 0, None, None]
+        return found[0]
+
+    def advance(cid: int, tid: int, digest: str, t: int) -> None:
+        found = chains[cid]
+        found[0], found[1], found[2], found[3] = digest, found[1] + 1, tid, t
+
     m_agg: dict[tuple, list] = {}
     t_agg: dict[tuple, list] = {}
     points_cache: dict[tuple, tuple] = {}
@@ -727,25 +743,28 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
             a1, m1, a2, m2 = credit[0], amount, debit[0], -amount
         n["tx"] = tid = n["tx"] + 1
         n[kind] += 1
-        prev = chain[0]
+        prev = link(community)
         actor_j = "null" if actor is None else actor
         reason_j = "null" if reason is None else json.dumps(reason, ensure_ascii=False)
         raw = (
-            f'{{"actor_id":{actor_j},"community_id":{community},"created_at":"{iso(t)}",'
+            f'{{"actor_id":{actor_j},"chain":{community},"community_id":{community},'
+            f'"created_at":"{iso(t)}",'
             f'"delivery_id":null,"entries":[[{a1},{m1}],[{a2},{m2}]],'
             f'"idempotency_key":"{key}","kind":"{kind}","member_id":{member},'
             f'"minutes":null,"policy_id":null,"prev_hash":"{prev}",'
-            f'"reason":{reason_j},"redemption_id":{rid},"reverses_id":null,"v":1}}'
+            f'"reason":{reason_j},"redemption_id":{rid},"reverses_id":null,"v":2}}'
         )
         digest = sha(raw.encode()).hexdigest()
         when = ts(t)
         b_tx.append((tid, kind, key, member, community, null, rid, null, null,
-                     null if actor is None else actor, text(reason), when, prev, digest))  # fmt: skip
+                     null if actor is None else actor, text(reason), when, community, prev,
+                     digest))  # fmt: skip
         e = n["entries"]
         b_ent.append((e + 1, tid, a1, m1, when))
         b_ent.append((e + 2, tid, a2, m2, when))
         n["entries"] = e + 2
-        chain[0], chain[2] = digest, t
+        chain[2] = t
+        advance(community, tid, digest, t)
         return tid
 
     def settle(dv: _Dlv, actor: int | None, t: int) -> None:
@@ -807,24 +826,26 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
                 else:
                     a1, m1, a2, m2 = wallet[0], points, src[0], -points
                 n["tx"] = tid = n["tx"] + 1
-                prev = chain[0]
+                prev = link(cid)
                 key = f"earn:d{dlv}:u{u}"
                 # services.ledger.hash_content's canonical JSON (sorted keys, compact)
                 raw = (
-                    f'{{"actor_id":{actor_j},"community_id":{cid},"created_at":"{stamp}",'
+                    f'{{"actor_id":{actor_j},"chain":{cid},"community_id":{cid},'
+                    f'"created_at":"{stamp}",'
                     f'"delivery_id":{dlv},"entries":[[{a1},{m1}],[{a2},{m2}]],'
                     f'"idempotency_key":"{key}","kind":"earn","member_id":{u},'
                     f'"minutes":{minutes},"policy_id":{pol_id},"prev_hash":"{prev}",'
-                    f'"reason":{reason_j},"redemption_id":null,"reverses_id":null,"v":1}}'
+                    f'"reason":{reason_j},"redemption_id":null,"reverses_id":null,"v":2}}'
                 )
                 digest = sha(raw.encode()).hexdigest()
                 b_tx.append((tid, "earn", key, u, cid, dlv, null, minutes, pol_id, actor_db,
-                             reason_db, when, prev, digest))  # fmt: skip
+                             reason_db, when, cid, prev, digest))  # fmt: skip
                 e = n["entries"]
                 b_ent.append((e + 1, tid, a1, m1, when))
                 b_ent.append((e + 2, tid, a2, m2, when))
                 n["entries"] = e + 2
-                chain[0], chain[2] = digest, t
+                chain[2] = t
+                advance(cid, tid, digest, t)
                 n["earn"] += 1
                 # rollup sums per (member, community, grid, local month); reached_at is
                 # the latest earn, i.e. this one (time order)
@@ -1121,6 +1142,7 @@ def simulate(p: Plan, derive_code: Any, code_digest: Any, out: Writer | ProcessW
     return {
         "accounts": accounts,
         "chain": chain,
+        "chains": chains,
         "stock": stock,
         "t_agg": t_agg,
         "counts": n,
@@ -1252,13 +1274,11 @@ def write_final(out: Writer | ProcessWriter, p: Plan, sim: dict[str, Any]) -> No
                 enc.opt(r.get("per_member_limit")), r.get("limit_period", "all"),
                 enc.text(r.get("sponsor")), enc.true, since, since)
                for i, r in enumerate(p.rewards, start=1)])  # fmt: skip
-    prev, head_created, last_at = sim["chain"]
-    count = sim["counts"]["tx"]
-    if count:
-        out.write("ledger_head", _COLS["ledger_head"], [(1, count, prev, count, enc.ts(last_at))])
-    elif head_created is not None:
-        out.write("ledger_head", _COLS["ledger_head"],
-                  [(1, enc.null, GENESIS_HASH, 0, enc.ts(head_created))])  # fmt: skip
+    # One head per community chain with transactions (services.ledger.head); the legacy
+    # head (ledger_head) is never written: a new database has no legacy chain.
+    out.write("ledger_chain_heads", _COLS["ledger_chain_heads"],
+              [(cid, tid, digest, count, enc.ts(at))
+               for cid, (digest, count, tid, at) in sorted(sim["chains"].items())])  # fmt: skip
 
 
 def _create_stage(conn: Any) -> None:

@@ -79,7 +79,7 @@ def test_upgrade_installs_the_append_only_ledger_triggers(empty_app):
                 )
             ).scalars()
         tables = set(rows)
-    assert tables == {"ledger_transactions", "ledger_entries"}
+    assert tables == {"ledger_transactions", "ledger_entries", "ledger_anchors"}
 
 
 def test_0004_flags_excluded_rows_as_the_services_do(empty_app):
@@ -183,3 +183,46 @@ def test_0005_rating_slips_voids_the_codes_a_participant_has_seen(empty_app):
     with atomic():
         rated = rating_service.rate_by_code(code=slips[0].code, score=4)
     assert rated.settlement is not None
+
+
+def test_0400_keeps_the_legacy_chain_and_starts_the_chains_from_it(empty_app):
+    """From the revision before the per-community chains, with transactions in the
+    single chain: the migration rewrites nothing, the ledger verifies clean, and new
+    postings start their community's chain from the legacy chain's last hash."""
+    from volunteer_market.database import atomic
+    from volunteer_market.models import Area, AreaKind, User, chain_genesis, utcnow
+    from volunteer_market.services import ledger
+    from volunteer_market.services import verify as lv
+
+    from .ledger.legacy import insert_legacy_chain
+
+    upgrade(revision="0300_session_reminders_1")
+    areas, users = db.metadata.tables["areas"], db.metadata.tables["users"]
+    with db.engine.begin() as conn:
+        cid = conn.execute(
+            areas.insert()
+            .values(name="旧社区", kind=AreaKind.COMMUNITY, created_at=utcnow())
+            .returning(areas.c.id)
+        ).scalar_one()
+        uid = conn.execute(
+            users.insert()
+            .values(username="old", password_hash="x", display_name="old", created_at=utcnow())
+            .returning(users.c.id)
+        ).scalar_one()
+        legacy = insert_legacy_chain(conn, user_id=uid, community_id=cid, amounts=[3, 5, 7])
+    upgrade()
+    with db.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM ledger_transactions WHERE chain_key IS NULL")
+            ).scalar_one()
+            == 3
+        )
+    assert lv.verify() is None
+    with atomic():
+        new = ledger.adjust(None, db.session.get(User, uid), 2, "新账", db.session.get(Area, cid))
+        new_id, new_prev, new_chain = new.id, new.prev_hash, new.chain_key
+    assert new_chain == cid and new_prev == chain_genesis(cid, legacy[-1][1])
+    assert new_id > legacy[-1][0]
+    db.session.rollback()
+    assert lv.verify_all() == []

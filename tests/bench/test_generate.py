@@ -306,7 +306,7 @@ def test_verify_checks_runs_the_chosen_checks_and_fails_on_a_violation(
     app = gen.make_app(database_url)
     with app.app_context():
         with atomic():
-            db.session.execute(sa.text("UPDATE ledger_head SET transaction_count = 1"))
+            db.session.execute(sa.text("UPDATE ledger_chain_heads SET transaction_count = 1"))
         db.session.remove()
         db.engine.dispose()
     capsys.readouterr()

@@ -13,9 +13,11 @@ from volunteer_market.models import (
     GENESIS_HASH,
     AccountKind,
     AuditEntry,
+    LedgerChainHead,
     LedgerHead,
     Notification,
     TransactionKind,
+    chain_genesis,
 )
 from volunteer_market.services import ledger
 from volunteer_market.services.errors import (
@@ -285,17 +287,23 @@ def test_hash_chain_and_head(world, delivery):
     t2 = post_earn(
         world.member_b, world.community_b, delivery_id=delivery(world.community_b), points=12
     )
-    t3 = give_points(world.member_c, 8)
-    assert t1.prev_hash == GENESIS_HASH
-    assert t2.prev_hash == t1.hash and t3.prev_hash == t2.hash
+    t3 = give_points(world.member_a, 8)  # community A again: the same chain as t1
+    # one chain per community, each starting from its genesis (bound to the legacy
+    # chain's last hash: none here, so GENESIS_HASH)
+    assert (t1.chain_key, t2.chain_key) == (world.community_a.id, world.community_b.id)
+    assert t1.prev_hash == chain_genesis(t1.chain_key, GENESIS_HASH)
+    assert t2.prev_hash == chain_genesis(t2.chain_key, GENESIS_HASH)
+    assert t3.chain_key == t1.chain_key and t3.prev_hash == t1.hash
     assert len({t1.hash, t2.hash, t3.hash}) == 3 and all(len(h) == 64 for h in (t1.hash,))
-    head = db.session.execute(sa.select(LedgerHead).execution_options(populate_existing=True))
-    head = head.scalar_one()
-    assert (head.last_transaction_id, head.last_hash, head.transaction_count) == (
-        t3.id,
-        t3.hash,
-        3,
-    )
+    heads = {
+        h.chain_key: (h.last_transaction_id, h.last_hash, h.transaction_count)
+        for h in db.session.execute(
+            sa.select(LedgerChainHead).execution_options(populate_existing=True)
+        ).scalars()
+    }
+    assert heads == {t1.chain_key: (t3.id, t3.hash, 2), t2.chain_key: (t2.id, t2.hash, 1)}
+    # no legacy head on a new database: nothing is posted to the legacy chain any more
+    assert db.session.execute(sa.select(LedgerHead)).scalar_one_or_none() is None
     # the hash covers the content: recomputing gives the stored value
     assert (
         ledger.hash_content(
@@ -312,7 +320,8 @@ def test_hash_chain_and_head(world, delivery):
             reason=None,
             created_at=t2.created_at,
             entries=[(e.account_id, e.amount) for e in t2.entries],
-            prev_hash=t1.hash,
+            prev_hash=t2.prev_hash,
+            chain_key=t2.chain_key,
         )
         == t2.hash
     )

@@ -116,8 +116,9 @@ def test_reason_rewritten(booked, unlocked):
 
 
 def test_rehashed_tamper_breaks_the_next_link(booked, unlocked):
-    """A forger who recomputes the altered transaction's hash breaks the next link."""
-    t2, t3 = booked[1], booked[2]
+    """A forger who recomputes the altered transaction's hash breaks the next link (the
+    next transaction of the same community chain: t4, t3 is community B's)."""
+    t2, t3 = booked[1], booked[3]
     raw(
         "UPDATE ledger_transactions SET reason = '伪造', hash = :h WHERE id = :t",
         h="a" * 64,
@@ -150,6 +151,7 @@ def test_rehashed_tamper_breaks_the_next_link(booked, unlocked):
         created_at=t2.created_at,
         entries=[(a, m) for a, m in entries],
         prev_hash=row[11],
+        chain_key=t2.chain_key,
     )
     raw("UPDATE ledger_transactions SET hash = :h WHERE id = :t", h=forged, t=t2.id)
     found = lv.verify()
@@ -170,14 +172,20 @@ def test_deleted_transaction(booked, unlocked, world):
     )
     found = lv.verify()
     assert (found.check, found.transaction_id) == ("hash_chain", booked[4].id)
-    assert f"hash of transaction {booked[2].id}" in found.detail
+    # t5's previous transaction in community A's chain is now t2 (t3 is community B's)
+    assert f"hash of transaction {booked[1].id}" in found.detail
 
 
 def test_head_out_of_step(booked):
-    raw("UPDATE ledger_head SET last_hash = :h", h="b" * 64)
+    chain = booked[-1].chain_key
+    raw("UPDATE ledger_chain_heads SET last_hash = :h WHERE chain_key = :k", h="b" * 64, k=chain)
     found = lv.verify()
     assert found.check == "head"
-    raw("UPDATE ledger_head SET last_hash = :h, transaction_count = 4", h=booked[-1].hash)
+    raw(
+        "UPDATE ledger_chain_heads SET last_hash = :h, transaction_count = 3 WHERE chain_key = :k",
+        h=booked[-1].hash,
+        k=chain,
+    )
     assert lv.verify().check == "head"
 
 
@@ -350,7 +358,7 @@ def test_account_kinds_cover_the_design():
 
 
 def test_verify_a_subset_of_checks(booked, world):
-    raw("UPDATE ledger_head SET transaction_count = 99")
+    raw("UPDATE ledger_chain_heads SET transaction_count = 99")
     assert lv.verify(["balanced", "hash_chain"]) is None
     assert lv.verify(lv.BUILTIN_CHECKS).check == "head"
     with pytest.raises(LookupError):
@@ -370,12 +378,13 @@ def test_checks_run_in_the_documented_order():
         "reversals",
         "hash_chain",
         "head",
+        "anchors",
         "ranking_rollups",
         "settlements",
         "redemptions",
         "reward_stock",
     ]
-    assert tuple(lv.check_names()[:9]) == lv.BUILTIN_CHECKS
+    assert tuple(lv.check_names()[:10]) == lv.BUILTIN_CHECKS
 
 
 def test_no_domain_service_imports_verify():

@@ -205,7 +205,7 @@ class Writer:
             with atomic():
                 # the first lock of every posting (lock order); from here on this
                 # process is the one writer inside a transaction
-                ledger.lock_head()
+                ledger.lock_all_heads()
                 self.set_state(IN_TX)
                 tx = self.op(intent)
                 if tx is not None:
@@ -287,7 +287,7 @@ def warm_up(cfg: dict[str, Any], app: Any) -> None:
         member = cfg["members"][0]
         try:
             with atomic():
-                ledger.lock_head()
+                ledger.lock_all_heads()
                 tx = w.op({"op": "adjust", "member": member, "amount": 50, "key": "warm:1"})
                 w.op({"op": "reverse", "tx": tx.id, "key": "warm:2"})
                 w.op({"op": "adjust", "member": member, "amount": -1, "key": "warm:3"})

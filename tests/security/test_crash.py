@@ -261,6 +261,7 @@ def _check_storage(database_url: str) -> str:
         time.sleep(0.05)
     with db.engine.connect() as conn:
         conn.exec_driver_sql("SELECT id FROM ledger_head FOR UPDATE NOWAIT").all()
+        conn.exec_driver_sql("SELECT chain_key FROM ledger_chain_heads FOR UPDATE NOWAIT").all()
         conn.exec_driver_sql("SELECT id FROM rewards FOR UPDATE NOWAIT").all()
         conn.rollback()
     return (

@@ -1,4 +1,4 @@
-"""``ledger verify`` and ``ledger purge-idempotency-keys``."""
+"""``ledger verify``, ``ledger anchor`` and ``ledger purge-idempotency-keys``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def ledger_verify(all_checks: bool) -> None:
         f"OK: {counts['transactions']} transactions, {counts['entries']} entries, "
         f"{counts['accounts']} accounts; checks: {', '.join(verifier.check_names())}"
     )
+
+
+@ledger_group.command("anchor")
+@with_appcontext
+def ledger_anchor() -> None:
+    """Anchor every chain head in the anchor chain (run it from cron)."""
+    from ..services.ledger.anchors import write_anchor
+
+    with atomic():
+        anchor = write_anchor()
+        anchor_id, digest = anchor.id, anchor.hash
+    click.echo(f"Anchor {anchor_id}: {digest}")
 
 
 @ledger_group.command("purge-idempotency-keys")

@@ -24,14 +24,19 @@ from .evaluations import (  # noqa: E402  (annual evaluation)
 from .idempotency import IdempotencyKey  # noqa: E402
 from .imports import MAX_IMPORT_ERRORS, MAX_IMPORT_ROWS, ImportJob, ImportKind, ImportStatus
 from .ledger import (  # noqa: E402
+    DISTRICT_CHAIN,
     GENESIS_HASH,
     MEMBER_KINDS,
     AccountKind,
     LedgerAccount,
+    LedgerAnchor,
+    LedgerChainHead,
     LedgerEntry,
     LedgerHead,
     LedgerTransaction,
     TransactionKind,
+    chain_genesis,
+    chain_key_of,
     ledger_trigger_ddl,
     ledger_trigger_drop_ddl,
 )
@@ -148,6 +153,7 @@ __all__ = [
     "TeamMembership",
     "TeamStatus",
     # ledger
+    "DISTRICT_CHAIN",
     "GENESIS_HASH",
     "MEMBER_KINDS",
     "AccountKind",
@@ -155,10 +161,14 @@ __all__ = [
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerEntry",
+    "LedgerAnchor",
+    "LedgerChainHead",
     "LedgerHead",
     "LedgerTransaction",
     "PointsPolicy",
     "TransactionKind",
+    "chain_genesis",
+    "chain_key_of",
     "ledger_trigger_ddl",
     "ledger_trigger_drop_ddl",
     # ratings and settlement

@@ -10,13 +10,25 @@ is the design overview. What the database itself guarantees, on SQLite and Postg
 * one account per owner (``owner_key`` UNIQUE), one transaction per idempotency
   key, at most one reversal per transaction (``reverses_id`` UNIQUE), and at most
   one earn per (delivery, member) (partial UNIQUE index);
-* ``ledger_head`` is a single row (``id = 1``) holding the last transaction's id
-  and hash: posting locks it first, so the hash chain is linear.
+* ``ledger_chain_heads`` has one row per hash chain (``chain_key`` = the
+  transaction's community, 0 for a transaction without one) holding that chain's
+  last transaction id and hash: a posting locks the head of its own chain only, so
+  each chain is linear and postings of different communities do not wait on each
+  other;
+* ``ledger_head`` (a single row, ``id = 1``) is the end of the *legacy* chain: the
+  one chain over every transaction posted before the per-community chains
+  (``chain_key IS NULL``). It is no longer advanced; every chain's genesis hash is
+  derived from its ``last_hash`` (:func:`chain_genesis`), and whole-ledger
+  operations lock it first (the chain registry lock, see ``services/ledger/head.py``);
+* ``ledger_anchors`` is a linear chain of snapshots of every chain head
+  (``flask ledger anchor``); ``ledger verify`` checks each against the transactions
+  it names. Append-only like the transactions.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,8 +38,28 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import Model
 from .types import UTCDateTime, str_enum, utcnow
 
-#: ``prev_hash`` of the very first transaction.
+#: ``prev_hash`` of the very first transaction (of the legacy chain; of the anchors).
 GENESIS_HASH = "0" * 64
+#: Chain key of transactions without a community (the district chain).
+DISTRICT_CHAIN = 0
+
+
+def chain_key_of(community_id: int | None) -> int:
+    """Return the hash chain of a transaction of ``community_id`` (0: none)."""
+    return DISTRICT_CHAIN if community_id is None else int(community_id)
+
+
+def chain_genesis(chain_key: int, legacy_last_hash: str) -> str:
+    """Return the ``prev_hash`` of the first transaction of chain ``chain_key``.
+
+    Derived from the last hash of the legacy single chain (``GENESIS_HASH`` when it
+    is empty), so every chain is bound to the whole legacy history: truncating or
+    altering the legacy tail changes every chain's genesis.
+    """
+    raw = f"ledger-chain-genesis:v2:{int(chain_key)}:{legacy_last_hash}"
+    return hashlib.sha256(raw.encode("ascii")).hexdigest()
+
+
 #: Longest reason of a transaction (the ``reason`` column; adjustments, reversals).
 MAX_REASON = 500
 #: Largest absolute amount of one secretary adjustment.
@@ -128,6 +160,7 @@ class LedgerTransaction(Model):
         ),
         sa.Index("ix_ledger_transactions_member_id_id", "member_id", "id"),
         sa.Index("ix_ledger_transactions_community_id_id", "community_id", "id"),
+        sa.Index("ix_ledger_transactions_chain_key_id", "chain_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,7 +189,10 @@ class LedgerTransaction(Model):
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reason: Mapped[str | None] = mapped_column(sa.String(MAX_REASON))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    #: Hash of the previous transaction (``GENESIS_HASH`` for the first).
+    #: The hash chain of the transaction (:func:`chain_key_of` its community); NULL for
+    #: the legacy single chain (transactions posted before the per-community chains).
+    chain_key: Mapped[int | None]
+    #: Hash of the previous transaction of its chain (the chain's genesis for the first).
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     #: sha256 hex over the canonical JSON of this transaction, its entries and prev_hash.
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -192,7 +228,8 @@ class LedgerEntry(Model):
 
 
 class LedgerHead(Model):
-    """The single row (id 1) holding the end of the hash chain; the posting lock."""
+    """The single row (id 1) holding the end of the legacy chain (frozen since the
+    per-community chains); locked by whole-ledger operations as the registry lock."""
 
     __tablename__ = "ledger_head"
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
@@ -202,6 +239,36 @@ class LedgerHead(Model):
     last_hash: Mapped[str] = mapped_column(sa.String(64), default=GENESIS_HASH)
     transaction_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LedgerChainHead(Model):
+    """One row per hash chain: its last transaction; the posting lock of its chain."""
+
+    __tablename__ = "ledger_chain_heads"
+
+    chain_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_transaction_id: Mapped[int | None]
+    #: The chain's last hash (its genesis while it is empty).
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    transaction_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LedgerAnchor(Model):
+    """A snapshot of every chain head, itself linked in the (linear) anchor chain.
+
+    ``heads`` is canonical JSON ``[[chain_key, last_transaction_id, last_hash,
+    transaction_count], ...]`` sorted by chain key; ``hash`` = sha256 over the canonical
+    JSON of ``created_at``, ``heads`` and ``prev_hash`` (``services/ledger/anchors.py``).
+    """
+
+    __tablename__ = "ledger_anchors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heads: Mapped[str] = mapped_column(sa.Text)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
 
 # --- append-only triggers ---------------------------------------------------------
@@ -263,7 +330,37 @@ def ledger_trigger_drop_ddl(dialect_name: str) -> list[str]:
     raise ValueError(f"no ledger triggers for dialect {dialect_name!r}")
 
 
+_PG_ANCHOR_FUNCTION = _PG_FUNCTION.replace("ledger_refuse_change", "ledger_anchor_refuse_change")
+
+
+def anchor_trigger_ddl(dialect_name: str) -> list[str]:
+    """The statements that make ``ledger_anchors`` append-only (its own trigger
+    function on PostgreSQL, so the transaction triggers can be dropped without it)."""
+    if dialect_name == "postgresql":
+        return [
+            _PG_ANCHOR_FUNCTION,
+            "CREATE TRIGGER trg_ledger_anchors_append_only BEFORE UPDATE OR DELETE ON"
+            " ledger_anchors FOR EACH ROW EXECUTE FUNCTION ledger_anchor_refuse_change()",
+        ]
+    return _table_trigger_ddl(dialect_name, "ledger_anchors")
+
+
+def anchor_trigger_drop_ddl(dialect_name: str) -> list[str]:
+    """The statements that remove the anchors' append-only trigger."""
+    if dialect_name == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS trg_ledger_anchors_no_{op}" for op in ("update", "delete")]
+    return [
+        "DROP TRIGGER IF EXISTS trg_ledger_anchors_append_only ON ledger_anchors",
+        "DROP FUNCTION IF EXISTS ledger_anchor_refuse_change()",
+    ]
+
+
 for _model in (LedgerTransaction, LedgerEntry):
     for _dialect in ("sqlite", "postgresql"):
         for _stmt in _table_trigger_ddl(_dialect, _model.__tablename__):
             event.listen(_model.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect))
+for _dialect in ("sqlite", "postgresql"):
+    for _stmt in anchor_trigger_ddl(_dialect):
+        event.listen(
+            LedgerAnchor.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect)
+        )

@@ -29,8 +29,8 @@ transaction, or -- for a resident's appeal of a proxy rating -- the reversal of 
 delivery's earns (``transaction_id`` is the first). A member's appeal of a rating
 needs an ``amount`` (the rating itself is never edited).
 
-Races. :func:`decide` takes the ledger head lock first (the lock order of every
-posting), then decides with one conditional ``UPDATE appeals ... WHERE status =
+Races. :func:`decide` takes the chain head locks first (the appeal's community and
+the appealed transaction's chain, ascending: the lock order of every posting), then decides with one conditional ``UPDATE appeals ... WHERE status =
 'open'``: of two concurrent decisions exactly one changes a row; the other is 409
 and posts nothing. Both sides are notified: the appellant, the member concerned and
 the community's secretaries.
@@ -234,7 +234,10 @@ def decide(
         )
     text = _clean(reason)
     _check_amount(appeal, decision, amount)
-    ledger.lock_head()  # lock order: the ledger head first (an upheld appeal posts)
+    # Lock order: the chain heads first (an upheld appeal posts in its community's chain;
+    # a reversal in the chain of the transaction it reverses), ascending. Deciding the
+    # same appeal twice is refused by the conditional UPDATE below.
+    ledger.lock_heads(_posting_communities(appeal))
     changed = cast(
         "sa.CursorResult[Any]",
         db.session.execute(
@@ -305,6 +308,20 @@ def _check_amount(appeal: Appeal, decision: str, amount: int | None) -> None:
         )
 
 
+def _posting_communities(appeal: Appeal) -> set[int | None]:
+    """The communities whose chains an upheld ``appeal`` may post in."""
+    found: set[int | None] = {appeal.community_id}
+    if appeal.transaction_id is not None:
+        found.add(
+            db.session.execute(
+                sa.select(LedgerTransaction.community_id).where(
+                    LedgerTransaction.id == appeal.transaction_id
+                )
+            ).scalar_one_or_none()
+        )
+    return found
+
+
 def _post_outcome(appeal: Appeal, amount: int | None, reason: str) -> LedgerTransaction:
     """Post the upheld appeal's transaction (the system posts; the audit names the officer)."""
     key = f"appeal:{appeal.id}"
@@ -328,6 +345,8 @@ def _post_outcome(appeal: Appeal, amount: int | None, reason: str) -> LedgerTran
     )
     if not earns:
         raise Conflict("The delivery has posted no points; there is nothing to reverse.")
+    ledger.lock_heads(tx.community_id for tx in earns)  # the delivery's: already held
+    ledger.lock_member_accounts([tx.member_id for tx in earns if tx.member_id is not None])
     posted = [ledger.reverse(None, tx, reason, idempotency_key=f"{key}:t{tx.id}") for tx in earns]
     return posted[0]
 

@@ -27,8 +27,10 @@ later policy never rewrites history. Minutes come only from the delivery record
 
 Exactly once, under concurrency, on both engines:
 
-1. the ledger head row is locked first (the ledger's lock order), then the delivery
-   row (``FOR UPDATE``); concurrent settles and ratings of one delivery serialise;
+1. the head of the delivery's community chain is locked first (the ledger's lock
+   order), then the delivery row (``FOR UPDATE``); concurrent settles and ratings of
+   one delivery serialise; the participants' wallets are locked ascending before the
+   earns (they are shared with other communities' postings);
 2. ``UPDATE deliveries SET status='settled' WHERE id=:id AND status='awaiting_ratings'``
    -- rowcount 0 -> 409 "already settled";
 3. ``settlements.delivery_id`` is UNIQUE;
@@ -115,7 +117,10 @@ def settle(
     """
     now = now or utcnow()
     permissions.require(actor, "settlement.settle", delivery)
-    ledger.lock_head()
+    # The head of the delivery's community chain (the earns post there), then the
+    # delivery row: a settlement of this delivery, a rating that settles it, an appeal
+    # of it all take the same head, so they run one after another.
+    ledger.lock_head(delivery.community_id)
     locked = lock_delivery(delivery.id)
     if locked.status == DeliveryStatus.SETTLED:
         raise Conflict("This delivery has already been settled.")
@@ -150,7 +155,7 @@ def settle_locked(
     now: datetime | None = None,
     scores: list[int] | None = None,
 ) -> Settlement:
-    """Settle ``delivery`` whose row the caller locked (after the ledger head).
+    """Settle ``delivery`` whose row the caller locked (after the chain head).
 
     ``actor`` None is the automatic settlement. The rules of *when* are the caller's.
     ``scores``: the delivery's scores if the caller already read them after locking
@@ -267,6 +272,9 @@ def _post_earns(
 ) -> list[SettlementPosting]:
     """Post each participant's earn (none for 0 points) and write their settlement line."""
     lines = []
+    # The participants' wallets are shared with other communities' postings: lock
+    # them all first, ascending (lock order: heads, then accounts by id).
+    ledger.lock_member_accounts([p.user_id for p, points in shares.lines if points > 0])
     for p, points in shares.lines:
         tx = ledger.earn(
             actor,

@@ -28,7 +28,7 @@ Run on 2027-01-01: S = 2026-01-01, available 80, fresh 50 -> 30 expire (the brie
 
 Posting: one ``expire`` transaction (available -> the community's expiry sink) per
 member per round, key ``expire:<member>:<Y>`` with Y = A.year - 2, so re-runs and
-concurrent runs post once (the key is checked after the ledger head lock). The
+concurrent runs post once (the key is checked after the chain head and wallet locks). The
 transaction goes to the lowest-id community with an expiring policy from which the
 member received credits. ``earned`` moves only with earns and their reversals, so
 the service record is never lowered.
@@ -157,11 +157,22 @@ def expire_member(member_id: int, as_of: date) -> LedgerTransaction | None:
     """Post the member's expiry for ``as_of`` (the system; inside ``atomic()``).
 
     Returns the new transaction, or None when nothing expires or this round was
-    already posted (idempotent: the key is checked after the ledger head lock).
+    already posted (idempotent: the key is checked after the locks).
+
+    Locks: the head of the expiry's community chain (where it posts), then the
+    member's wallet, and the plan is made again under them -- the wallet lock keeps
+    every posting of the member (any community) out, so the plan is exact. If a
+    concurrent credit moved the expiry to another community meanwhile, nothing is
+    posted now (the next run posts it; taking a second head after the wallet would
+    break the lock order).
     """
-    ledger.lock_head()
+    first = plan_expiry(member_id, as_of)
+    if first is None or first.amount <= 0:
+        return None
+    ledger.lock_head(first.community_id)
+    ledger.lock_member_accounts([member_id])
     plan = plan_expiry(member_id, as_of)
-    if plan is None or plan.amount <= 0:
+    if plan is None or plan.amount <= 0 or plan.community_id != first.community_id:
         return None
     done = db.session.execute(
         sa.select(LedgerTransaction.id).where(
@@ -203,8 +214,11 @@ def expire_member(member_id: int, as_of: date) -> LedgerTransaction | None:
 def expire_wallets(as_of: date) -> list[LedgerTransaction]:
     """Expire every member's overdue points inside the current transaction.
 
-    The CLI runs :func:`expire_member` in one transaction per member instead.
+    The CLI runs :func:`expire_member` in one transaction per member instead. A batch
+    posts in several communities' chains for several members in one transaction, so it
+    takes every chain head first (``lock_all_heads``).
     """
+    ledger.lock_all_heads()
     out = []
     for member_id in candidates():
         tx = expire_member(member_id, as_of)

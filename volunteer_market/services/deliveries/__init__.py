@@ -22,7 +22,7 @@ Design overview
   is unique among unused codes of deliveries whose rating window is still open: look
   codes up with :func:`find_beneficiary_by_code`, which applies the same condition.
 * Ratings and settlement both lock the delivery row (:func:`lock_delivery`, after the
-  ledger head) and read its scores (:func:`scores_of`); those two live here, below
+  head of the delivery's community chain) and read its scores (:func:`scores_of`); those two live here, below
   both, so neither service imports the other's internals.
 
 Rooms of the package

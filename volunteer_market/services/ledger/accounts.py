@@ -2,8 +2,11 @@
 
 A member has an available account (the wallet) and a held account (pending
 redemptions); a community has an issuance account, a redemption sink, an expiry
-sink and an adjustment account. Every helper here takes the head lock before it
-looks up or creates an account, so callers get the lock order for free.
+sink and an adjustment account. Creation is race-safe by itself (``owner_key`` is
+UNIQUE: ``INSERT .. ON CONFLICT DO NOTHING`` then read), so the helpers take no head
+lock; callers that post take the head of their chain first (lock order). A member's
+accounts are shared by every community: a transaction that posts for several members
+locks their wallets first, ascending (:func:`lock_member_accounts`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sqlalchemy as sa
 from ...extensions import db
 from ...models import MEMBER_KINDS, AccountKind, LedgerAccount, utcnow
 from ...models.ledger import owner_key
-from .head import dialect_insert, lock_head
+from .head import dialect_insert, require_write
 
 #: One leg of a posting: ``(account, amount)``.
 Leg = tuple[LedgerAccount, int]
@@ -29,8 +32,8 @@ COMMUNITY_ACCOUNT_KINDS = frozenset(
 
 
 def _account(kind: AccountKind, user_id: int | None, community_id: int | None) -> LedgerAccount:
-    """Return the account of this owner, creating it race-safely (after the head lock)."""
-    lock_head()
+    """Return the account of this owner, creating it race-safely."""
+    require_write()
     key = owner_key(kind, user_id, community_id)
     stmt = (
         sa.select(LedgerAccount)
@@ -82,3 +85,24 @@ def sink_account(kind: AccountKind, community_id: int) -> LedgerAccount:
 def adjustment_account(community_id: int) -> LedgerAccount:
     """Return the community's adjustment account."""
     return _account(AccountKind.ADJUSTMENT, None, community_id)
+
+
+def lock_member_accounts(user_ids: list[int]) -> None:
+    """Lock the existing wallets (available accounts) of ``user_ids`` in ascending
+    account id order -- for a transaction that posts for several members (a
+    settlement), so two such transactions of different communities sharing members
+    cannot lock their accounts in opposite orders. Taken after the heads.
+
+    A wallet that does not exist yet is created later by the posting (and so locked
+    by its creator: a second creator waits on the UNIQUE ``owner_key``); callers post
+    for their members in ascending user id, so first-time members are created in one
+    order too."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    db.session.execute(
+        sa.select(LedgerAccount.id)
+        .where(LedgerAccount.user_id.in_(ids), LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE)
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    ).all()

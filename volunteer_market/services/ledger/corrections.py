@@ -63,7 +63,7 @@ def reverse(
         raise Conflict("A reversal cannot itself be reversed.")
     if tx.kind not in REVERSIBLE_KINDS:
         raise Conflict("Holds and redemptions are undone through the redemption, not reversed.")
-    lock_head()
+    lock_head(tx.community_id)  # the reversal joins the chain of the original
     if reversal_of(tx.id) is not None:
         raise AlreadyReversed("This transaction has already been reversed.")
     load_entries(tx)
@@ -174,7 +174,7 @@ def adjust(
             )
     if actor is not None:
         permissions.require(actor, "ledger.adjust", AdjustTarget(user, community))
-    lock_head()
+    lock_head(community.id)
     wallet = account_for_member(user.id)
     counter = adjustment_account(community.id)
     legs = [(counter, -amount), (wallet, amount)]

@@ -4,6 +4,10 @@
 transaction's kind, key, references, actor, reason, time, sorted ``[account_id,
 amount]`` entries and ``prev_hash``. Posting stores it; ``ledger verify``
 (``services/verify/chain.py``) recomputes it for every transaction.
+
+Version 1 (``"v": 1``) is the legacy single chain (``chain_key`` NULL). Version 2
+(``"v": 2``) adds ``"chain"``, the transaction's chain key, so a transaction cannot
+be moved to another community's chain without breaking its hash.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ def hash_content(
     created_at: datetime,
     entries: Sequence[tuple[int, int]],
     prev_hash: str,
+    chain_key: int | None = None,
 ) -> str:
     """Return the sha256 hex of a transaction's canonical JSON (content + prev_hash)."""
-    doc = {
-        "v": 1,
+    doc: dict[str, object] = {
+        "v": 1 if chain_key is None else 2,
         "kind": str(kind),
         "idempotency_key": idempotency_key,
         "member_id": member_id,
@@ -53,5 +58,7 @@ def hash_content(
         "entries": sorted([int(a), int(m)] for a, m in entries),
         "prev_hash": prev_hash,
     }
+    if chain_key is not None:
+        doc["chain"] = int(chain_key)
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()

@@ -2,7 +2,7 @@
 
 :func:`post_transaction` (and :func:`earn`, and the corrections) go through
 :func:`_post`, whose named steps run in this order, inside the caller's
-``atomic()``: validate the arguments; lock the head; replay a used idempotency key;
+``atomic()``: validate the arguments; lock the head of the transaction's chain; replay a used idempotency key;
 refuse a second earn of a delivery or a bad reversal; then, in a savepoint, move
 each leg's balance with a guarded UPDATE, insert the transaction (with its hash) and
 its entries, advance the head, and run the posting hook (:func:`_after_post`, the
@@ -28,12 +28,13 @@ from ...models import (
     LedgerTransaction,
     TransactionKind,
     User,
+    chain_key_of,
     utcnow,
 )
 from ...models.ledger import MAX_REASON
 from ..errors import AlreadyReversed, Conflict, InsufficientPoints
 from ..rankings import annual
-from ..rankings.rollups import apply_posting
+from ..rankings.rollups import apply_posting, pending_mark, pending_reset
 from .accounts import Leg, account_for_member, issuance_account
 from .hashing import hash_content
 from .head import advance_head, lock_head, remember_head, require_write
@@ -135,6 +136,10 @@ class _Content:
     reason: str | None
     created_at: datetime
 
+    @property
+    def chain_key(self) -> int:
+        return chain_key_of(self.community_id)
+
     def digest(self, ordered: Sequence[Leg], prev_hash: str) -> str:
         """The transaction's hash over this content, its legs and ``prev_hash``."""
         return hash_content(
@@ -152,6 +157,7 @@ class _Content:
             created_at=self.created_at,
             entries=[(a.id, amt) for a, amt in ordered],
             prev_hash=prev_hash,
+            chain_key=self.chain_key,
         )
 
 
@@ -183,7 +189,7 @@ def _post(
         reason=reason,
     )
 
-    _last_id, last_hash = lock_head()
+    _last_id, last_hash = lock_head(community_id)
     existing = _replay(kind, idempotency_key, member_id)
     if existing is not None:
         return existing, False
@@ -209,14 +215,19 @@ def _post(
         created_at=utcnow(),
     )
     ordered = sorted(legs, key=lambda leg: leg[0].id)
-    with db.session.begin_nested():
-        _move_balances(ordered, counts_as_earn)
-        digest = content.digest(ordered, last_hash)
-        tx, entries = _insert_rows(content, ordered, last_hash, digest)
-        advance_head(tx.id, digest, content.created_at)
-        _attach(tx, entries, ordered)
-        _after_post(tx, ordered)
-    remember_head(tx.id, digest)
+    mark = pending_mark()
+    try:
+        with db.session.begin_nested():
+            _move_balances(ordered, counts_as_earn)
+            digest = content.digest(ordered, last_hash)
+            tx, entries = _insert_rows(content, ordered, last_hash, digest)
+            advance_head(content.chain_key, tx.id, digest, content.created_at)
+            _attach(tx, entries, ordered)
+            _after_post(tx, ordered)
+    except BaseException:
+        pending_reset(mark)  # the savepoint's deferred bucket moves go with it
+        raise
+    remember_head(content.chain_key, tx.id, digest)
     return tx, True
 
 
@@ -326,6 +337,7 @@ def _insert_rows(
         actor_id=content.actor_id,
         reason=content.reason,
         created_at=content.created_at,
+        chain_key=content.chain_key,
         prev_hash=prev_hash,
         hash=digest,
     )
@@ -380,7 +392,9 @@ def _after_post(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
     leg; a reversal of an earn carries the original's ``minutes`` and negated amount),
     and the annual report's rollups (``services.rankings.annual``: deliveries, ratings,
     points spent and expired per community, year and member).
-    Code here runs after the head and account locks (lock order) and must only flush.
+    Code here runs after the head and account locks (lock order) and must only flush;
+    the score buckets, shared by members of several communities, are deferred to the
+    commit and written there in key order (``rollups.flush_pending``).
     ``rankings.rollups`` imports nothing of the ledger package, so this is no cycle.
     """
     if tx.kind in (TransactionKind.EARN, TransactionKind.REVERSE):
@@ -441,7 +455,7 @@ def earn(
         raise ValueError(f"points must be a non-negative integer: {points!r}")
     if points == 0:
         return None
-    lock_head()
+    lock_head(community_id)
     wallet = account_for_member(member_id)
     source = issuance_account(community_id)
     return post_transaction(

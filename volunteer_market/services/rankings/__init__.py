@@ -5,7 +5,9 @@ Design overview (details and the reasons in ``docs/rankings.md``)
 
 Writing. :func:`apply_posting` (``rollups.py``) runs from the ledger's posting hook
 (``services.ledger.posting._after_post``) inside every
-posting, after the head and account locks (lock order: head, accounts, rollups).
+posting, after the head and account locks (lock order: head, accounts, rollups; the
+score buckets, shared across communities, are deferred to the commit and written in
+key order: ``rollups.flush_pending``).
 An ``earn`` adds its member-available amount and ``minutes``; a ``reverse`` of an
 earn subtracts them. Rows touched, per posting:
 
@@ -58,8 +60,8 @@ Rooms of this package
 ``tables.py``       team and community tables
 
 Import direction: ``rollups`` imports nothing of the ledger package (the ledger's
-posting hook imports it); ``eligibility`` and ``rebuild`` take the ledger head lock
-from ``services.ledger.head``, which imports neither package. The limits
+posting hook imports it); ``eligibility`` and ``rebuild`` take every chain head
+(``lock_all_heads``) from ``services.ledger.head``, which imports neither package. The limits
 (``PERIOD_RE``, ``MAX_PER_PAGE``, ``MAX_TOP_N``) live in ``models/rankings.py``.
 """
 

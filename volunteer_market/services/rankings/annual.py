@@ -248,7 +248,7 @@ def recompute_annual() -> tuple[dict[tuple[int, int, int], list[int]], dict[tupl
 
 def rebuild_annual() -> dict[str, int]:
     """Replace the annual rollups by :func:`recompute_annual` (inside ``atomic()``, after
-    the head lock: ``rankings.rebuild`` calls it); return row counts."""
+    every head lock: ``rankings.rebuild`` calls it); return row counts."""
     db.session.execute(_as.delete())
     db.session.execute(_ap.delete())
     stats, projects = recompute_annual()

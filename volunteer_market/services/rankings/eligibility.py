@@ -22,9 +22,9 @@ from ...database import writing
 from ...extensions import db
 from ...models import Area, RoleGrant, User
 from ...models.rankings import RankingMember
-from ..ledger.head import lock_head
+from ..ledger.head import lock_all_heads
 from .members import MemberState, member_states
-from .rollups import move_buckets
+from .rollups import flush_pending, move_buckets
 
 _rm = cast(sa.Table, RankingMember.__table__)
 
@@ -83,15 +83,18 @@ def refresh_eligibility(user_ids: Iterable[int]) -> int:
     of the score buckets; return the number of rows changed.
 
     Called by the session hook below whenever ``users.is_active`` or a role grant
-    changes, in the same transaction. Inside ``atomic()`` it first takes the ledger
-    head lock (lock order: head, rollups), so a concurrent posting either finished
-    before (its rows are seen and fixed here) or starts after (it reads the new state).
+    changes, in the same transaction. Inside ``atomic()`` it first takes every chain
+    head (``lock_all_heads``: a member's rows and the buckets they move between are
+    written by postings of any community), so a concurrent posting either finished
+    before (its rows are seen and fixed here) or starts after (it reads the new state);
+    this transaction's own deferred bucket moves are written first (``flush_pending``).
     """
     ids = sorted(set(user_ids))
     if not ids:
         return 0
     if writing():
-        lock_head()
+        lock_all_heads()
+        flush_pending()
     conn = db.session.connection()
     rows = conn.execute(_member_areas_statement(), {"ids": ids}).all()
     if not rows:

@@ -28,11 +28,11 @@ from ...models import (
     TransactionKind,
 )
 from ...models.rankings import RankingMember, RankingScoreCount, RankingTeam
-from ..ledger.head import lock_head
+from ..ledger.head import lock_all_heads
 from .annual import rebuild_annual
 from .members import MemberState, member_states
 from .periods import period_keys
-from .rollups import Contribution
+from .rollups import Contribution, pending_reset
 
 #: Members per chunk in :func:`rebuild` and the verify comparison.
 CHUNK = 500
@@ -182,12 +182,14 @@ def recompute(member_ids: list[int], teams: Totals, paths: dict[int, str]) -> To
 def rebuild() -> dict[str, int]:
     """Recompute every rollup from the ledger; return row counts.
 
-    Runs inside ``atomic()`` and takes the ledger head lock first, so no posting
-    interleaves (lock order). Used by ``flask --app wsgi rankings rebuild``.
+    Runs inside ``atomic()`` and takes every chain head first (``lock_all_heads``: the
+    registry, then each head ascending), so no posting of any community interleaves;
+    deferred bucket moves of this transaction are dropped (the rebuild recomputes them). Used by ``flask --app wsgi rankings rebuild``.
     """
     if not writing():
         raise RuntimeError("rankings.rebuild must run inside database.atomic()")
-    lock_head()
+    lock_all_heads()
+    pending_reset(0)
     for table in (_rs, _rm, _rt):
         db.session.execute(table.delete())
     teams: Totals = {}

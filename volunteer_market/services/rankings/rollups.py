@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from ...extensions import db
@@ -170,7 +172,7 @@ def apply(c: Contribution) -> None:
                 dec.append((area_id, key, old))
             if new > 0:
                 inc.append((area_id, key, new))
-        move_buckets(inc, dec)
+        defer_buckets(inc, dec)
     if c.project_id is not None:
         team_keys = [(a, k, c.project_id) for a in sorted(c.area_ids) for k in keys]
         _add_or_subtract("team", team_keys, c)
@@ -302,3 +304,92 @@ def move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int]
             _stmt("bucket:add"),
             [{"area_id": a, "period_key": k, "points": p, "members": 1} for a, k, p in sorted(inc)],
         )
+
+
+# --- deferred score buckets ---------------------------------------------------------
+#
+# A score bucket (``ranking_score_counts``: area x period x points) is shared by every
+# member of the area -- a street or district bucket by members of several communities,
+# whose postings no longer share one lock. Moving buckets inside each posting would
+# lock them in posting order, and two transactions of different communities (say two
+# settlements of several participants) could lock two buckets in opposite orders: a
+# PostgreSQL deadlock. So a posting only *records* its bucket moves in the session
+# (:func:`defer_buckets`); they are netted and written when the transaction commits
+# (``before_commit``: :func:`flush_pending`), in ascending key order, after every other
+# lock of the transaction -- one deterministic order, the last step of the lock order.
+# A savepoint that rolls back drops its moves (``posting._post`` resets to its mark);
+# a rollback drops them all. Readers of the buckets inside a write transaction call
+# :func:`flush_pending` first (eligibility refresh, rebuild, ``ledger verify``).
+
+_PENDING = "rankings.pending_buckets"
+
+
+def _pending(session: Any) -> list[tuple[tuple[int, str, int], int]]:
+    return cast(list[tuple[tuple[int, str, int], int]], session.info.setdefault(_PENDING, []))
+
+
+def defer_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int]]) -> None:
+    """Record one member more at each ``inc`` bucket and one fewer at each ``dec``,
+    written at commit (:func:`flush_pending`)."""
+    pending = _pending(db.session())
+    pending.extend((key, 1) for key in inc)
+    pending.extend((key, -1) for key in dec)
+
+
+def pending_mark() -> int:
+    """The current length of the deferred moves (to reset a rolled-back savepoint)."""
+    return len(db.session.info.get(_PENDING, ()))
+
+
+def pending_reset(mark: int) -> None:
+    """Drop the deferred moves recorded since ``mark``."""
+    pending = db.session.info.get(_PENDING)
+    if pending is not None:
+        del pending[mark:]
+
+
+_BUCKET_SUB_N = sa.text(
+    "UPDATE ranking_score_counts SET members = members - :n"
+    " WHERE area_id = :a AND period_key = :k AND points = :p RETURNING members"
+)
+_BUCKET_DROP_ONE = sa.text(
+    "DELETE FROM ranking_score_counts"
+    " WHERE area_id = :a AND period_key = :k AND points = :p AND members = 0"
+)
+
+
+def flush_pending(session: Any = None) -> None:
+    """Write the deferred bucket moves, netted per bucket, in ascending key order."""
+    session = session if session is not None else db.session()
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    net: dict[tuple[int, str, int], int] = {}
+    for key, delta in pending:
+        net[key] = net.get(key, 0) + delta
+    add = _statement(session.get_bind().dialect.name, "bucket:add")
+    for key in sorted(net):
+        n = net[key]
+        a, k, p = key
+        if n > 0:
+            session.execute(add, [{"area_id": a, "period_key": k, "points": p, "members": n}])
+        elif n < 0:
+            left = session.execute(_BUCKET_SUB_N, {"n": -n, "a": a, "k": k, "p": p}).first()
+            if left is None:
+                raise RollupsOutOfSync(
+                    "ranking_score_counts: a bucket is missing;"
+                    " run: flask --app wsgi rankings rebuild"
+                )
+            if int(left[0]) == 0:
+                session.execute(_BUCKET_DROP_ONE, {"a": a, "k": k, "p": p})
+
+
+@event.listens_for(Session, "before_commit")
+def _flush_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        flush_pending(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)

@@ -27,7 +27,8 @@ below both in ``services/deliveries`` (no import cycle).
 
 Locks (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway).
 Recording a rating may settle, and settling posts to the ledger, whose rule is
-"the ledger head row first". So :func:`rate` takes the head lock, then the
+"the chain head first". So :func:`rate` takes the head of the delivery's
+community chain, then the
 delivery row (``FOR UPDATE``), and only then reads the ratings: concurrent
 ratings of one delivery serialise, the last one sees all the others and settles
 exactly once. :func:`change_rating` never posts, so it locks the delivery row

@@ -101,6 +101,13 @@ def rate(
     return _record(actor, delivery.id, beneficiary_id, score, text, via_code=False, now=now)
 
 
+def _community_of(delivery_id: int) -> int | None:
+    """The community of a delivery (never changes, so read without a lock)."""
+    return db.session.execute(
+        sa.select(Delivery.community_id).where(Delivery.id == delivery_id)
+    ).scalar_one_or_none()
+
+
 def _record(
     entered_by: User,
     delivery_id: int,
@@ -112,7 +119,10 @@ def _record(
     now: datetime,
 ) -> Rated:
     """Insert the rating under the locks, use up the code, audit, notify, maybe settle."""
-    ledger.lock_head()  # lock order: ledger head first (the rating may settle and post)
+    # Lock order: the head of the delivery's community chain first (the rating may
+    # settle and post there), then the delivery row; every rating, settlement and
+    # appeal of the delivery takes the same head, so they run one after another.
+    ledger.lock_head(_community_of(delivery_id))
     delivery = lock_delivery(delivery_id)
     _refuse_closed_or_rated(delivery, entered_by, beneficiary_id, via_code=via_code, now=now)
     _use_up_code(delivery_id, beneficiary_id, via_code=via_code, now=now)

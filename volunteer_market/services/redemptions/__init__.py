@@ -24,8 +24,8 @@ Request (:func:`request`), in the caller's one write transaction:
 
 1. read-only checks with clear messages (visible 404, may redeem 403, quantity 422,
    open 409);
-2. lock the ledger head (``services.ledger.lock_head``) -- the first lock, as the
-   ledger's lock order demands; a redemption already made with this request's
+2. lock the head of the community's chain (``services.ledger.lock_head``) -- the
+   first lock, as the ledger's lock order demands; a redemption already made with this request's
    idempotency key is returned instead (replay);
 3. allocate the redemption's id (:func:`next_redemption_id`) so the hold can carry it;
 4. **hold**: ``post_transaction(hold)``, whose conditional balance UPDATE refuses to
@@ -35,9 +35,9 @@ Request (:func:`request`), in the caller's one write transaction:
 6. **limit**: the member's held + fulfilled quantity of this reward in the current
    period (month/quarter/year/all, in the community's time zone) plus ``q`` must not
    exceed the limit -> :class:`LimitReached` (409). Race-free without a lock of its
-   own: on PostgreSQL step 2 locked the ledger head and step 4 updated the member's
-   wallet row, so a second request of the same member waits until this transaction
-   commits, and its step-6 query (READ COMMITTED: a fresh snapshot per statement)
+   own: on PostgreSQL step 4 updated the member's wallet row (held to commit), so a
+   second request of the same member -- in any community -- waits until this
+   transaction commits, and its step-6 query (READ COMMITTED: a fresh snapshot per statement)
    then counts this redemption; on SQLite ``BEGIN IMMEDIATE`` serializes writers.
    ``tests/rewards/test_races.py`` proves it with real processes on both engines;
 7. insert the redemption (pickup-code digest) and the ``reserve`` stock change.

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from ...extensions import db
 from ...models import Redemption, RedemptionStatus, utcnow
-from .. import audit
+from .. import audit, ledger
 from ..errors import Conflict
 from .transitions import close
 
@@ -55,8 +55,11 @@ def expire_holds(now: datetime | None = None) -> list[int]:
     """Expire every due hold inside the current transaction; return the ids expired.
 
     The CLI runs :func:`expire_hold` in one transaction per redemption instead, so the
-    ledger is never locked for a whole batch.
+    ledger is never locked for a whole batch. A batch closes redemptions of several
+    communities and members in one transaction, so it takes every chain head first
+    (``lock_all_heads``: the lock order of a whole-ledger operation).
     """
+    ledger.lock_all_heads()
     return [rid for rid in due_holds(now) if expire_hold(rid, now)]
 
 

@@ -18,10 +18,13 @@ A refused try is :class:`TooManyAttempts` (429 with ``Retry-After``); a wrong co
 wrong code is audited (``redemption.code_failed``) and so is each lock-out
 (``redemption.code_locked``, scope ``redemption`` or ``user``).
 
-Race safety: :func:`check_code` runs after ``ledger.lock_head()`` -- the first lock of
-the lock order, which every fulfilment takes anyway -- so the tries on one database
-are counted one after another (SQLite's ``BEGIN IMMEDIATE`` serialises them too):
-parallel wrong codes cannot all pass the check before any of them is counted.
+Race safety: the tries of one user are counted under a named lock of that user
+(``ledger.mutex("pickup-code-user", user id)``, ``pg_advisory_xact_lock``), and
+:func:`check_code` reads the redemption's counters ``FOR UPDATE`` (the fulfilment
+holds the head of the redemption's community chain as well); SQLite's ``BEGIN
+IMMEDIATE`` serialises every writer anyway. So parallel wrong codes cannot all pass
+the check before any of them is counted -- per user over every community, and per
+redemption.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ FAILURES_PER_USER_PER_HOUR = 20
 _HOUR = timedelta(hours=1)
 _FAILED = "redemption.code_failed"
 _LOCKED = "redemption.code_locked"
+#: The named lock (``ledger.mutex``) under which one user's tries are counted.
+_USER_LOCK = "pickup-code-user"
 
 _redemptions = cast(sa.Table, Redemption.__table__)
 _audit = cast(sa.Table, AuditEntry.__table__)
@@ -91,7 +96,7 @@ def look_up(actor: User, raw_code: object, *, now: datetime | None = None) -> Re
     if normal is None:
         return None
     now = now or utcnow()
-    ledger.lock_head()  # as check_code: tries are counted one after another
+    ledger.mutex(_USER_LOCK, actor.id)  # as check_code: a user's tries one after another
     mine = _check_user(actor, now)
     found = find_held_by_code(actor, normal)
     if found is None:
@@ -110,11 +115,11 @@ def check_code(actor: User, redemption: Redemption, normal_code: str, now: datet
     :raises ValidationFailed: the code is wrong (422); the failure is counted and
         audited and stays committed (``keep_writes``).
     """
-    ledger.lock_head()  # serialises every try: see the module's docstring
+    ledger.mutex(_USER_LOCK, actor.id)  # serialises a user's tries: see the docstring
     row = db.session.execute(
-        sa.select(_redemptions.c.code_failures, _redemptions.c.code_locked_until).where(
-            _redemptions.c.id == redemption.id
-        )
+        sa.select(_redemptions.c.code_failures, _redemptions.c.code_locked_until)
+        .where(_redemptions.c.id == redemption.id)
+        .with_for_update()
     ).one()
     failures, locked_until = int(row.code_failures), row.code_locked_until
     if locked_until is not None and locked_until > now:

@@ -120,7 +120,12 @@ def request(
     quantity, community_id = _check_request(actor, reward, quantity)
     key = request_key(actor.id, idempotency_key) if idempotency_key else None
 
-    ledger.lock_head()
+    # The head of the community's chain (the hold posts there). The stock is a
+    # conditional UPDATE of the reward row (atomic, and its row lock held to the end);
+    # the per-member limit counts the member's redemptions while the hold's balance
+    # UPDATE holds the member's wallet row, so two requests of one member -- even in
+    # two communities -- are counted one after another.
+    ledger.lock_head(community_id)
     if key is not None:
         replayed = _replay(key, reward, quantity)
         if replayed is not None:

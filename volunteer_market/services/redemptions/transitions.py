@@ -70,7 +70,9 @@ def close(
     :raises Conflict: it is not held any more, not due (expiry), or closed meanwhile.
     """
     now = now or utcnow()
-    ledger.lock_head()
+    # The head of the redemption's community chain (the redeem/release posts there):
+    # every transition of one redemption takes it, so they run one after another.
+    ledger.lock_head(redemption.community_id)
     db.session.refresh(redemption)
     _ensure_held(redemption)
     if new_status == RedemptionStatus.EXPIRED and redemption.expires_at > now:
@@ -213,6 +215,9 @@ def fulfil(
             "The pickup code has eight digits.",
             errors={"pickup_code": [f"{CODE_DIGITS} digits."]},
         )
+    # Lock order: the chain head first (close() takes it again), then the user's lock
+    # and the redemption row of check_code.
+    ledger.lock_head(redemption.community_id)
     check_code(actor, redemption, normal, now or utcnow())  # counted, locked out (lockout.py)
     return close(actor, redemption, RedemptionStatus.FULFILLED, now=now)
 

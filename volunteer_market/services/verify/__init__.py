@@ -22,9 +22,12 @@ name                 module              invariant
                                          non-reversal transaction, at most once, with
                                          exactly the negated entries
 ``hash_chain``       ``chain.py``        every ``prev_hash`` links to the previous
-                                         transaction; every ``hash`` matches its content
-``head``             ``chain.py``        the head row points at the last transaction,
-                                         its hash and count
+                                         transaction of its chain (legacy, community);
+                                         every ``hash`` matches its content
+``head``             ``chain.py``        the legacy head and every chain head point at
+                                         their chain's last transaction, hash, count
+``anchors``          ``chain.py``        the anchor chain links; every anchored head
+                                         names its chain's transaction and hash
 ``ranking_rollups``  ``rankings.py``     ranking rollups equal a fresh recomputation
 ``settlements``      ``settlements.py``  settlement lines agree with their earns
 ``redemptions``      ``redemptions.py``  holds/finals match their redemptions; held
@@ -32,9 +35,8 @@ name                 module              invariant
 ``reward_stock``     ``redemptions.py``  stock never negative, chained stock changes
 ===================  ==================  ============================================
 
-The first nine are the ledger's own (:data:`BUILTIN_CHECKS`); the others belong to
-features built on the ledger and run after them. The order is today's order of
-registration before this package existed, so ``check_names()`` is unchanged.
+The first ten are the ledger's own (:data:`BUILTIN_CHECKS`); the others belong to
+features built on the ledger and run after them. ``anchors`` was added with the per-community chains (issue 21).
 
 Rooms: ``registry.py`` (:class:`Violation`, the registry, :func:`verify`,
 :func:`verify_all`, :func:`stats`); ``frozen.py`` (the constant queries the checks
@@ -69,6 +71,7 @@ _LEDGER_CHECKS: tuple[tuple[str, Check], ...] = (
     ("reversals", ledger.check_reversals),
     ("hash_chain", chain.check_hash_chain),
     ("head", chain.check_head),
+    ("anchors", chain.check_anchors),
 )
 #: The checks of the features built on the ledger, run after the ledger's own.
 _FEATURE_CHECKS: tuple[tuple[str, Check], ...] = (
