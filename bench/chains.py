@@ -37,7 +37,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import re
 import sys
 import threading
@@ -52,6 +51,8 @@ import sqlalchemy as sa
 from volunteer_market import create_app
 from volunteer_market.database import atomic
 from volunteer_market.extensions import db
+
+from .run import machine
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chains.json"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -227,18 +228,6 @@ def verify_clean(url: str) -> bool:
         ok = lv.verify(["balanced", "cached_balance", "hash_chain", "head"]) is None
         db.engine.dispose()
     return ok
-
-
-def machine() -> dict[str, Any]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "arch": platform.machine()}
 
 
 def render(data: dict[str, Any]) -> str:
