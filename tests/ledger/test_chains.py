@@ -388,3 +388,50 @@ def test_anchor_command_appends_to_the_anchor_chain(runner, chain_a):
     rows = raw("SELECT prev_hash, hash FROM ledger_anchors ORDER BY id")
     assert len(rows) == 2 and rows[1][0] == rows[0][1]
     assert lv.verify() is None
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite serialises every writer by design")
+def test_two_heads_with_a_new_chain_do_not_deadlock_with_a_whole_ledger_lock(
+    app, world, monkeypatch
+):
+    """A transaction taking two heads (an appeal's) of which the second chain is new, and
+    a whole-ledger operation (``lock_all_heads``) starting between its two heads: the
+    first must not hold a head while it waits for the registry the other holds."""
+    from volunteer_market.services.ledger import head as head_module
+
+    give_points(world.member_a, 1, world.community_a)  # A's chain exists; C's does not
+    new_community = make_area("新链社区", AreaKind.COMMUNITY, world.street)
+    db.session.rollback()
+    creating, go_on = threading.Event(), threading.Event()
+    real_create = head_module._create_head
+
+    def slow_create(key: int) -> None:
+        creating.set()  # A's head is held now
+        go_on.wait(10)
+        real_create(key)
+
+    monkeypatch.setattr(head_module, "_create_head", slow_create)
+
+    def two_heads() -> str:
+        with app.app_context(), atomic():
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            ledger.lock_heads([world.community_a.id, new_community.id])
+        return "done"
+
+    def whole_ledger() -> str:
+        assert creating.wait(10)
+        with app.app_context(), atomic():
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            # the other goes on to create its second head while this one waits
+            threading.Timer(0.3, go_on.set).start()
+            ledger.lock_all_heads()
+        return "done"
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(two_heads)
+        second = pool.submit(whole_ledger)
+        results = [f.result(30) for f in (first, second)]
+    assert results == ["done", "done"]
+    db.session.rollback()
+    heads = set(db.session.execute(sa.select(LedgerChainHead.chain_key)).scalars())
+    assert {world.community_a.id, new_community.id} <= heads

@@ -133,8 +133,19 @@ def _create_head(key: int) -> None:
 
 
 def lock_heads(community_ids: Iterable[int | None]) -> None:
-    """Lock the heads of several communities' chains, in ascending chain key order."""
-    for key in sorted({chain_key_of(c) for c in community_ids}):
+    """Lock the heads of several communities' chains, in ascending chain key order.
+
+    With more than one head, the registry lock (shared) comes first: a head this
+    transaction has to create takes it, and taken only then -- with a head already held
+    -- it could wait on a :func:`lock_all_heads` that holds the registry exclusively and
+    waits on that head (a deadlock; ``tests/ledger/test_chains.py``). Registry before
+    heads is the order :func:`lock_all_heads` keeps too.
+    """
+    keys = sorted({chain_key_of(c) for c in community_ids})
+    if len(keys) > 1:
+        require_write()
+        _registry_lock(exclusive=False)
+    for key in keys:
         lock_head(key if key else None)
 
 
