@@ -1,9 +1,12 @@
 """CPU and statements per posting (issue 7 P1): ``settlement.settle`` of one delivery and
-``redemptions.request``, in-process, one transaction each, as in ``bench/run.py``'s P1.
+``redemptions.request``, in-process, one transaction each, as in ``bench/run.py``'s P1;
+and ``rate``: ``POST /api/v1/deliveries/{id}/ratings`` by the delivery's only beneficiary
+(which settles it) through the Flask test client -- the whole request of P2's
+rating -> settlement scenario, in-process, without gunicorn and the network.
 
     python -m bench.profile_posting sqlite:////tmp/prof.db 100
     python -m bench.profile_posting postgresql://postgres@127.0.0.1:5432/prof 100
-    python -m bench.profile_posting URL 60 --profile settle    # pyinstrument tree
+    python -m bench.profile_posting URL 60 --profile settle    # pyinstrument tree (or rate)
     python -m bench.profile_posting URL 20 --sql               # the statements of one call
 
 The database is emptied and recreated (every table dropped). Statements are counted with
@@ -36,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("n", type=int, nargs="?", default=100)
-    parser.add_argument("--profile", choices=("settle", "request"))
+    parser.add_argument("--profile", choices=("settle", "request", "rate"))
     parser.add_argument("--sql", action="store_true")
     args = parser.parse_args()
     n = args.n
@@ -56,13 +59,16 @@ def main() -> None:
     # bench.run's community; deliveries whose rating window (7 days) has closed, as in P1.
     data = seed(
         args.url,
-        {"p1_ops": n + 3, "pool": 0},
+        {"p1_ops": n + 3, "pool": n + 3},
         owners=OWNERS,
         redeemers=OWNERS,
         resident_count=4,
         member_grids=True,
     )
     deliveries = data["p1_deliveries"]
+    rated = data["p2_deliveries"]  # (delivery id, its only beneficiary)
+    tokens = data["tokens"]
+    client = app.test_client()
     secretary_id, reward_id = data["secretary_id"], data["reward_id"]
     member_ids = data["redeemer_ids"]
     with app.app_context():
@@ -86,8 +92,21 @@ def main() -> None:
                 item = db.session.get(Reward, reward_id)
                 redemptions.request(member, item, 1, idempotency_key=f"prof-{i}")
 
+        def rate_one(item: tuple[int, int]) -> None:
+            delivery_id, resident_id = item
+            db.session.remove()
+            resp = client.post(
+                f"/api/v1/deliveries/{delivery_id}/ratings",
+                json={"score": 5},
+                headers={"Authorization": f"Bearer {tokens[resident_id]}"},
+            )
+            assert resp.status_code == 201, resp.get_data(as_text=True)[:300]
+            assert resp.get_json()["delivery_status"] == "settled", resp.get_json()
+
         for d in deliveries[:3]:
             settle_one(d)
+        for item in rated[:3]:
+            rate_one(item)
         for i in range(3):
             request_one(n + i)
 
@@ -96,7 +115,11 @@ def main() -> None:
             import pyinstrument
 
             profiler = pyinstrument.Profiler(interval=0.0005)
-        runs = (("settle", settle_one, deliveries[3:]), ("request", request_one, range(n)))
+        runs = (
+            ("settle", settle_one, deliveries[3:]),
+            ("request", request_one, range(n)),
+            ("rate", rate_one, rated[3:]),
+        )
         for name, call, items in runs:
             statements.clear()
             if profiler is not None and name == args.profile:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from ..database import atomic
 from ..extensions import db
 from ..http.throttles import mark_code_failed, rating_code_throttle
-from ..models import Rating, utcnow
+from ..models import Delivery, Rating, utcnow
 from ..schemas.ratings import (
     ByCodeIn,
     ByCodeOut,
@@ -37,15 +37,18 @@ from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 blp = make_blueprint("api_ratings", "", "Ratings and settlement")
 
 
-def _present_one(rating_id: int, delivery_status: str) -> dict[str, Any]:
-    """Return one rating (replies loaded) as the caller may see it."""
+def _present_one(rating_id: int, delivery: Delivery) -> dict[str, Any]:
+    """Return one rating (replies loaded) as the caller may see it, with the status of
+    ``delivery`` (its delivery, already loaded by the handler: not read again)."""
     rating = db.session.execute(
         sa.select(Rating)
         .where(Rating.id == rating_id)
         .options(selectinload(Rating.replies))
         .execution_options(populate_existing=True)
     ).scalar_one()
-    delivery = delivery_service.get_delivery(rating.delivery_id)
+    if rating.delivery_id != delivery.id:  # pragma: no cover - a programming error
+        raise ValueError("the rating is not of this delivery")
+    delivery_status = delivery.status.value
     identities = permissions.may(actor(), "rating.identities", delivery)
     item = rating_service.present_ratings(actor(), [rating], identities=identities)[0]
     item["delivery_status"] = delivery_status
@@ -64,7 +67,7 @@ def rate(data: dict, delivery_id: int) -> dict[str, Any]:
     with ``PATCH /api/v1/ratings/{id}``.
     """
     with atomic():
-        delivery = delivery_service.get_visible_delivery(actor(), delivery_id)
+        delivery = delivery_service.get_visible_delivery(actor(), delivery_id, with_people=False)
         rated = rating_service.rate(
             actor(),
             delivery,
@@ -72,7 +75,7 @@ def rate(data: dict, delivery_id: int) -> dict[str, Any]:
             data.get("comment"),
             on_behalf_of=data.get("on_behalf_of"),
         )
-        return _present_one(rated.rating.id, rated.delivery.status.value)
+        return _present_one(rated.rating.id, rated.delivery)
 
 
 @blp.route("/me/pending-ratings", methods=["GET"])
@@ -113,7 +116,7 @@ def change(data: dict, rating_id: int) -> dict[str, Any]:
         rating = rating_service.get_visible_rating(actor(), rating_id)
         rating_service.change_rating(actor(), rating, **data)
         delivery = delivery_service.get_delivery(rating.delivery_id)
-        return _present_one(rating.id, delivery.status.value)
+        return _present_one(rating.id, delivery)
 
 
 @blp.route("/ratings/<int:rating_id>/reply", methods=["POST"])
@@ -174,7 +177,7 @@ def settle(data: dict, delivery_id: int) -> dict[str, Any]:
     ``Idempotency-Key`` replays the first response.
     """
     with atomic():
-        delivery = delivery_service.get_visible_delivery(actor(), delivery_id)
+        delivery = delivery_service.get_visible_delivery(actor(), delivery_id, with_people=False)
         settlement = settlement_service.settle(
             actor(), delivery, confirm_unrated=data["confirm_unrated"]
         )

@@ -67,10 +67,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
+    AccountKind,
     Delivery,
     DeliveryBeneficiary,
     DeliveryParticipant,
     DeliveryStatus,
+    LedgerAccount,
     PointsPolicy,
     Project,
     Rating,
@@ -253,10 +255,12 @@ def _insert_settlement(
         total_points=sum(points for _p, points in shares.lines),
         total_minutes=sum(p.minutes for p, _points in shares.lines),
     )
+    # No savepoint: ``_mark_settled`` under the delivery's lock already makes this the
+    # one settlement; the UNIQUE is the backstop, and its violation ends the whole
+    # transaction (atomic() rolls it back as the Conflict passes through).
+    db.session.add(settlement)
     try:
-        with db.session.begin_nested():
-            db.session.add(settlement)
-            db.session.flush()
+        db.session.flush()
     except IntegrityError:
         raise Conflict("This delivery has already been settled.") from None
     return settlement
@@ -274,10 +278,16 @@ def _post_earns(
     lines = []
     # The participants' wallets are shared with other communities' postings: lock
     # them all first, ascending (lock order: heads, then accounts by id).
-    ledger.lock_member_accounts([p.user_id for p, points in shares.lines if points > 0])
+    wallets = ledger.lock_member_accounts([p.user_id for p, points in shares.lines if points > 0])
+    # The community's issuance account: read (created on first use) by the first earn,
+    # after that member's wallet -- the order accounts were always created in, which
+    # bench.generate reproduces -- then passed to the other earns.
+    source: LedgerAccount | None = None
     for p, points in shares.lines:
         tx = ledger.earn(
             actor,
+            wallet=wallets.get(p.user_id),
+            source=source,
             member_id=p.user_id,
             community_id=delivery.community_id,
             delivery_id=delivery.id,
@@ -286,17 +296,20 @@ def _post_earns(
             policy_id=policy.id,
             reason=reason,
         )
-        line = SettlementPosting(
-            settlement_id=settlement.id,
-            delivery_id=delivery.id,
-            user_id=p.user_id,
-            minutes=p.minutes,
-            counted_minutes=policy_service.counted_minutes(p.minutes, policy),
-            points=points,
-            transaction_id=tx.id if tx is not None else None,
+        lines.append(
+            SettlementPosting(
+                settlement_id=settlement.id,
+                delivery_id=delivery.id,
+                user_id=p.user_id,
+                minutes=p.minutes,
+                counted_minutes=policy_service.counted_minutes(p.minutes, policy),
+                points=points,
+                transaction_id=tx.id if tx is not None else None,
+            )
         )
-        db.session.add(line)
-        lines.append(line)
+        if tx is not None and source is None:
+            source = next(e.account for e in tx.entries if e.account.kind == AccountKind.ISSUANCE)
+    db.session.add_all(lines)  # added after the earns: one INSERT for all the lines
     db.session.flush()
     set_committed_value(settlement, "postings", lines)
     return lines

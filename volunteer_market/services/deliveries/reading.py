@@ -43,9 +43,22 @@ def get_delivery(delivery_id: int) -> Delivery:
     return delivery
 
 
-def get_visible_delivery(actor: User, delivery_id: int) -> Delivery:
-    """Return the delivery if ``actor`` may see it, else raise :class:`NotFound`."""
-    delivery = get_delivery(delivery_id)
+def get_visible_delivery(actor: User, delivery_id: int, *, with_people: bool = True) -> Delivery:
+    """Return the delivery if ``actor`` may see it, else raise :class:`NotFound`.
+
+    ``with_people=False``: the delivery row alone, without its participants,
+    beneficiaries, no-shows (with their users) and project -- for a write handler that
+    presents none of them (rating, settling): the service locks and reads what it needs,
+    and the unloaded relationships raise rather than load by surprise.
+    """
+    if with_people:
+        delivery = get_delivery(delivery_id)
+    else:
+        delivery = db.session.execute(
+            sa.select(Delivery).where(Delivery.id == delivery_id)
+        ).scalar_one_or_none()
+        if delivery is None:
+            raise NotFound("Delivery not found.")
     if not permissions.may(actor, "delivery.view", delivery):
         raise NotFound("Delivery not found.")
     return delivery

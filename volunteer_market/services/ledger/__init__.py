@@ -38,19 +38,23 @@ Posting (:func:`post_transaction`, ``posting.py``), all inside the caller's ``at
    chain key = ``community_id``, 0 for a transaction without one; ``SELECT ... FOR
    UPDATE`` on PostgreSQL; on SQLite ``atomic()``'s ``BEGIN IMMEDIATE`` already
    serializes writers);
-2. if a transaction with the idempotency key exists, return it (nothing posted);
-3. in a savepoint, per leg ``UPDATE ledger_accounts SET balance = balance + :amt
-   WHERE id = :id AND (kind is not a member kind OR balance + :amt >= 0)``;
-   no row -> :class:`InsufficientPoints` (409) and nothing of it stays;
-4. insert the transaction (with its chain key and hash) and its entries; advance the
-   chain's head;
+2. if a transaction with the idempotency key exists, return it (nothing posted); an
+   earn of the delivery for this member under another key is a 409 (the same read);
+3. per leg ``UPDATE ledger_accounts SET balance = balance + :amt WHERE id = :id AND
+   (kind is not a member kind OR balance + :amt >= 0)``; no row ->
+   :class:`InsufficientPoints` (409) and nothing of it stays (a savepoint only when
+   the refused leg could come after a moved one: ``posting._savepoint_if_refusable``);
+4. insert the transaction (with its chain key and hash, ``RETURNING id``) and all its
+   entries (one multi-row ``INSERT``) with Core -- no ORM flush of ledger rows; the
+   objects returned are put in the session as persistent; advance the chain's head;
 5. call ``posting._after_post`` (rollups maintained in the same transaction, by
-   ``services.rankings.rollups``; the shared score buckets at commit, in key order).
+   ``services.rankings.rollups``; the shared score buckets deferred to the outermost
+   commit, then written in three statements in key order).
 
 Lock order (the rule that keeps PostgreSQL free of deadlocks):
 
 1. the chain heads, **ascending by chain key** (nearly every transaction takes one:
-   its community's; :func:`lock_heads` takes several in order; whole-ledger operations
+   its community's; :func:`lock_heads` takes several in order, after the registry lock shared; whole-ledger operations
    take the registry lock and then every head, :func:`lock_all_heads`, as the first
    lock of their transaction);
 2. named locks (:func:`mutex`) and the row of the object acted on (the delivery, the

@@ -87,7 +87,7 @@ def adjustment_account(community_id: int) -> LedgerAccount:
     return _account(AccountKind.ADJUSTMENT, None, community_id)
 
 
-def lock_member_accounts(user_ids: list[int]) -> None:
+def lock_member_accounts(user_ids: list[int]) -> dict[int, LedgerAccount]:
     """Lock the existing wallets (available accounts) of ``user_ids`` in ascending
     account id order -- for a transaction that posts for several members (a
     settlement), so two such transactions of different communities sharing members
@@ -96,13 +96,18 @@ def lock_member_accounts(user_ids: list[int]) -> None:
     A wallet that does not exist yet is created later by the posting (and so locked
     by its creator: a second creator waits on the UNIQUE ``owner_key``); callers post
     for their members in ascending user id, so first-time members are created in one
-    order too."""
+    order too.
+
+    Return the locked wallets by user id, read fresh (a posting can use them as its
+    legs without reading them again)."""
     ids = sorted(set(user_ids))
     if not ids:
-        return
-    db.session.execute(
-        sa.select(LedgerAccount.id)
+        return {}
+    wallets = db.session.execute(
+        sa.select(LedgerAccount)
         .where(LedgerAccount.user_id.in_(ids), LedgerAccount.kind == AccountKind.MEMBER_AVAILABLE)
         .order_by(LedgerAccount.id)
         .with_for_update()
-    ).all()
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return {wallet.user_id: wallet for wallet in wallets if wallet.user_id is not None}

@@ -3,20 +3,24 @@
 :func:`post_transaction` (and :func:`earn`, and the corrections) go through
 :func:`_post`, whose named steps run in this order, inside the caller's
 ``atomic()``: validate the arguments; lock the head of the transaction's chain; replay a used idempotency key;
-refuse a second earn of a delivery or a bad reversal; then, in a savepoint, move
-each leg's balance with a guarded UPDATE, insert the transaction (with its hash) and
-its entries, advance the head, and run the posting hook (:func:`_after_post`, the
-ranking rollups). See the package overview for the lock order.
+refuse a second earn of a delivery or a bad reversal (one read for both); then move
+each leg's balance with a guarded UPDATE (in a savepoint only when a refusal could
+come after a moved leg: :func:`_savepoint_if_refusable`), insert the transaction
+(with its hash, ``RETURNING id``) and all its entries (one multi-row INSERT) with
+Core, advance the head, and run the posting hook (:func:`_after_post`, the ranking
+rollups). No ORM flush writes ledger rows. See the package overview for the lock order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...extensions import db
@@ -190,13 +194,11 @@ def _post(
     )
 
     _last_id, last_hash = lock_head(community_id)
-    existing = _replay(kind, idempotency_key, member_id)
+    existing = _replay(kind, idempotency_key, member_id, delivery_id)
     if existing is not None:
         return existing, False
 
     counts_as_earn = kind == TransactionKind.EARN
-    if kind == TransactionKind.EARN:
-        _refuse_second_earn(delivery_id, member_id)
     if reverses_id is not None:
         counts_as_earn = _reversed_kind(reverses_id) == TransactionKind.EARN
 
@@ -217,7 +219,7 @@ def _post(
     ordered = sorted(legs, key=lambda leg: leg[0].id)
     mark = pending_mark()
     try:
-        with db.session.begin_nested():
+        with _savepoint_if_refusable(ordered):
             _move_balances(ordered, counts_as_earn)
             digest = content.digest(ordered, last_hash)
             tx, entries = _insert_rows(content, ordered, last_hash, digest)
@@ -229,6 +231,27 @@ def _post(
         raise
     remember_head(content.chain_key, tx.id, digest)
     return tx, True
+
+
+def _savepoint_if_refusable(ordered: Sequence[Leg]) -> AbstractContextManager[Any]:
+    """A savepoint around the posting's writes when a guarded balance UPDATE can refuse
+    it after an earlier leg has moved; else nothing (two statements fewer).
+
+    Only a negative leg on a member account can be refused (:class:`InsufficientPoints`),
+    and a caller may catch that and go on in the same transaction (``expire_hold``
+    wraps its own savepoint; the savepoint here makes "nothing of it stays" true for
+    every caller). When the first leg in id order is the only one that can be refused,
+    a refusal has moved nothing yet. Any other error of these statements is a broken
+    invariant or a programming error, and the whole transaction rolls back.
+    """
+    refusable = [
+        i
+        for i, (account, amount) in enumerate(ordered)
+        if amount < 0 and account.kind in MEMBER_KINDS
+    ]
+    if not refusable or refusable == [0]:
+        return nullcontext()
+    return db.session.begin_nested()
 
 
 def _validated(
@@ -261,30 +284,34 @@ def _validated(
 
 
 def _replay(
-    kind: TransactionKind, idempotency_key: str, member_id: int | None
+    kind: TransactionKind, idempotency_key: str, member_id: int | None, delivery_id: int | None
 ) -> LedgerTransaction | None:
-    """Return the transaction already posted under this key (entries loaded), or None."""
-    existing = db.session.execute(
-        sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
+    """Return the transaction already posted under this key (entries loaded), or None.
+
+    For an earn the same statement also finds an earn of the delivery for this member
+    under another key, which is refused (409): one read for both checks.
+    """
+    found = sa.or_(LedgerTransaction.idempotency_key == idempotency_key)
+    if kind == TransactionKind.EARN:
+        found = sa.or_(
+            found,
+            sa.and_(
+                # a literal, so PostgreSQL's generic plan can use the partial index
+                # ``uq_ledger_transactions_earn_once`` (WHERE kind = 'earn') too
+                LedgerTransaction.kind == sa.literal_column(f"'{TransactionKind.EARN.value}'"),
+                LedgerTransaction.delivery_id == delivery_id,
+                LedgerTransaction.member_id == member_id,
+            ),
+        )
+    rows = db.session.execute(sa.select(LedgerTransaction).where(found)).scalars().all()
+    existing = next((tx for tx in rows if tx.idempotency_key == idempotency_key), None)
     if existing is None:
+        if rows:
+            raise Conflict("This delivery has already earned points for this member.")
         return None
     if existing.kind != kind or existing.member_id != member_id:
         raise Conflict("This idempotency key was already used for another operation.")
     return load_entries(existing)
-
-
-def _refuse_second_earn(delivery_id: int | None, member_id: int | None) -> None:
-    """Refuse an earn of a delivery that already earned for this member (409)."""
-    dup = db.session.execute(
-        sa.select(LedgerTransaction.id).where(
-            LedgerTransaction.kind == TransactionKind.EARN,
-            LedgerTransaction.delivery_id == delivery_id,
-            LedgerTransaction.member_id == member_id,
-        )
-    ).first()
-    if dup is not None:
-        raise Conflict("This delivery has already earned points for this member.")
 
 
 def _reversed_kind(reverses_id: int) -> TransactionKind:
@@ -323,38 +350,61 @@ def _move_balances(ordered: Sequence[Leg], counts_as_earn: bool) -> None:
 def _insert_rows(
     content: _Content, ordered: Sequence[Leg], prev_hash: str, digest: str
 ) -> tuple[LedgerTransaction, list[LedgerEntry]]:
-    """Insert the transaction and its entries (two flushes); return both."""
-    tx = LedgerTransaction(
-        kind=content.kind,
-        idempotency_key=content.idempotency_key,
-        member_id=content.member_id,
-        community_id=content.community_id,
-        delivery_id=content.delivery_id,
-        redemption_id=content.redemption_id,
-        reverses_id=content.reverses_id,
-        minutes=content.minutes,
-        policy_id=content.policy_id,
-        actor_id=content.actor_id,
-        reason=content.reason,
-        created_at=content.created_at,
-        chain_key=content.chain_key,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
-    db.session.add(tx)
-    db.session.flush()
-    entries = [
-        LedgerEntry(
-            transaction_id=tx.id,
-            account_id=account.id,
-            amount=amount,
-            created_at=content.created_at,
-        )
+    """Insert the transaction (``RETURNING id``) and all its entries (one multi-row
+    ``INSERT``) with Core, no ORM flush; return them as persistent ORM objects.
+
+    The objects are built from the values written and put in the session as already
+    persistent (``make_transient_to_detached`` + ``add``), so the session knows them
+    and never inserts them a second time. Each entry's id is matched by its account
+    (an account appears once per transaction: ``_check_legs`` and a UNIQUE).
+    """
+    values = {
+        "kind": content.kind,
+        "idempotency_key": content.idempotency_key,
+        "member_id": content.member_id,
+        "community_id": content.community_id,
+        "delivery_id": content.delivery_id,
+        "redemption_id": content.redemption_id,
+        "reverses_id": content.reverses_id,
+        "minutes": content.minutes,
+        "policy_id": content.policy_id,
+        "actor_id": content.actor_id,
+        "reason": content.reason,
+        "created_at": content.created_at,
+        "chain_key": content.chain_key,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    tx_id = db.session.execute(_INSERT_TRANSACTION, values).scalar_one()
+    legs = [
+        {
+            "transaction_id": tx_id,
+            "account_id": account.id,
+            "amount": amount,
+            "created_at": content.created_at,
+        }
         for account, amount in ordered
     ]
-    db.session.add_all(entries)
-    db.session.flush()
+    ids = {row.account_id: row.id for row in db.session.execute(_INSERT_ENTRIES, legs)}
+    tx = _persistent(LedgerTransaction(id=tx_id, **values))
+    entries = [_persistent(LedgerEntry(id=ids[leg["account_id"]], **leg)) for leg in legs]
     return tx, entries
+
+
+_T = TypeVar("_T")
+
+
+def _persistent(obj: _T) -> _T:
+    """Put ``obj``, whose row was just inserted with Core, in the session as persistent."""
+    make_transient_to_detached(obj)
+    db.session.add(obj)
+    return obj
+
+
+_transactions = cast(sa.Table, LedgerTransaction.__table__)
+_entries = cast(sa.Table, LedgerEntry.__table__)
+_INSERT_TRANSACTION = _transactions.insert().returning(_transactions.c.id)
+_INSERT_ENTRIES = _entries.insert().returning(_entries.c.id, _entries.c.account_id)
 
 
 def _attach(tx: LedgerTransaction, entries: list[LedgerEntry], ordered: Sequence[Leg]) -> None:
@@ -441,8 +491,14 @@ def earn(
     policy_id: int | None,
     reason: str | None = None,
     idempotency_key: str | None = None,
+    wallet: LedgerAccount | None = None,
+    source: LedgerAccount | None = None,
 ) -> LedgerTransaction | None:
     """Post a delivery's earn for one participant: issuance -> member available.
+
+    ``wallet`` and ``source``: the member's available account (locked by the caller,
+    :func:`~.accounts.lock_member_accounts`) and the community's issuance account, if
+    the caller has them; else they are read (created on first use) here.
 
     Used by settlement, which computes ``points`` with ``points_policy.points_for``
     and audits/notifies. The default key ``earn:d<delivery>:u<member>`` makes a
@@ -456,8 +512,14 @@ def earn(
     if points == 0:
         return None
     lock_head(community_id)
-    wallet = account_for_member(member_id)
-    source = issuance_account(community_id)
+    if wallet is None:
+        wallet = account_for_member(member_id)
+    elif wallet.user_id != member_id or wallet.kind != AccountKind.MEMBER_AVAILABLE:
+        raise ValueError("wallet is not the member's available account")
+    if source is None:
+        source = issuance_account(community_id)
+    elif source.community_id != community_id or source.kind != AccountKind.ISSUANCE:
+        raise ValueError("source is not the community's issuance account")
     return post_transaction(
         kind=TransactionKind.EARN,
         legs=[(source, -points), (wallet, points)],

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from ...extensions import db
 from ...models import (
@@ -70,6 +71,28 @@ def _leg(legs: Sequence[tuple[LedgerAccount, int]], kind: AccountKind) -> int:
     return sum(amount for account, amount in legs if account.kind == kind)
 
 
+def _settlement_counts(delivery_id: int) -> tuple[int, int] | None:
+    """``(ratings_count, score_sum)`` of the delivery's settlement, or None.
+
+    A settlement posting its earns has the row in the session (settlement rows are never
+    changed once written): no query then."""
+    for obj in db.session.identity_map.values():
+        if isinstance(obj, Settlement) and obj.__dict__.get("delivery_id") == delivery_id:
+            known = obj.__dict__
+            if "ratings_count" in known and "score_sum" in known:
+                return int(known["ratings_count"]), int(known["score_sum"])
+    row = db.session.execute(_RATINGS, {"delivery_id": delivery_id}).first()
+    return (int(row.ratings_count), int(row.score_sum)) if row is not None else None
+
+
+def _project_of(delivery_id: int) -> int | None:
+    """The delivery's project (from the session when the delivery is loaded)."""
+    loaded = db.session.identity_map.get(identity_key(Delivery, delivery_id))
+    if loaded is not None and "project_id" in loaded.__dict__:
+        return cast(int, loaded.__dict__["project_id"])
+    return db.session.execute(_PROJECT, {"delivery_id": delivery_id}).scalar_one_or_none()
+
+
 def apply_posting(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, int]]) -> None:
     """Maintain the annual rollups for one posting (same transaction; flushes only)."""
     if tx.member_id is None or tx.community_id is None:
@@ -95,13 +118,11 @@ def apply_posting(tx: LedgerTransaction, legs: Sequence[tuple[LedgerAccount, int
     if kind == TransactionKind.EARN:
         delta["deliveries"] = sign
         if delivery_id is not None:
-            ratings = db.session.execute(_RATINGS, {"delivery_id": delivery_id}).first()
+            ratings = _settlement_counts(delivery_id)
             if ratings is not None:
-                delta["ratings_count"] = sign * int(ratings.ratings_count)
-                delta["score_sum"] = sign * int(ratings.score_sum)
-            project_id = db.session.execute(
-                _PROJECT, {"delivery_id": delivery_id}
-            ).scalar_one_or_none()
+                delta["ratings_count"] = sign * ratings[0]
+                delta["score_sum"] = sign * ratings[1]
+            project_id = _project_of(delivery_id)
     elif kind == TransactionKind.REDEEM:
         # A redeem moves points out of the held account (a negative leg).
         delta["points_spent"] = -_leg(legs, AccountKind.MEMBER_HELD)

@@ -200,11 +200,24 @@ def _statement(dialect: str, name: str) -> Any:
                 index_elements=[cols.area_id, cols.period_key, cols.points],
                 set_={"members": cols.members + ins.excluded.members},
             )
+        if op == "lock_add":  # flush_pending step 1: add the gains, lock every bucket
+            ins = _insert(dialect, _rs)
+            return ins.on_conflict_do_update(
+                index_elements=[cols.area_id, cols.period_key, cols.points],
+                set_={"members": cols.members + ins.excluded.members},
+            ).returning(cols.area_id, cols.period_key, cols.points, cols.members)
         if op == "sub":
             return (
                 _rs.update()
                 .where(key.in_(sa.bindparam("keys", expanding=True)))
                 .values(members=cols.members - 1)
+                .returning(cols.area_id, cols.period_key, cols.points, cols.members)
+            )
+        if op == "sub_n":  # flush_pending step 2
+            return (
+                _rs.update()
+                .where(key.in_(sa.bindparam("keys", expanding=True)))
+                .values(members=cols.members - sa.bindparam("n", type_=sa.Integer()))
                 .returning(cols.area_id, cols.period_key, cols.points, cols.members)
             )
         # "drop": buckets whose count reached 0 are deleted, as rebuild() never has them.
@@ -317,8 +330,8 @@ def move_buckets(inc: list[tuple[int, str, int]], dec: list[tuple[int, str, int]
 # (:func:`defer_buckets`); they are netted and written when the transaction commits
 # (``before_commit``: :func:`flush_pending`), in ascending key order, after every other
 # lock of the transaction -- one deterministic order, the last step of the lock order.
-# A savepoint that rolls back drops its moves (``posting._post`` resets to its mark);
-# a rollback drops them all. Readers of the buckets inside a write transaction call
+# A savepoint that rolls back drops the moves recorded since it began (its postings
+# are gone; :func:`_drop_on_rollback`), a rollback drops them all. Readers of the buckets inside a write transaction call
 # :func:`flush_pending` first (eligibility refresh, rebuild, ``ledger verify``).
 
 _PENDING = "rankings.pending_buckets"
@@ -348,18 +361,25 @@ def pending_reset(mark: int) -> None:
         del pending[mark:]
 
 
-_BUCKET_SUB_N = sa.text(
-    "UPDATE ranking_score_counts SET members = members - :n"
-    " WHERE area_id = :a AND period_key = :k AND points = :p RETURNING members"
-)
-_BUCKET_DROP_ONE = sa.text(
-    "DELETE FROM ranking_score_counts"
-    " WHERE area_id = :a AND period_key = :k AND points = :p AND members = 0"
-)
-
-
 def flush_pending(session: Any = None) -> None:
-    """Write the deferred bucket moves, netted per bucket, in ascending key order."""
+    """Write the deferred bucket moves, netted per bucket, in ascending key order.
+
+    Three statements whatever the number of buckets (there were one per bucket):
+
+    1. one multi-row ``INSERT .. ON CONFLICT DO UPDATE`` over *every* moved bucket in
+       ascending key order: a bucket that gains members gets them
+       (``members + n``), one that loses members is only locked (``members + 0``:
+       a CHECK refuses a negative proposed row, so the loss cannot ride here);
+       ``RETURNING`` gives each bucket's count. PostgreSQL takes the row locks (or
+       the new rows' unique-index entries) in the order of the ``VALUES``, so every
+       transaction still locks buckets in one global order (no deadlock);
+    2. one ``UPDATE`` per distinct loss (almost always one: ``- 1``) of the buckets,
+       all locked by step 1 now;
+    3. one ``DELETE`` of the buckets left at 0 (as ``rebuild`` never writes them).
+
+    A bucket that should lose members but did not exist (step 1 created it with 0) is
+    :class:`RollupsOutOfSync`, and the transaction rolls back with the row.
+    """
     session = session if session is not None else db.session()
     pending = session.info.pop(_PENDING, None)
     if not pending:
@@ -367,29 +387,78 @@ def flush_pending(session: Any = None) -> None:
     net: dict[tuple[int, str, int], int] = {}
     for key, delta in pending:
         net[key] = net.get(key, 0) + delta
-    add = _statement(session.get_bind().dialect.name, "bucket:add")
-    for key in sorted(net):
+    moved = sorted(key for key, n in net.items() if n != 0)
+    if not moved:
+        return
+    dialect = session.get_bind().dialect.name
+    counts = {
+        (r.area_id, r.period_key, r.points): int(r.members)
+        for r in session.execute(
+            _statement(dialect, "bucket:lock_add"),
+            [
+                {"area_id": a, "period_key": k, "points": p, "members": max(net[(a, k, p)], 0)}
+                for a, k, p in moved
+            ],
+        )
+    }
+    losses: dict[int, list[tuple[int, str, int]]] = {}
+    for key in moved:
         n = net[key]
-        a, k, p = key
-        if n > 0:
-            session.execute(add, [{"area_id": a, "period_key": k, "points": p, "members": n}])
-        elif n < 0:
-            left = session.execute(_BUCKET_SUB_N, {"n": -n, "a": a, "k": k, "p": p}).first()
-            if left is None:
+        if n < 0:
+            if counts.get(key, 0) < -n:
                 raise RollupsOutOfSync(
                     "ranking_score_counts: a bucket is missing;"
                     " run: flask --app wsgi rankings rebuild"
                 )
-            if int(left[0]) == 0:
-                session.execute(_BUCKET_DROP_ONE, {"a": a, "k": k, "p": p})
+            losses.setdefault(-n, []).append(key)
+    empty: list[tuple[int, str, int]] = []
+    for n, keys in sorted(losses.items()):
+        empty.extend(
+            (r.area_id, r.period_key, r.points)
+            for r in session.execute(_statement(dialect, "bucket:sub_n"), {"n": n, "keys": keys})
+            if int(r.members) == 0
+        )
+    if empty:
+        session.execute(_statement(dialect, "bucket:drop"), {"keys": sorted(empty)})
 
 
 @event.listens_for(Session, "before_commit")
 def _flush_before_commit(session: Session) -> None:
-    if session.info.get(_PENDING):
+    # SQLAlchemy sends before_commit for a savepoint's release too: the buckets wait for
+    # the outermost commit, or a transaction of several postings (a settlement of
+    # several participants) would lock them posting by posting, not in one key order
+    # (tests/ledger/test_lean_posting.py: a PostgreSQL deadlock before).
+    if session.info.get(_PENDING) and session.get_nested_transaction() is None:
         flush_pending(session)
+
+
+_MARKS = "rankings.pending_marks"
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: Any) -> None:
+    """Remember how many moves were deferred when a savepoint began."""
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_savepoint(session: Session, transaction: Any) -> None:
+    marks = session.info.get(_MARKS)
+    if marks:
+        marks.pop(transaction, None)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_on_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    """A rolled-back savepoint drops the moves deferred since it began (its postings are
+    gone; those before it stay); a rollback of the whole transaction drops them all."""
+    savepoint = session.get_nested_transaction()  # the one rolling back, if any
+    if savepoint is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
+        return
+    mark = session.info.get(_MARKS, {}).get(savepoint)
+    pending = session.info.get(_PENDING)
+    if mark is not None and pending is not None:
+        del pending[mark:]
