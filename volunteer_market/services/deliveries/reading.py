@@ -51,14 +51,16 @@ def get_visible_delivery(actor: User, delivery_id: int, *, with_people: bool = T
     presents none of them (rating, settling): the service locks and reads what it needs,
     and the unloaded relationships raise rather than load by surprise.
     """
-    if with_people:
-        delivery = get_delivery(delivery_id)
-    else:
-        delivery = db.session.execute(
+    found = (
+        get_delivery(delivery_id)
+        if with_people
+        else db.session.execute(
             sa.select(Delivery).where(Delivery.id == delivery_id)
         ).scalar_one_or_none()
-        if delivery is None:
-            raise NotFound("Delivery not found.")
+    )
+    if found is None:
+        raise NotFound("Delivery not found.")
+    delivery: Delivery = found
     if not permissions.may(actor, "delivery.view", delivery):
         raise NotFound("Delivery not found.")
     return delivery
