@@ -19,28 +19,31 @@ from volunteer_market.services.errors import InsufficientPoints
 from volunteer_market.services.rankings import RollupsOutOfSync
 
 from ..factories import give_points, make_area, make_user, points_of, post_earn
+from ..statements import Statements
 from .conftest import counts, make_delivery_ids, raw, run_threads
 
 
-class Statements:
-    """The statements the engine runs while the block is open (first line of each)."""
+def _earn(member_id: int, community_id: int, delivery_id: int, points: int):
+    """A direct earn of 30 minutes as the system (inside the caller's ``atomic()``)."""
+    return ledger.earn(
+        None,
+        member_id=member_id,
+        community_id=community_id,
+        delivery_id=delivery_id,
+        points=points,
+        minutes=30,
+        policy_id=None,
+    )
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
 
-    def __enter__(self) -> Statements:
-        sa.event.listen(db.engine, "before_cursor_execute", self._note)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sa.event.remove(db.engine, "before_cursor_execute", self._note)
-
-    def _note(self, conn, cursor, statement, params, context, executemany):  # noqa: ANN001
-        self.lines.append(" ".join(statement.split()))
-
-    def starting(self, prefix: str) -> list[int]:
-        """Indexes of the statements that start with ``prefix``."""
-        return [i for i, s in enumerate(self.lines) if s.startswith(prefix)]
+def _buckets(area_id: int) -> dict[int, int]:
+    """``{points: members}`` of the area's all-time score buckets (fresh)."""
+    rows = raw(
+        "SELECT points, members FROM ranking_score_counts"
+        " WHERE area_id = :a AND period_key = 'all'",
+        a=area_id,
+    )
+    return {int(p): int(n) for p, n in rows}
 
 
 def test_an_earn_writes_its_rows_in_one_statement_each_without_a_savepoint(world, delivery):
@@ -67,15 +70,7 @@ def test_an_earn_writes_its_rows_in_one_statement_each_without_a_savepoint(world
 def test_posted_rows_are_persistent_in_the_session(world, delivery):
     d = delivery()
     with atomic():
-        tx = ledger.earn(
-            None,
-            member_id=world.member_a.id,
-            community_id=world.community_a.id,
-            delivery_id=d,
-            points=7,
-            minutes=30,
-            policy_id=None,
-        )
+        tx = _earn(world.member_a.id, world.community_a.id, d, 7)
         assert tx is not None
         state = sa.inspect(tx)
         assert state.persistent and not state.pending
@@ -119,15 +114,7 @@ def test_buckets_are_written_once_at_the_commit_after_every_posting(world):
     deliveries = make_delivery_ids(world.community_a, world.member_a, 2)
     with Statements() as sql, atomic():
         for member, d in zip((world.member_a, world.member_a2), deliveries, strict=True):
-            ledger.earn(
-                None,
-                member_id=member.id,
-                community_id=world.community_a.id,
-                delivery_id=d,
-                points=5,
-                minutes=30,
-                policy_id=None,
-            )
+            _earn(member.id, world.community_a.id, d, 5)
     buckets = sql.starting("INSERT INTO ranking_score_counts")
     assert len(buckets) == 1
     assert buckets[0] > max(sql.starting("INSERT INTO ledger_transactions"))
@@ -144,15 +131,7 @@ def test_a_member_leaving_buckets_moves_them_in_three_statements_at_most(world, 
     more = [delivery(), delivery()]
     with Statements() as sql, atomic():
         for member, d in zip((world.member_a, world.member_a2), more, strict=True):
-            ledger.earn(
-                None,
-                member_id=member.id,
-                community_id=world.community_a.id,
-                delivery_id=d,
-                points=4,
-                minutes=30,
-                policy_id=None,
-            )
+            _earn(member.id, world.community_a.id, d, 4)
     moves = [s for s in sql.lines if "ranking_score_counts" in s]
     assert [s.split()[0] for s in moves] == ["INSERT", "UPDATE", "DELETE"]
     left = raw("SELECT count(*) FROM ranking_score_counts WHERE points = 5")[0][0]
@@ -166,15 +145,7 @@ def test_a_missing_bucket_refuses_the_posting_and_changes_nothing(world, deliver
     before = counts()
     balances = points_of(world.member_a)
     with pytest.raises(RollupsOutOfSync), atomic():
-        ledger.earn(
-            None,
-            member_id=world.member_a.id,
-            community_id=world.community_a.id,
-            delivery_id=delivery(),
-            points=4,
-            minutes=30,
-            policy_id=None,
-        )
+        _earn(world.member_a.id, world.community_a.id, delivery(), 4)
     assert counts() == before
     assert points_of(world.member_a) == balances
 
@@ -200,15 +171,7 @@ def test_transactions_crossing_bucket_orders_do_not_deadlock(app, world):
         posted = []
         with app.app_context(), atomic():
             for member_id, points, d in zip((first, second), amounts, deliveries[i], strict=True):
-                tx = ledger.earn(
-                    None,
-                    member_id=member_id,
-                    community_id=community_id,
-                    delivery_id=d,
-                    points=points,
-                    minutes=30,
-                    policy_id=None,
-                )
+                tx = _earn(member_id, community_id, d, points)
                 assert tx is not None
                 posted.append(tx.id)
                 time.sleep(0.05)  # the other transactions reach their first earn meanwhile
@@ -218,15 +181,7 @@ def test_transactions_crossing_bucket_orders_do_not_deadlock(app, world):
     for r in results:
         assert not isinstance(r, BaseException), r
     assert len({t for r in results for t in r}) == 16
-    street = world.street.id
-    buckets = dict(
-        raw(
-            "SELECT points, members FROM ranking_score_counts"
-            " WHERE area_id = :a AND period_key = 'all'",
-            a=street,
-        )
-    )
-    assert buckets == {10: 8, 20: 8}
+    assert _buckets(world.street.id) == {10: 8, 20: 8}
     assert lv.verify_all() == []
 
 
@@ -235,31 +190,12 @@ def test_a_rolled_back_savepoint_takes_only_its_own_bucket_moves(world):
     that earn's moves and keep those of the earns before it and after it."""
     deliveries = make_delivery_ids(world.community_a, world.member_a, 3)
 
-    def earn(member, d, points):
-        return ledger.earn(
-            None,
-            member_id=member.id,
-            community_id=world.community_a.id,
-            delivery_id=d,
-            points=points,
-            minutes=30,
-            policy_id=None,
-        )
-
     with atomic():
-        earn(world.member_a, deliveries[0], 5)
+        _earn(world.member_a.id, world.community_a.id, deliveries[0], 5)
         with pytest.raises(RuntimeError), db.session.begin_nested():
-            earn(world.member_a2, deliveries[1], 7)
+            _earn(world.member_a2.id, world.community_a.id, deliveries[1], 7)
             raise RuntimeError("the caller gives this part up")
-        earn(world.member_a3, deliveries[2], 9)
-    community = world.community_a.id
-    buckets = dict(
-        raw(
-            "SELECT points, members FROM ranking_score_counts"
-            " WHERE area_id = :a AND period_key = 'all'",
-            a=community,
-        )
-    )
-    assert buckets == {5: 1, 9: 1}
+        _earn(world.member_a3.id, world.community_a.id, deliveries[2], 9)
+    assert _buckets(world.community_a.id) == {5: 1, 9: 1}
     assert points_of(world.member_a2)["available"] == 0
     assert lv.verify_all() == []

@@ -13,26 +13,8 @@ from volunteer_market.models import Delivery, utcnow
 from volunteer_market.services import settlement
 from volunteer_market.services.errors import Conflict
 
+from ..statements import Statements
 from .conftest import table_count, verified
-
-
-class Statements:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __enter__(self) -> Statements:
-        sa.event.listen(db.engine, "before_cursor_execute", self._note)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sa.event.remove(db.engine, "before_cursor_execute", self._note)
-
-    def _note(self, conn, cursor, statement, params, context, executemany):  # noqa: ANN001
-        self.lines.append(" ".join(statement.split()))
-
-    def count(self, prefix: str) -> int:
-        return sum(1 for s in self.lines if s.startswith(prefix))
-
 
 #: Statements of the settlement transaction of a two-participant delivery nobody rated,
 #: from BEGIN to COMMIT: 46 measured when this was written, 120 before issue 21 item 2
