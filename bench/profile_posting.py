@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import Flask
 
 from tests import conftest
 from tests.factories import build_world
@@ -35,6 +36,24 @@ from .run import seed
 OWNERS = 8
 
 
+def fresh_world(url_text: str) -> Flask:
+    """Empty the database at ``url_text`` (every table dropped), create the schema and the
+    tests' world in it; return the (test-configured) app that did it."""
+    url = sa.make_url(url_text)
+    if url.get_backend_name() == "sqlite" and url.database:
+        for suffix in ("", "-wal", "-shm", "-journal"):  # drop_all trips on the FK cycles
+            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+    app = create_app({**conftest.TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url_text})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        db.create_all()
+        build_world()
+        db.session.remove()
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
@@ -44,18 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n
 
-    url = sa.make_url(args.url)
-    if url.get_backend_name() == "sqlite" and url.database:
-        for suffix in ("", "-wal", "-shm", "-journal"):  # drop_all trips on the FK cycles
-            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
-    app = create_app({**conftest.TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": args.url})
-    with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        db.create_all()
-        build_world()
-        db.session.remove()
+    app = fresh_world(args.url)
     # bench.run's community; deliveries whose rating window (7 days) has closed, as in P1.
     data = seed(
         args.url,

@@ -18,6 +18,7 @@ from .config import build_config
 from .database import configure_engine, engine_options, remove_session
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, smorest_api
 from .http.json_body import LimitedJSONProvider
+from .http.overhead import CookieSessionInterface, drop_idle_limiter_check
 from .models import User
 from .services import passwords
 from .services.context import set_origin
@@ -30,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, extensions, engine set-up, blueprints, errors, CLI."""
     app = Flask(__name__, instance_relative_config=True)
     app.json = LimitedJSONProvider(app)
+    app.session_interface = CookieSessionInterface()
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(build_config(app.instance_path))
     if test_config:
@@ -51,6 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_cli
 
     register_cli(app)
+    # After the blueprints: a blueprint-level limit would keep the limiter's check.
+    drop_idle_limiter_check(app, limiter)
     return app
 
 
