@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import atomic
 from ..extensions import db
@@ -46,6 +47,18 @@ def _present_one(rating_id: int, delivery: Delivery) -> dict[str, Any]:
         .options(selectinload(Rating.replies))
         .execution_options(populate_existing=True)
     ).scalar_one()
+    return _present(rating, delivery)
+
+
+def _present_new(rating: Rating, delivery: Delivery) -> dict[str, Any]:
+    """Return a rating inserted in this transaction as the caller may see it, from the
+    object itself: every column was written from it, and no reply can exist yet (a
+    reply names a rating that other transactions cannot see until this one commits)."""
+    set_committed_value(rating, "replies", [])
+    return _present(rating, delivery)
+
+
+def _present(rating: Rating, delivery: Delivery) -> dict[str, Any]:
     if rating.delivery_id != delivery.id:  # pragma: no cover - a programming error
         raise ValueError("the rating is not of this delivery")
     delivery_status = delivery.status.value
@@ -75,7 +88,7 @@ def rate(data: dict, delivery_id: int) -> dict[str, Any]:
             data.get("comment"),
             on_behalf_of=data.get("on_behalf_of"),
         )
-        return _present_one(rated.rating.id, rated.delivery)
+        return _present_new(rated.rating, rated.delivery)
 
 
 @blp.route("/me/pending-ratings", methods=["GET"])

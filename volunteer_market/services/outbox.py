@@ -38,6 +38,7 @@ from ..models import (
     Project,
     utcnow,
 )
+from .transaction_memo import TransactionMemo
 
 #: Kinds that are also announced to the community's group robot: community events that
 #: concern everyone (a project open to join, finished or called off; the annual
@@ -63,10 +64,39 @@ def new_key() -> str:
     return secrets.token_hex(16)
 
 
+#: Whether a user wants notifications by e-mail (turned on, with an address), read once
+#: per user and transaction (issue 21: a settlement asked once per notification, and
+#: each ask flushed the notifications before it one by one). ``prepare`` reads the
+#: preference again when it sends, so a change after the row was written still counts.
+_WANTS_EMAIL: TransactionMemo[bool] = TransactionMemo(
+    "outbox.wants_email", (NotificationPreference,)
+)
+
+
+def _read_wants_email(user_ids: list[int]) -> dict[int, bool]:
+    rows = db.session.scalars(
+        sa.select(NotificationPreference.user_id).where(
+            NotificationPreference.user_id.in_(user_ids),
+            NotificationPreference.email_enabled.is_(True),
+            NotificationPreference.email.is_not(None),
+            NotificationPreference.email != "",
+        )
+    )
+    return dict.fromkeys(rows, True)
+
+
+def prefetch_preferences(user_ids: list[int]) -> None:
+    """Read the e-mail preferences of users about to be notified, in one statement."""
+    _WANTS_EMAIL.get_many(user_ids, _read_wants_email, False)
+
+
+def _wants_email(user_id: int) -> bool:
+    return _WANTS_EMAIL.get_many([user_id], _read_wants_email, False)[user_id]
+
+
 def enqueue(note: Notification) -> None:
     """Write the outbox rows of ``note`` in the caller's transaction."""
-    pref = db.session.get(NotificationPreference, note.user_id)
-    if pref is not None and pref.email_enabled and pref.email:
+    if _wants_email(note.user_id):
         db.session.add(
             OutboxMessage(
                 channel=Channel.EMAIL,

@@ -82,9 +82,9 @@ from ..models import (
     User,
     utcnow,
 )
-from . import audit, ledger, permissions
+from . import audit, ledger, outbox, permissions
 from . import points_policy as policy_service
-from .deliveries import lock_delivery, scores_of
+from .deliveries import lock_delivery, project_title, scores_of
 from .errors import Conflict, NotFound
 
 _FOUR = Decimal("0.0001")
@@ -177,9 +177,7 @@ def settle_locked(
         scores = scores_of(delivery.id)
     shares = _shares(delivery, scores, policy)
     settlement = _insert_settlement(actor, delivery, policy, shares, now)
-    title = db.session.execute(
-        sa.select(Project.title).where(Project.id == delivery.project_id)
-    ).scalar_one()
+    title = project_title(delivery)
     reason = _reason(delivery, title, settlement, policy.base_rate)
     lines = _post_earns(actor, delivery, policy, settlement, shares, reason)
     _audit_settlement(actor, delivery, settlement, policy)
@@ -346,6 +344,7 @@ def _notify_participants(
     reason: str,
 ) -> None:
     """Tell each participant their points (``points.earned``) or why none (``points.none``)."""
+    outbox.prefetch_preferences([line.user_id for line in lines])
     for line in lines:
         params = {
             "title": title,

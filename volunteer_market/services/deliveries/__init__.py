@@ -52,6 +52,7 @@ from .reading import (
     get_visible_delivery,
     list_deliveries,
     lock_delivery,
+    project_title,
     scores_of,
     visible_condition,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "issue_slips",
     "list_deliveries",
     "lock_delivery",
+    "project_title",
     "participant_cap_minutes",
     "qr_svg_data_uri",
     "rating_code_hash",

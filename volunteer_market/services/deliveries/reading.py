@@ -164,6 +164,14 @@ def lock_delivery(delivery_id: int) -> Delivery:
     return delivery
 
 
+def project_title(delivery: Delivery) -> str:
+    """Return the title of the delivery's project (the project the request's checks
+    loaded is held for the transaction: ``services/session_hold``)."""
+    project = db.session.get(Project, delivery.project_id)
+    assert project is not None  # a foreign key
+    return project.title
+
+
 def scores_of(delivery_id: int) -> list[int]:
     """Return the scores given for the delivery, in id order."""
     return list(

@@ -18,8 +18,6 @@ from ...models import (
     Area,
     AreaKind,
     Delivery,
-    DeliveryBeneficiary,
-    DeliveryParticipant,
     Need,
     Project,
     ProjectStatus,
@@ -28,6 +26,7 @@ from ...models import (
     TeamStatus,
     User,
 )
+from ..delivery_people import people_of
 from .core import (
     communities_of,
     holds,
@@ -214,13 +213,8 @@ def _delivery_view(actor: User, delivery: Delivery) -> bool:
     project = db.session.get(Project, delivery.project_id)
     if project is not None and (actor.id == project.owner_id or on_team(actor, project)):
         return True
-    for model in (DeliveryParticipant, DeliveryBeneficiary):
-        hit = db.session.execute(
-            sa.select(model.id).where(model.delivery_id == delivery.id, model.user_id == actor.id)
-        ).first()
-        if hit is not None:
-            return True
-    return False
+    people = people_of(delivery.id)
+    return actor.id in people.participant_ids or actor.id in people.beneficiary_ids
 
 
 @rule("project.propose")

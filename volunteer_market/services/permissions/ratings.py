@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from ...extensions import db
-from ...models import Area, Delivery, DeliveryBeneficiary, DeliveryParticipant, Rating, Role, User
+from ...models import Area, Delivery, Rating, Role, User
+from ..delivery_people import people_of
 from .core import (
     grant_areas,
     holds,
@@ -24,28 +23,12 @@ from .projects import in_community
 
 def is_participant(user_id: int, delivery_id: int) -> bool:
     """Return True if ``user_id`` served in the delivery."""
-    return (
-        db.session.execute(
-            sa.select(DeliveryParticipant.id).where(
-                DeliveryParticipant.delivery_id == delivery_id,
-                DeliveryParticipant.user_id == user_id,
-            )
-        ).first()
-        is not None
-    )
+    return user_id in people_of(delivery_id).participant_ids
 
 
 def is_beneficiary(user_id: int, delivery_id: int) -> bool:
     """Return True if ``user_id`` received the service of the delivery."""
-    return (
-        db.session.execute(
-            sa.select(DeliveryBeneficiary.id).where(
-                DeliveryBeneficiary.delivery_id == delivery_id,
-                DeliveryBeneficiary.user_id == user_id,
-            )
-        ).first()
-        is not None
-    )
+    return user_id in people_of(delivery_id).beneficiary_ids
 
 
 @rule("rating.rate")

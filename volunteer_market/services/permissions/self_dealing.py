@@ -30,7 +30,6 @@ import sqlalchemy as sa
 from ...extensions import db
 from ...models import (
     Delivery,
-    DeliveryParticipant,
     LedgerTransaction,
     Project,
     Rating,
@@ -39,6 +38,7 @@ from ...models import (
     TeamStatus,
     User,
 )
+from ..delivery_people import people_of
 from .accounts import GrantTarget
 from .core import guard
 
@@ -77,13 +77,8 @@ def resolver(kind: type) -> Callable[[Callable[[Any], set[int]]], Callable[[Any]
 
 
 def delivery_parties(delivery_id: int) -> set[int]:
-    """Return the ids of the delivery's participants and its recorder (one query)."""
-    rows = db.session.execute(
-        sa.select(DeliveryParticipant.user_id)
-        .where(DeliveryParticipant.delivery_id == delivery_id)
-        .union(sa.select(Delivery.recorded_by_id).where(Delivery.id == delivery_id))
-    ).scalars()
-    return set(rows)
+    """Return the ids of the delivery's participants and its recorder."""
+    return people_of(delivery_id).parties
 
 
 def project_parties(project: Project) -> set[int]:

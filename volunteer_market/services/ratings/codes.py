@@ -12,8 +12,9 @@ from ...extensions import db
 from ...models import Delivery, DeliveryBeneficiary, User, utcnow
 from .. import deliveries as delivery_service
 from .. import permissions
+from ..deliveries import project_title
 from .input import CODE_RE, InvalidRatingCode
-from .state import project_title, window_open
+from .state import window_open
 
 
 def find_code(

@@ -24,13 +24,13 @@ from ...models import (
     User,
     utcnow,
 )
-from .. import audit, ledger, permissions
+from .. import audit, ledger, outbox, permissions
 from .. import settlement as settlement_service
-from ..deliveries import lock_delivery, scores_of
+from ..deliveries import lock_delivery, project_title, scores_of
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .codes import find_code
 from .input import InvalidRatingCode, clean_score, clean_text
-from .state import beneficiary_ids, participant_ids, project_title
+from .state import beneficiary_ids, participant_ids
 
 _UNSET: Any = object()
 
@@ -98,7 +98,16 @@ def rate(
                 errors={"on_behalf_of": ["Not a beneficiary of this delivery."]},
             )
         beneficiary_id = on_behalf_of
-    return _record(actor, delivery.id, beneficiary_id, score, text, via_code=False, now=now)
+    return _record(
+        actor,
+        delivery.id,
+        beneficiary_id,
+        score,
+        text,
+        via_code=False,
+        now=now,
+        community_id=delivery.community_id,
+    )
 
 
 def _community_of(delivery_id: int) -> int | None:
@@ -117,12 +126,16 @@ def _record(
     *,
     via_code: bool,
     now: datetime,
+    community_id: int | None = None,
 ) -> Rated:
-    """Insert the rating under the locks, use up the code, audit, notify, maybe settle."""
+    """Insert the rating under the locks, use up the code, audit, notify, maybe settle.
+
+    ``community_id``: the delivery's, when the caller has the delivery loaded (a
+    delivery's community never changes); else read here."""
     # Lock order: the head of the delivery's community chain first (the rating may
     # settle and post there), then the delivery row; every rating, settlement and
     # appeal of the delivery takes the same head, so they run one after another.
-    ledger.lock_head(_community_of(delivery_id))
+    ledger.lock_head(community_id if community_id is not None else _community_of(delivery_id))
     delivery = lock_delivery(delivery_id)
     _refuse_closed_or_rated(delivery, entered_by, beneficiary_id, via_code=via_code, now=now)
     _use_up_code(delivery_id, beneficiary_id, via_code=via_code, now=now)
@@ -132,8 +145,9 @@ def _record(
     _announce_rating(entered_by, delivery, rating)
     result = Rated(rating, delivery)
     beneficiaries = beneficiary_ids(delivery_id)
-    if beneficiaries and len(scores_of(delivery_id)) == len(beneficiaries):
-        result.settlement = settlement_service.settle_locked(None, delivery, now=now)
+    scores = scores_of(delivery_id)  # under the delivery's lock: final for the settlement
+    if beneficiaries and len(scores) == len(beneficiaries):
+        result.settlement = settlement_service.settle_locked(None, delivery, now=now, scores=scores)
     return result
 
 
@@ -242,7 +256,9 @@ def _announce_rating(entered_by: User, delivery: Delivery, rating: Rating) -> No
 
 def _notify_participants(delivery: Delivery, kind: str, rating: Rating, title: str) -> None:
     """Tell the participants about a rating: score and whether there is a comment, no rater."""
-    for user_id in participant_ids(delivery.id):
+    recipients = participant_ids(delivery.id)
+    outbox.prefetch_preferences(recipients)
+    for user_id in recipients:
         audit.notify(
             user_id,
             kind,

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-
-from ...extensions import db
 from ...models import (
     Delivery,
-    DeliveryBeneficiary,
-    DeliveryParticipant,
     DeliveryStatus,
-    Project,
     utcnow,
 )
+from ..delivery_people import people_of
 
 
 def window_open(delivery: Delivery, now: datetime | None = None) -> bool:
@@ -31,28 +26,9 @@ def window_open(delivery: Delivery, now: datetime | None = None) -> bool:
 
 def beneficiary_ids(delivery_id: int) -> list[int]:
     """Return the ids of the delivery's beneficiaries."""
-    return list(
-        db.session.scalars(
-            sa.select(DeliveryBeneficiary.user_id)
-            .where(DeliveryBeneficiary.delivery_id == delivery_id)
-            .order_by(DeliveryBeneficiary.id)
-        )
-    )
+    return list(people_of(delivery_id).beneficiary_ids)
 
 
 def participant_ids(delivery_id: int) -> list[int]:
     """Return the ids of the delivery's participants."""
-    return list(
-        db.session.scalars(
-            sa.select(DeliveryParticipant.user_id)
-            .where(DeliveryParticipant.delivery_id == delivery_id)
-            .order_by(DeliveryParticipant.id)
-        )
-    )
-
-
-def project_title(delivery: Delivery) -> str:
-    """Return the title of the delivery's project."""
-    return db.session.execute(
-        sa.select(Project.title).where(Project.id == delivery.project_id)
-    ).scalar_one()
+    return list(people_of(delivery_id).participant_ids)
