@@ -46,12 +46,3 @@ def escape_controls(text: str) -> str:
 
 
 logger_class = AccessLogger
-
-
-def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """Move what loading the app allocated (~210,000 long-lived objects: models, schemas,
-    the URL map) out of the collector's view: full collections then scan only what
-    requests allocate (issue 21 item 3; docs/benchmarks.md)."""
-    import gc
-
-    gc.freeze()

@@ -11,7 +11,7 @@ measured is the app's own cost per request.
     python -m bench.profile_request URL 500 --profile        # pyinstrument tree of /me
     python -m bench.profile_request URL 20 --sql             # the statements of one call
     python -m bench.profile_request URL 1000 --cprofile      # cProfile of /me by own time
-    BENCH_GC=freeze python -m bench.profile_request URL      # gc.freeze() first, as gunicorn
+    BENCH_GC=freeze python -m bench.profile_request URL      # gc.freeze() first (or off)
 
 The database is emptied and recreated (every table dropped). Statements are counted with
 a ``before_cursor_execute`` listener; "round trips" adds what the driver does without a
@@ -108,7 +108,7 @@ def main() -> None:
     for _ in range(20):
         me()
         bare_one()
-    if os.environ.get("BENCH_GC") == "freeze":  # what gunicorn.conf.py's post_worker_init does
+    if os.environ.get("BENCH_GC") == "freeze":
         gc.freeze()
     elif os.environ.get("BENCH_GC") == "off":
         gc.disable()
