@@ -73,16 +73,17 @@ _WANTS_EMAIL: TransactionMemo[bool] = TransactionMemo(
 )
 
 
+#: Built once (an expanding bound list): each call binds the ids only.
+_WANTS_EMAIL_OF = sa.select(NotificationPreference.user_id).where(
+    NotificationPreference.user_id.in_(sa.bindparam("ids", expanding=True)),
+    NotificationPreference.email_enabled.is_(True),
+    NotificationPreference.email.is_not(None),
+    NotificationPreference.email != "",
+)
+
+
 def _read_wants_email(user_ids: list[int]) -> dict[int, bool]:
-    rows = db.session.scalars(
-        sa.select(NotificationPreference.user_id).where(
-            NotificationPreference.user_id.in_(user_ids),
-            NotificationPreference.email_enabled.is_(True),
-            NotificationPreference.email.is_not(None),
-            NotificationPreference.email != "",
-        )
-    )
-    return dict.fromkeys(rows, True)
+    return dict.fromkeys(db.session.scalars(_WANTS_EMAIL_OF, {"ids": user_ids}), True)
 
 
 def prefetch_preferences(user_ids: list[int]) -> None:
