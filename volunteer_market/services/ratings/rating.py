@@ -202,7 +202,14 @@ def _insert_rating(
     via_code: bool,
     now: datetime,
 ) -> Rating:
-    """Insert the rating; the UNIQUE ``(delivery_id, beneficiary_id)`` is the backstop."""
+    """Insert the rating; the UNIQUE ``(delivery_id, beneficiary_id)`` is the backstop.
+
+    No savepoint (two statements fewer, issue 21): the caller checked for an existing
+    rating under the delivery's lock, so the UNIQUE can only fire when that check was
+    bypassed, and then the whole transaction ends -- every caller lets the error leave
+    its ``atomic()``, which rolls back the used-up code with it
+    (``tests/ratings/test_delivery_people.py::test_the_unique_backstop_without_a_savepoint``).
+    """
     is_proxy = entered_by.id != beneficiary_id
     rating = Rating(
         delivery_id=delivery_id,
@@ -215,10 +222,9 @@ def _insert_rating(
         created_at=now,
         updated_at=now,
     )
+    db.session.add(rating)
     try:
-        with db.session.begin_nested():
-            db.session.add(rating)
-            db.session.flush()
+        db.session.flush()
     except IntegrityError:
         if via_code:
             raise InvalidRatingCode() from None
