@@ -7,8 +7,8 @@ beneficiary lists, the visibility check's two look-ups, each a statement; the co
 area read six times, the project's title twice, each notified user's e-mail preference
 once per notification. Measured on the parent commit (b7ec18e) with this file's first
 test: a rating that settles a two-participant, one-beneficiary delivery took 78
-statements; 54 now (the response is presented from the inserted rating, not read again;
-the rating is inserted without a savepoint).
+statements; 53 now (the response is presented from the inserted rating, not read again;
+the rating is inserted without a savepoint; the members' ranking states are read once).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from ..statements import Statements
 
 #: Statements of ``POST /deliveries/{id}/ratings`` by the only beneficiary of a
 #: two-participant delivery, which settles it: the token's user to the response, BEGIN
-#: and COMMIT included. 54 measured when this was written; 78 on the parent commit.
-RATING_BOUND = 54
+#: and COMMIT included. 53 measured when this was written; 78 on the parent commit.
+RATING_BOUND = 53
 
 
 def test_a_rating_that_settles_reads_the_people_and_the_area_once(api, scene):
@@ -58,6 +58,7 @@ def test_a_rating_that_settles_reads_the_people_and_the_area_once(api, scene):
     assert sql.count("SELECT notification_preferences") == 1, lines  # 4 notifications
     assert sql.count("SELECT rating_replies") == 0, lines  # a new rating has none
     assert sql.count("SAVEPOINT") == 0, lines
+    assert sql.count("SELECT users.id, users.is_active") == 1, lines  # both earns' states
     community_reads = [
         s for s in sql.lines if s.startswith("SELECT areas.id, areas.name") and "areas.id = " in s
     ]

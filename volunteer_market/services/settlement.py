@@ -86,6 +86,7 @@ from . import audit, ledger, outbox, permissions
 from . import points_policy as policy_service
 from .deliveries import lock_delivery, project_title, scores_of
 from .errors import Conflict, NotFound
+from .rankings.members import member_states
 
 _FOUR = Decimal("0.0001")
 
@@ -276,7 +277,10 @@ def _post_earns(
     lines = []
     # The participants' wallets are shared with other communities' postings: lock
     # them all first, ascending (lock order: heads, then accounts by id).
-    wallets = ledger.lock_member_accounts([p.user_id for p, points in shares.lines if points > 0])
+    earners = [p.user_id for p, points in shares.lines if points > 0]
+    wallets = ledger.lock_member_accounts(earners)
+    # Their ranking states, read once for every earn's rollups (kept for the transaction).
+    member_states(earners)
     # The community's issuance account: read (created on first use) by the first earn,
     # after that member's wallet -- the order accounts were always created in, which
     # bench.generate reproduces -- then passed to the other earns.

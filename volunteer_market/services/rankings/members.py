@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ...extensions import db
 from ...models import Area, AreaKind, Role, RoleGrant, User
+from ..transaction_memo import TransactionMemo
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,33 @@ def _member_states_statement() -> sa.Select[Any]:
     )
 
 
+def _changes_member_state(obj: Any) -> bool:
+    """A user whose ``is_active`` changed, or any role grant written, changes states."""
+    if isinstance(obj, User):
+        return sa.inspect(obj).attrs.is_active.history.has_changes()
+    return True
+
+
+#: Member states read once per user and transaction (issue 21: every posting of a
+#: settlement read its member's, one statement each). Forgotten when a flush writes a
+#: role grant or a user's ``is_active``, on any rollback, at the end of the transaction
+#: (:mod:`..transaction_memo`); eligibility's refresh after such a flush reads afresh.
+_STATES: TransactionMemo[MemberState | None] = TransactionMemo(
+    "rankings.member_states", (User, RoleGrant), _changes_member_state
+)
+
+
 def member_states(user_ids: Iterable[int]) -> dict[int, MemberState]:
-    """Return ``{user_id: MemberState}`` for existing users among ``user_ids`` (one query)."""
+    """Return ``{user_id: MemberState}`` for existing users among ``user_ids`` (one query
+    for those not read yet in this transaction)."""
     ids = sorted(set(user_ids))
     if not ids:
         return {}
+    found = _STATES.get_many(ids, _read_member_states, None)
+    return {u: state for u, state in found.items() if state is not None}
+
+
+def _read_member_states(ids: list[int]) -> dict[int, MemberState | None]:
     active: dict[int, bool] = {}
     grants: dict[int, list[MemberGrant]] = defaultdict(list)
     for r in db.session.connection().execute(_member_states_statement(), {"ids": ids}):
