@@ -38,20 +38,12 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return cached[1]
 
 
-#: Flask-Limiter settings that put a limit on every request (checked by its middleware).
-MIDDLEWARE_LIMITS = (
-    "RATELIMIT_DEFAULT",
-    "RATELIMIT_APPLICATION",
-    "RATELIMIT_META",
-)
-
-
 def drop_idle_limiter_check(app: Flask, limiter: Any) -> bool:
     """Remove Flask-Limiter's per-request ``before_request`` check when the app has no
     default, application, meta or blueprint limit for it to check; return True if it
-    was removed. Decorated limits are checked by their decorators either way."""
-    if any(app.config.get(name) for name in MIDDLEWARE_LIMITS):
-        return False
+    was removed. Decorated limits are checked by their decorators either way.
+    (``init_app`` has copied ``RATELIMIT_DEFAULT``, ``_APPLICATION`` and ``_META`` into
+    the limiter, so the limiter alone says whether there is such a limit.)"""
     manager = limiter.limit_manager
     if manager.default_limits or manager.application_limits or manager._blueprint_limits:  # noqa: SLF001
         return False

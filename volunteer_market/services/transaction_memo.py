@@ -68,10 +68,8 @@ class TransactionMemo(Generic[V]):
         kept: dict[Hashable, V] = session.info.setdefault(self.name, {}) if keep else {}
         if key in kept:
             return kept[key]
-        value = read()
-        if keep:
-            kept[key] = value
-        return value
+        kept[key] = read()  # kept only when ``kept`` is the session's
+        return kept[key]
 
     def get_many(
         self, keys: Iterable[Hashable], read: Callable[[list[Any]], dict[Any, V]], missing: V
@@ -85,11 +83,7 @@ class TransactionMemo(Generic[V]):
         if unknown:
             found = read(unknown)
             for k in unknown:
-                value = found.get(k, missing)
-                if keep:
-                    kept[k] = value
-                else:
-                    kept.setdefault(k, value)
+                kept[k] = found.get(k, missing)  # kept only when ``kept`` is the session's
         return {k: kept[k] for k in wanted}
 
     def forget(self, session: Session | None = None) -> None:
