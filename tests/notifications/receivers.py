@@ -4,6 +4,7 @@ arrives. Kept free of pytest imports (the worker processes import this package).
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import socket
@@ -88,10 +89,13 @@ class MailServer:
 
         self.messages: list[Message] = []
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds each accepted message takes
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content)
         with self.lock:
             self.messages.append(message)
